@@ -1,0 +1,34 @@
+# Thin by design: one line per target, the logic lives in scripts/. See README.md.
+SHELL := /bin/bash
+PY := .venv/base/bin/python
+export PYTHONPATH := $(CURDIR)
+RECIPE ?=
+PROFILE ?=
+WORLD_SIZE ?=
+FORCE ?=
+ARGS = $(if $(RECIPE),--recipe $(RECIPE)) $(if $(PROFILE),--profile $(PROFILE)) $(if $(WORLD_SIZE),--world-size $(WORLD_SIZE)) $(if $(FORCE),--force)
+
+.PHONY: help install install-base check-recipes tiny-kit sft merge dpo smoke test clean
+
+help:          ## list the targets
+	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/'
+install:       ## build every stage environment under .venv/ (skipped when its lock is unchanged)
+	python3 -m scripts.install
+install-base:  ## the orchestration + test environment only
+	python3 -m scripts.install base
+check-recipes: install ## validate recipes offline [RECIPE=dir] [WORLD_SIZE=n]
+	$(PY) -m scripts.check_recipes $(if $(RECIPE),--recipe $(RECIPE)) $(if $(WORLD_SIZE),--world-size $(WORLD_SIZE))
+tiny-kit: install ## build the tiny Llama-3.1-shaped model kit under runs/tiny-kit
+	$(PY) -m scripts.make_tiny_kit $(if $(FORCE),--force)
+sft: install   ## axolotl SFT [RECIPE= PROFILE= WORLD_SIZE= FORCE=1]
+	$(PY) -m scripts.sft $(ARGS)
+merge: install ## mergekit DARE-TIES of the SFT output with Instruct [RECIPE= PROFILE= FORCE=1]
+	$(PY) -m scripts.merge $(ARGS)
+dpo: install   ## OpenRLHF DPO: stage 1 (5 chunks, chained) then stage 2 [RECIPE= PROFILE= FORCE=1]
+	$(PY) -m scripts.dpo $(ARGS)
+smoke: install ## the whole chain on the tiny model on CPU, ending in a summary table [FORCE=1]
+	$(PY) -m scripts.smoke $(if $(FORCE),--force)
+test: install  ## the test suite (GPU-only tests, *_gpu.py, are skipped without CUDA)
+	$(PY) -m pytest tests
+clean:         ## remove run outputs (keeps the environments)
+	rm -rf runs

@@ -1,0 +1,58 @@
+"""Validate recipes offline before any compute is spent; print the batch table.
+
+Each tool validates its own file (axolotl's config validation as on a GPU node, with the base model's
+public config.json supplied offline; mergekit's MergeConfiguration and merge-method parameters;
+OpenRLHF's own argument parser on the rendered command lines). On top: unknown keys (which axolotl and
+mergekit accept silently), micro batch x grad accum x world size = the recipe's total batch, and the
+referenced files. Exits 1 naming file, line and key for every problem.
+
+  python -m scripts.check_recipes                              # every recipe under recipes/
+  python -m scripts.check_recipes --recipe recipes/aloe-beta-8b --world-size 8
+"""
+import argparse
+import sys
+from pathlib import Path
+
+from scripts.lib import checks
+from scripts.lib import recipe as rc
+from scripts.lib.table import table
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--recipe", action="append", help="recipe folder (repeatable; default: all)")
+    ap.add_argument("--world-size", type=int, help="GPUs to check the batch arithmetic for "
+                    "(default: the recipe's published hardware)")
+    ap.add_argument("--profile", help="also show what this profile changes (default: cpu-tiny)",
+                    default="cpu-tiny")
+    a = ap.parse_args(argv)
+    dirs = a.recipe or sorted(str(p.parent) for p in (rc.ROOT / "recipes").glob("*/recipe.yaml"))
+    recipes, problems = [], []
+    for d in dirs:
+        try:
+            recipes.append(rc.load(d, world_size=a.world_size))
+        except rc.RecipeError as e:
+            problems += e.problems
+    if recipes:
+        p, rows = checks.validate(recipes)
+        problems += p
+        print(table(checks.HEADERS, rows))
+    if a.profile and recipes:
+        r = recipes[0]
+        prof = rc.load(r.path, profile=a.profile)
+        changes = [(f"{stem}.yaml", k, before, after) for stem in rc.FILES
+                   for k, before, after in rc.diff(r.files[stem], prof.files[stem])]
+        print(f"\nprofile {a.profile} applied to {r.path.name}: {len(changes)} changes "
+              f"(model paths, sizes, batch, steps, CPU-only settings)")
+        print(table(["file", "key", "recipe", f"with {a.profile}"], changes))
+    if problems:
+        print(f"\n{len(problems)} problem(s):", file=sys.stderr)
+        for p in problems:
+            print(f"  {p}", file=sys.stderr)
+        return 1
+    print(f"\nall {len(recipes)} recipe(s) valid")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Helpers shared by every orchestration script: recipes, manifests, stage environments, tables."""

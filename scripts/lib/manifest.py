@@ -1,0 +1,146 @@
+"""The manifest: the one contract between stages (`<run>/<stage>/manifest.json`).
+
+Keys (documented once, as lm-eval's result_schema.py does):
+  schema       "aloe-repro/manifest@1"
+  stage        stage name: tiny-kit | data | sft | merge | dpo | eval
+  status       running | done | failed; only `done` manifests are read by the next stage
+  key          sha256 over the rendered recipe and the inputs' hashes: a `done` stage with the same key is skipped
+  recipe       {path, profile, sha256, rendered}: the exact configuration the tool ran
+  inputs       {name: {path, sha256}}: files hashed by content; stage outputs by their manifest's output hash
+  outputs      {name: {path, sha256}}: what this stage produced (directories hashed file by file)
+  tools        {package: version} read from the stage environment
+  seed, world_size, micro_batch, grad_accum, total_batch: the numbers that decide the optimisation
+  git_sha      the repository commit (with "-dirty" when the tree had changes)
+  started, finished, wall_s: ISO times and seconds
+  metrics      stage figures for the summary (loss first/last, reward margin, accuracy, ...)
+  runs         (dpo) one entry per OpenRLHF run, in order: {stage, index, data, model_in, output, wall_s}
+"""
+import datetime as dt
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+from .recipe import ROOT
+
+SCHEMA = "aloe-repro/manifest@1"
+
+
+def sha256_path(p: Path) -> str:
+    """Content hash of a file, or of a directory (relative names + contents, sorted)."""
+    p = Path(p)
+    h = hashlib.sha256()
+    files = [p] if p.is_file() else sorted(f for f in p.rglob("*") if f.is_file())
+    for f in files:
+        if p.is_dir():
+            h.update(str(f.relative_to(p)).encode() + b"\0")
+        with open(f, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()
+
+
+def sha256_json(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def git_sha() -> str:
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                             check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                               capture_output=True, text=True).stdout.strip()
+        return sha + ("-dirty" if dirty else "")
+    except (subprocess.CalledProcessError, FileNotFoundError):
+        return "unknown"
+
+
+def write_json_atomic(path: Path, obj):
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+def read(stage_dir: Path) -> dict | None:
+    f = Path(stage_dir) / "manifest.json"
+    if not f.exists():
+        return None
+    return json.loads(f.read_text())
+
+
+def read_done(stage_dir: Path, what: str) -> dict:
+    """The manifest of a finished upstream stage, or a clear error naming what to run."""
+    m = read(stage_dir)
+    if not m or m.get("status") != "done":
+        state = "missing" if not m else m.get("status")
+        raise SystemExit(f"{what}: upstream manifest {Path(stage_dir) / 'manifest.json'} is {state}; "
+                         f"run that stage first")
+    return m
+
+
+def now():
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+class Stage:
+    """One stage run: skip if done with the same key, else run from a clean directory and record it.
+
+    st = Stage(dir, "sft", recipe_info, inputs, force)      # clean=False keeps sub-runs (dpo)
+    if st.skip():            # done with the same key: says so and returns True
+        return
+    with st:                 # a clean .partial/, manifest "running" -> "done" | "failed"
+        ... produce into st.partial ...; st.publish("model", st.partial / "model")
+    """
+
+    def __init__(self, stage_dir: Path, stage: str, recipe: dict, inputs: dict, force=False, clean=True,
+                 **numbers):
+        self.dir, self.stage, self.clean = Path(stage_dir), stage, clean
+        self.key = sha256_json({"recipe": recipe.get("sha256"), "inputs": inputs, "numbers": numbers})
+        self.m = {"schema": SCHEMA, "stage": stage, "status": "running", "key": self.key, "recipe": recipe,
+                  "inputs": inputs, "outputs": {}, "tools": {}, **numbers, "git_sha": git_sha(),
+                  "started": now(), "finished": None, "wall_s": None, "metrics": {}}
+        old = read(self.dir)
+        self.skipped = (not force and old is not None and old.get("status") == "done" and old.get("key") == self.key
+                        and all(Path(o["path"]).exists() for o in old.get("outputs", {}).values()))
+        self.previous = old
+        self.partial = self.dir / ".partial"
+
+    def skip(self) -> bool:
+        if self.skipped:
+            print(f"[{self.stage}] skipped: finished with the same inputs ({self.dir / 'manifest.json'})", flush=True)
+            self.m = self.previous
+        return self.skipped
+
+    def __enter__(self):
+        if self.previous is not None:
+            why = "forced" if self.previous.get("status") == "done" else f"previous run {self.previous.get('status')}"
+            print(f"[{self.stage}] rerunning from a clean directory ({why})", flush=True)
+        shutil.rmtree(self.dir if self.clean else self.partial, ignore_errors=True)
+        self.partial.mkdir(parents=True)
+        self.t0 = time.time()
+        write_json_atomic(self.dir / "manifest.json", self.m)
+        return self
+
+    def publish(self, name: str, produced: Path, dest: str | None = None) -> Path:
+        """Move a finished output out of .partial into place (a rename: atomic) and hash it."""
+        target = self.dir / (dest or name)
+        os.replace(produced, target)
+        self.m["outputs"][name] = {"path": str(target), "sha256": sha256_path(target)}
+        return target
+
+    def save(self):
+        write_json_atomic(self.dir / "manifest.json", self.m)
+
+    def __exit__(self, exc_type, exc, tb):
+        self.m["finished"] = now()
+        self.m["wall_s"] = round(time.time() - self.t0, 1)
+        self.m["status"] = "failed" if exc_type else "done"
+        if exc_type is None:
+            shutil.rmtree(self.partial, ignore_errors=True)
+        self.save()
+        return False

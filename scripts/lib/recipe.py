@@ -1,0 +1,290 @@
+"""Recipes: tool-native files plus a profile overlay, rendered and checked for batch arithmetic.
+
+A recipe folder holds recipe.yaml (what the tools cannot say: hardware, SFT total batch, merge seed),
+sft.yaml (axolotl), merge.yaml (mergekit), dpo.yaml (OpenRLHF plan), medprompt.yaml and eval.yaml.
+A profile (recipes/profiles/<name>.yaml) overlays each file: a null removes a key, `models` maps hub ids
+to local paths, `{kit}` is the tiny-model kit.
+"""
+import copy
+import difflib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+FILES = ("recipe", "sft", "merge", "dpo", "medprompt", "eval")
+PROFILES = ROOT / "recipes" / "profiles"
+DEFAULT_KIT = ROOT / "runs" / "tiny-kit"
+
+# Our own files' schemas (the tool-native sft.yaml and merge.yaml are checked by their tools).
+SCHEMA = {
+    "recipe": {"name", "released_as", "base_config", "hardware", "sft_total_batch", "merge_seed"},
+    "dpo": {"launcher", "args", "stages"},
+    "dpo.stage": {"name", "dataset", "files", "chunks", "args"},
+    "medprompt": {"embedding_model", "k", "ensembles", "choice_shuffle", "reranker", "database",
+                  "temperature", "top_p", "max_tokens", "max_retries", "seed"},
+    "eval": {"tasks", "num_fewshot", "apply_chat_template", "batch_size", "dtype", "seed"},
+    "profile": {"world_size", "models", *FILES},
+}
+
+
+@dataclass
+class Problem:
+    file: str
+    key: str
+    message: str
+    line: int | None = None
+
+    def __str__(self):
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.key}: {self.message}"
+
+
+class RecipeError(Exception):
+    def __init__(self, problems):
+        self.problems = list(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+def locate(path: Path, key: str) -> int | None:
+    """Line number of the last component of a dotted key in a YAML file (best effort)."""
+    try:
+        lines = Path(path).read_text().splitlines()
+    except OSError:
+        return None
+    leaf = key.split(".")[-1] if not key.startswith(("model.", "data.", "train.", "ds.", "adam.")) else key
+    pat = re.compile(r"^\s*-?\s*" + re.escape(leaf) + r"\s*:")
+    for i, line in enumerate(lines, 1):
+        if pat.match(line):
+            return i
+    return None
+
+
+def suggest(key, known):
+    m = difflib.get_close_matches(key, list(known), n=1, cutoff=0.75)
+    return f" (did you mean {m[0]!r}?)" if m else ""
+
+
+def overlay(base, over):
+    """Deep-merge `over` onto `base`; a None in `over` deletes the key; lists are replaced."""
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        if v is None:
+            out.pop(k, None)
+        elif isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = overlay(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def _map_values(obj, fn):
+    if isinstance(obj, dict):
+        return {k: _map_values(v, fn) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_map_values(v, fn) for v in obj]
+    return fn(obj)
+
+
+def diff(base, new, prefix=""):
+    """(key, before, after) for every leaf a profile changed."""
+    rows = []
+    for k in sorted(set(base) | set(new), key=str):
+        a, b = base.get(k, "<absent>"), new.get(k, "<absent>")
+        if isinstance(a, dict) and isinstance(b, dict):
+            rows += diff(a, b, f"{prefix}{k}.")
+        elif a != b:
+            rows.append((f"{prefix}{k}", a, b))
+    return rows
+
+
+def read_yaml(path: Path):
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise RecipeError([Problem(str(path), "-", "file is missing")])
+    except yaml.YAMLError as e:
+        line = getattr(getattr(e, "problem_mark", None), "line", None)
+        raise RecipeError([Problem(str(path), "-", f"not valid YAML: {e}", line + 1 if line is not None else None)])
+    if not isinstance(data, dict):
+        raise RecipeError([Problem(str(path), "-", "expected a mapping at the top level")])
+    return data
+
+
+@dataclass
+class Recipe:
+    path: Path
+    raw: dict                      # file name -> dict as written
+    files: dict                    # file name -> dict after the profile
+    profile: str | None = None
+    world_size: int | None = None  # None: the recipe's published hardware
+    kit: Path = DEFAULT_KIT
+    problems: list = field(default_factory=list)
+
+    @property
+    def name(self):
+        return self.path.name + (f"-{self.profile}" if self.profile else "")
+
+    def file(self, stem):
+        return self.path / f"{stem}.yaml"
+
+    def rel(self, stem):
+        p = self.file(stem)
+        try:
+            return str(p.relative_to(ROOT))
+        except ValueError:
+            return str(p)
+
+    def problem(self, stem, key, message):
+        return Problem(self.rel(stem), key, message, locate(self.file(stem), key))
+
+    def world(self, stage):
+        if self.world_size:
+            return self.world_size
+        return int(self.files["recipe"]["hardware"][stage]["gpus"]) or 1
+
+
+def load(recipe_dir, profile: str | None = None, world_size: int | None = None, kit: Path | None = None) -> Recipe:
+    path = Path(recipe_dir).resolve()
+    if not path.is_dir():
+        raise RecipeError([Problem(str(recipe_dir), "-", "recipe folder not found")])
+    raw, problems = {}, []
+    for stem in FILES:
+        try:
+            raw[stem] = read_yaml(path / f"{stem}.yaml")
+        except RecipeError as e:
+            problems += e.problems
+    if problems:
+        raise RecipeError(problems)
+    files = copy.deepcopy(raw)
+    kit = Path(kit or DEFAULT_KIT)
+    if profile:
+        prof_path = PROFILES / f"{profile}.yaml"
+        if not prof_path.exists():
+            known = sorted(p.stem for p in PROFILES.glob("*.yaml"))
+            raise RecipeError([Problem(str(prof_path), "-", f"no such profile; known: {known}")])
+        prof = read_yaml(prof_path)
+        unknown = set(prof) - SCHEMA["profile"]
+        if unknown:
+            raise RecipeError([Problem(str(prof_path), k, "unknown profile key" + suggest(k, SCHEMA["profile"]),
+                                       locate(prof_path, k)) for k in sorted(unknown)])
+        for stem in FILES:
+            files[stem] = overlay(files[stem], prof.get(stem) or {})
+        models = {k: v.format(kit=kit) for k, v in (prof.get("models") or {}).items()}
+        files = {stem: _map_values(d, lambda v: models.get(v, v) if isinstance(v, str) else v)
+                 for stem, d in files.items()}
+        world_size = world_size or prof.get("world_size")
+        files = {stem: _map_values(d, lambda v: v.replace("{kit}", str(kit)) if isinstance(v, str) else v)
+                 for stem, d in files.items()}
+    r = Recipe(path, raw, files, profile, world_size, kit)
+    return r
+
+
+def check_schema(r: Recipe):
+    """Unknown keys in the files this project defines."""
+    out = []
+    for stem in ("recipe", "dpo", "medprompt", "eval"):
+        for k in r.raw[stem]:
+            if k not in SCHEMA[stem]:
+                out.append(r.problem(stem, k, "unknown key" + suggest(k, SCHEMA[stem])))
+    for i, st in enumerate(r.raw["dpo"].get("stages") or []):
+        for k in st:
+            if k not in SCHEMA["dpo.stage"]:
+                out.append(r.problem("dpo", k, f"unknown key in stages[{i}]" + suggest(k, SCHEMA["dpo.stage"])))
+    return out
+
+
+def sft_batch(r: Recipe):
+    """(world, micro, grad_accum, total, problems). With an explicit world size, grad accum is recomputed."""
+    sft, total = r.files["sft"], int(r.files["recipe"]["sft_total_batch"])
+    micro, world = int(sft.get("micro_batch_size", 1)), r.world("sft")
+    if r.world_size is None or r.profile:
+        ga = int(sft.get("gradient_accumulation_steps", 1))
+        if micro * ga * world != total:
+            return world, micro, ga, total, [r.problem(
+                "sft", "gradient_accumulation_steps",
+                f"micro batch {micro} x grad accum {ga} x {world} GPUs = {micro * ga * world}, "
+                f"but the total batch (recipe.yaml sft_total_batch) is {total}")]
+        return world, micro, ga, total, []
+    if total % (micro * world):
+        return world, micro, None, total, [r.problem(
+            "sft", "micro_batch_size",
+            f"a total batch of {total} cannot be reached on {world} GPUs with micro batch {micro} "
+            f"({total} is not a multiple of {micro * world}); world sizes that work: {divisors(total // micro)}")]
+    return world, micro, total // (micro * world), total, []
+
+
+def dpo_batch(r: Recipe):
+    args = r.files["dpo"].get("args") or {}
+    total, micro, world = int(args.get("train.batch_size", 0)), int(args.get("train.micro_batch_size", 1)), r.world("dpo")
+    if total <= 0 or total % (micro * world):
+        return world, micro, None, total, [r.problem(
+            "dpo", "train.batch_size",
+            f"a total batch of {total} cannot be reached on {world} GPUs with micro batch {micro} "
+            f"({total} is not a multiple of {micro * world}); world sizes that work: {divisors(max(total, 1) // micro)}")]
+    return world, micro, total // (micro * world), total, []
+
+
+def divisors(n):
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def dpo_runs(r: Recipe, first_model: str, files_for=None):
+    """Expand the DPO plan into runs: [{stage, index, data, args}] in order; model chaining is the caller's."""
+    plan = r.files["dpo"]
+    runs = []
+    for st in plan["stages"]:
+        n = int(st.get("chunks", 1))
+        for i in range(n):
+            data = files_for(st, i) if files_for else st["files"].format(i=i)
+            args = {**(plan.get("args") or {}), **(st.get("args") or {})}
+            runs.append({"stage": st["name"], "index": i, "of": n, "data": data, "args": args})
+    return runs
+
+
+def render_flags(args: dict) -> list:
+    """OpenRLHF dotted flags from a mapping; true booleans become bare flags, false ones are left out."""
+    out = []
+    for k, v in args.items():
+        if v is True:
+            out.append(f"--{k}")
+        elif v is False or v is None:
+            continue
+        else:
+            out += [f"--{k}", str(v)]
+    return out
+
+
+def referenced_files(r: Recipe):
+    """Repository files the recipe names (stage outputs under runs/ are checked by the stages)."""
+    out = []
+    cands = [("sft", "deepspeed", r.files["sft"].get("deepspeed")),
+             ("recipe", "base_config", r.files["recipe"].get("base_config"))]
+    for stem, key, val in cands:
+        if val and not str(val).startswith("runs/") and not (ROOT / val).exists() and not Path(val).exists():
+            out.append(r.problem(stem, key, f"file not found: {val}"))
+    return out
+
+
+def render_sft(r: Recipe, data: str | None = None, output_dir: str | None = None, prepared: str | None = None,
+               grad_accum: int | None = None) -> dict:
+    """The axolotl config a stage runs: repository paths made absolute, stage paths filled in."""
+    cfg = copy.deepcopy(r.files["sft"])
+    if cfg.get("deepspeed") and not Path(cfg["deepspeed"]).is_absolute():
+        cfg["deepspeed"] = str(ROOT / cfg["deepspeed"])
+    if data:
+        cfg["datasets"] = [{**d, "path": str(data)} for d in cfg["datasets"]]
+    if output_dir:
+        cfg["output_dir"] = str(output_dir)
+    if prepared:
+        cfg["dataset_prepared_path"] = str(prepared)
+    if grad_accum:
+        cfg["gradient_accumulation_steps"] = grad_accum
+    return cfg
+
+
+def render_dpo_argv(run: dict, model: str, output_dir: str) -> list:
+    return ["--model.model_name_or_path", str(model), "--data.dataset", str(run["data"]),
+            "--ckpt.output_dir", str(output_dir), *render_flags(run["args"])]

@@ -1,0 +1,82 @@
+"""Stage environments: `.venv/<stage>`, built by scripts/install.py, used only as subprocesses."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+VENVS = ROOT / ".venv"
+TOOLS = ROOT / "scripts" / "tools"
+
+# Offline and quiet: the hub is unreachable here and telemetry can hang a process at exit.
+QUIET_ENV = {
+    "HF_HUB_OFFLINE": "1",
+    "HF_DATASETS_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "AXOLOTL_DO_NOT_TRACK": "1",
+    "WANDB_MODE": "disabled",
+    "TOKENIZERS_PARALLELISM": "false",
+    "PYTHONUNBUFFERED": "1",
+}
+
+
+class MissingEnv(RuntimeError):
+    pass
+
+
+def bin_dir(stage: str) -> Path:
+    d = VENVS / stage / "bin"
+    if not (d / "python").exists():
+        raise MissingEnv(f"stage environment .venv/{stage} is missing: run `make install` first")
+    return d
+
+
+def env_for(stage: str, extra: dict | None = None) -> dict:
+    env = dict(os.environ)
+    env.update(QUIET_ENV)
+    env["PATH"] = f"{bin_dir(stage)}{os.pathsep}{env.get('PATH', '')}"
+    env["VIRTUAL_ENV"] = str(VENVS / stage)
+    env.pop("PYTHONPATH", None)
+    if extra:
+        env.update(extra)
+    return env
+
+
+def run(stage: str, argv: list, *, extra_env: dict | None = None, capture=False, cwd=None,
+        log: Path | None = None) -> subprocess.CompletedProcess:
+    """Run argv in a stage env. argv[0] may be a tool script under scripts/tools/ (run with that env's python)."""
+    argv = [str(a) for a in argv]
+    if argv[0].endswith(".py"):
+        argv = [str(bin_dir(stage) / "python"), str(TOOLS / argv[0])] + argv[1:]
+    elif not os.path.isabs(argv[0]):
+        argv[0] = str(bin_dir(stage) / argv[0])
+    env = env_for(stage, extra_env)
+    if log is None:
+        return subprocess.run(argv, env=env, cwd=cwd or ROOT, text=True,
+                              capture_output=capture, check=False)
+    with open(log, "a") as fh:  # tee: the tool's own progress stays visible
+        proc = subprocess.Popen(argv, env=env, cwd=cwd or ROOT, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        for line in proc.stdout:
+            fh.write(line)
+            sys.stdout.write(line)
+        return subprocess.CompletedProcess(argv, proc.wait())
+
+
+def tool_versions(stage: str, packages: list) -> dict:
+    code = ("import importlib.metadata as m, json, sys\n"
+            "out = {}\n"
+            "for p in sys.argv[1:]:\n"
+            "    try: out[p] = m.version(p)\n"
+            "    except m.PackageNotFoundError: out[p] = None\n"
+            "print(json.dumps(out))")
+    r = subprocess.run([str(bin_dir(stage) / "python"), "-c", code, *packages],
+                       capture_output=True, text=True, check=True)
+    import json
+    return json.loads(r.stdout)
+
+
+def has_cuda() -> bool:
+    """A GPU machine, as far as the orchestration env (which has no torch) can tell."""
+    import shutil
+    return shutil.which("nvidia-smi") is not None and os.environ.get("CUDA_VISIBLE_DEVICES", "x") != ""

@@ -1,0 +1,33 @@
+"""Build the tiny-model kit (runs/tiny-kit): a Llama-3.1-shaped base and "instruct" model with a Llama-3
+tokenizer and chat template, offline, deterministic, in seconds. Runs the builder in .venv/eval."""
+import json
+import sys
+from pathlib import Path
+
+from scripts.lib import cli, venv
+from scripts.lib.manifest import Stage, sha256_path
+
+
+def main(argv=None):
+    ap = cli.stage_parser(__doc__)
+    a = ap.parse_args(argv)
+    builder = venv.TOOLS / "build_tiny_kit.py"
+    kit = Path(a.runs) / "tiny-kit"
+    recipe = {"path": str(builder.relative_to(venv.ROOT)), "sha256": sha256_path(builder)}
+    st = Stage(kit, "tiny-kit", recipe, {}, a.force, seed=0)
+    if st.skip():
+        return 0
+    with st:
+        res = venv.run("eval", ["build_tiny_kit.py", st.partial], capture=True)
+        if res.returncode:
+            raise SystemExit(f"tiny kit build failed:\n{res.stderr[-3000:]}")
+        for name in ("base", "instruct"):
+            st.publish(name, st.partial / name)
+        st.m["metrics"] = json.loads(res.stdout.strip().splitlines()[-1])
+        st.m["tools"] = venv.tool_versions("eval", ["torch", "transformers", "tokenizers"])
+    print(f"[tiny-kit] {kit}: base, instruct")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,70 @@
+"""Stage sft: supervised fine-tuning with axolotl (preprocess, then train) in .venv/sft.
+
+Reads the training data from the data stage's manifest, renders the recipe's sft.yaml (+ profile),
+validates it with axolotl's own validator and the batch arithmetic, then runs axolotl. Output:
+<runs>/<recipe>/sft/model and its manifest (loss first -> last, tool versions, batch numbers).
+
+  python -m scripts.sft --recipe recipes/aloe-beta-8b --world-size 32
+  python -m scripts.sft --profile cpu-tiny
+"""
+import json
+import sys
+from pathlib import Path
+
+import yaml
+
+from scripts.lib import checks, cli, venv
+from scripts.lib import manifest as mf
+from scripts.lib import recipe as rc
+
+
+def model_input(ref: str) -> dict:
+    """A model input: a local directory is hashed, a hub id is recorded as is."""
+    p = Path(ref)
+    return {"path": ref, "sha256": mf.sha256_path(p) if p.is_dir() else None}
+
+
+def loss_curve(model_dir: Path) -> list:
+    states = sorted(model_dir.glob("checkpoint-*/trainer_state.json"), key=lambda f: int(f.parent.name.split("-")[1]))
+    if not states:
+        return []
+    return [h["loss"] for h in json.loads(states[-1].read_text())["log_history"] if "loss" in h]
+
+
+def main(argv=None):
+    a = cli.stage_parser(__doc__).parse_args(argv)
+    r = cli.load(a)
+    world, micro, ga, total, batch_problems = rc.sft_batch(r)
+    cli.fail_on(batch_problems)
+    run = cli.run_dir(a, r)
+    data = mf.read_done(run / "data", "sft")["outputs"]["sft"]
+    stage_dir = run / "sft"
+    cfg = rc.render_sft(r, data["path"], output_dir=stage_dir / ".partial" / "model",
+                        prepared=stage_dir / ".partial" / "prepared", grad_accum=ga)
+    inputs = {"data": data, "base_model": model_input(cfg["base_model"])}
+    st = mf.Stage(stage_dir, "sft", cli.recipe_info(r, "sft", cfg), inputs, a.force, seed=cfg.get("seed"),
+                  world_size=world, micro_batch=micro, grad_accum=ga, total_batch=total)
+    if st.skip():
+        return 0
+    cli.fail_on(checks.validate([r], ("sft",))[0])
+    with st:
+        cfg_path = st.dir / "axolotl.yaml"
+        cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+        log = st.dir / "log.txt"
+        launcher = ["--launcher", "python"] if world == 1 and not venv.has_cuda() else []
+        for step in (["axolotl", "preprocess", cfg_path], ["axolotl", "train", cfg_path, *launcher]):
+            print(f"[sft] $ {' '.join(map(str, step))}", flush=True)
+            if venv.run("sft", step, log=log).returncode:
+                raise SystemExit(f"[sft] {step[1]} failed; see {log}")
+        losses = loss_curve(st.partial / "model")
+        st.publish("model", st.partial / "model")
+        st.m["tools"] = venv.tool_versions("sft", ["axolotl", "torch", "transformers", "deepspeed", "accelerate"])
+        st.m["metrics"] = {"loss_first": losses[0] if losses else None, "loss_last": losses[-1] if losses else None,
+                           "steps": len(losses)}
+    m = st.m["metrics"]
+    print(f"[sft] done: {st.dir / 'model'} (loss {m['loss_first']} -> {m['loss_last']} over {m['steps']} steps)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

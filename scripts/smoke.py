@@ -1,0 +1,74 @@
+"""make smoke: the whole published 8B chain on the tiny model on CPU, with the real tools.
+
+tiny-kit -> data (fixtures) -> sft (axolotl) -> merge (mergekit) -> dpo (OpenRLHF, 5 + 1 runs) -> eval
+(lm-eval on a local multiple-choice fixture). Each stage is its own process reading the previous stage's
+manifest; a finished stage with the same inputs is skipped. Ends with a summary table read from the
+manifests. Tiny-model numbers show the machinery works; they are not the paper's numbers.
+
+  python -m scripts.smoke [--force] [--runs DIR]
+"""
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from scripts.lib import manifest as mf
+from scripts.lib import recipe as rc
+from scripts.lib.table import table
+
+RECIPE, PROFILE = "recipes/aloe-beta-8b", "cpu-tiny"
+STAGES = [("tiny-kit", "scripts.make_tiny_kit", []), ("data", "scripts.make_fixtures", []),
+          ("sft", "scripts.sft", []), ("merge", "scripts.merge", []), ("dpo", "scripts.dpo", []),
+          ("eval", "scripts.eval", ["--local"])]
+
+
+def figure(stage, m):
+    x = m.get("metrics") or {}
+    if stage == "tiny-kit":
+        return f"{x.get('params')} params, vocab {x.get('vocab')}"
+    if stage == "data":
+        return f"{x.get('sft_rows')} SFT rows, {x.get('dpo_pairs')} preference pairs"
+    if stage == "sft":
+        return f"loss {x.get('loss_first'):.4f} -> {x.get('loss_last'):.4f} ({x.get('steps')} steps)"
+    if stage == "merge":
+        eos = x.get("repaired", {}).get("eos_token_id", {})
+        return f"eos {eos.get('before')} -> {eos.get('after')}, generation_config {x.get('repaired', {}).get('generation_config')}"
+    if stage == "dpo":
+        runs = m.get("runs") or []
+        margins = ", ".join(f"{r['reward_margin_last']:+.4f}" for r in runs if r.get("reward_margin_last") is not None)
+        return f"{len(runs)} runs; reward margin at the end of each: {margins}"
+    if stage == "eval":
+        return ", ".join(f"{t} acc {v['acc']:.3f} ± {v['acc_stderr']:.3f}" for t, v in x.items())
+    return ""
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", default=str(rc.ROOT / "runs"), help="root of run outputs (default runs/)")
+    ap.add_argument("--force", action="store_true", help="rerun every stage")
+    a = ap.parse_args(argv)
+    run = Path(a.runs) / f"{Path(RECIPE).name}-{PROFILE}"
+    rows = []
+    for stage, module, extra in STAGES:
+        args = ["--recipe", RECIPE, "--profile", PROFILE, "--runs", a.runs, *extra, *(["--force"] if a.force else [])]
+        print(f"\n=== {stage} ===", flush=True)
+        t0, started = time.time(), mf.now()
+        rc_ = subprocess.run([sys.executable, "-m", module, *args], cwd=rc.ROOT).returncode
+        dt = time.time() - t0
+        if rc_:
+            print(f"\nsmoke: stage {stage} failed (exit {rc_})", file=sys.stderr)
+            return rc_
+        d = Path(a.runs) / "tiny-kit" if stage == "tiny-kit" else run / stage
+        m = mf.read(d)
+        skipped = m["finished"] < started  # finished before this smoke started it: skipped
+        out = next(iter(m["outputs"].values()))["path"] if m["outputs"] else "-"
+        rows.append([stage, f"{dt:.0f} s" + (" (skipped)" if skipped else ""), out.replace(str(rc.ROOT) + "/", ""),
+                     figure(stage, m)])
+    print("\nsmoke summary (tiny model on CPU: these figures show the chain works, not the paper's numbers)")
+    print(table(["stage", "wall", "output", "what shows it worked"], rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

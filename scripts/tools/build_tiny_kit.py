@@ -1,0 +1,120 @@
+"""Build the tiny Llama-3.1-shaped model kit offline (runs in .venv/eval; deterministic, seconds).
+
+usage: build_tiny_kit.py OUT_DIR
+Writes OUT_DIR/base (stands for meta-llama/Llama-3.1-8B: eos <|end_of_text|>) and OUT_DIR/instruct
+(stands for Llama-3.1-8B-Instruct: base weights plus seeded noise, eos list end_of_text/eom/eot).
+Both share a byte-level BPE tokenizer with the Llama-3 special tokens and a Llama-3.1-style chat template.
+head_dim is 32 because vLLM's CPU attention rejects 16.
+"""
+import json
+import random
+import sys
+from pathlib import Path
+
+import torch
+from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+SPECIALS = ["<|begin_of_text|>", "<|end_of_text|>", "<|reserved_special_token_0|>", "<|reserved_special_token_1|>",
+            "<|finetune_right_pad_id|>", "<|reserved_special_token_2|>", "<|start_header_id|>",
+            "<|end_header_id|>", "<|eom_id|>", "<|eot_id|>", "<|python_tag|>"]
+VOCAB = 1024
+SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"
+         r"|\s*[\r\n]+|\s+(?!\S)|\s+")  # the Llama 3 pre-tokenizer pattern
+CHAT_TEMPLATE = """{{- bos_token }}
+{%- if not date_string is defined %}{%- set date_string = "26 Jul 2024" %}{%- endif %}
+{%- if messages[0]['role'] == 'system' %}{%- set system_message = messages[0]['content']|trim %}{%- set messages = messages[1:] %}
+{%- else %}{%- set system_message = "" %}{%- endif %}
+{{- "<|start_header_id|>system<|end_header_id|>\\n\\n" }}
+{{- "Cutting Knowledge Date: December 2023\\n" }}
+{{- "Today Date: " + date_string + "\\n\\n" }}
+{{- system_message }}
+{{- "<|eot_id|>" }}
+{%- for message in messages %}
+{{- '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n' + message['content'] | trim + '<|eot_id|>' }}
+{%- endfor %}
+{%- if add_generation_prompt %}{{- '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}{%- endif %}
+"""
+
+WORDS = {
+    "organ": "heart lung liver kidney brain skin bone blood stomach colon pancreas thyroid".split(),
+    "cond": "hypertension diabetes asthma pneumonia anemia sepsis cirrhosis migraine arthritis hepatitis".split(),
+    "drug": "aspirin metformin insulin amoxicillin warfarin heparin lisinopril atorvastatin ibuprofen".split(),
+    "sym": "fever cough pain fatigue nausea vomiting dyspnea headache rash swelling dizziness".split(),
+}
+SENTENCES = [
+    "A {n}-year-old patient presents with {sym} and {sym}. Which is the most likely diagnosis?",
+    "The {organ} is affected in {cond}. The first-line treatment is {drug}.",
+    "Which of the following drugs treats {cond}? A. {drug} B. {drug} C. {drug} D. {drug}",
+    "Let's think step by step. {cond} damages the {organ}, so {drug} is preferred. Answer: [{L}]",
+    "Patients with {cond} often report {sym}, {sym} and {sym}.",
+    "You are an expert medical assistant named Aloe. Question: Options: system user assistant",
+]
+
+
+def corpus(n=4000, seed=0):
+    rnd = random.Random(seed)
+    for _ in range(n):
+        s = rnd.choice(SENTENCES)
+        while "{" in s:
+            i = s.index("{")
+            k = s[i + 1:s.index("}", i)]
+            v = str(rnd.randint(1, 95)) if k == "n" else rnd.choice("ABCD") if k == "L" else rnd.choice(WORDS[k])
+            s = s[:i] + v + s[i + len(k) + 2:]
+        yield s
+
+
+def build_tokenizer():
+    tok = Tokenizer(models.BPE(ignore_merges=True))
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(SPLIT), behavior="isolated"),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=VOCAB - len(SPECIALS), show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(list(corpus()), trainer=trainer)
+    tok.add_special_tokens(SPECIALS)
+    bos = tok.token_to_id("<|begin_of_text|>")
+    tok.post_processor = processors.TemplateProcessing(single="<|begin_of_text|> $A",
+                                                       pair="<|begin_of_text|> $A <|begin_of_text|>:1 $B:1",
+                                                       special_tokens=[("<|begin_of_text|>", bos)])
+    return tok
+
+
+def main():
+    out = Path(sys.argv[1])
+    tok = build_tokenizer()
+    ids = {t: tok.token_to_id(t) for t in ("<|begin_of_text|>", "<|end_of_text|>", "<|eom_id|>", "<|eot_id|>")}
+    cfg = LlamaConfig(vocab_size=tok.get_vocab_size(), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, head_dim=32, max_position_embeddings=131072,
+                      rms_norm_eps=1e-5, bos_token_id=ids["<|begin_of_text|>"], tie_word_embeddings=False,
+                      rope_parameters={"rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0,
+                                       "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                                       "original_max_position_embeddings": 8192})
+    torch.manual_seed(0)
+    base_sd = LlamaForCausalLM(cfg).state_dict()
+    instruct_eos = [ids["<|end_of_text|>"], ids["<|eom_id|>"], ids["<|eot_id|>"]]
+    variants = {"base": (None, ids["<|end_of_text|>"], "<|end_of_text|>"),
+                "instruct": (2, instruct_eos, "<|eot_id|>")}
+    for name, (noise_seed, eos, eos_token) in variants.items():
+        model = LlamaForCausalLM(cfg)
+        sd = {k: v.clone() for k, v in base_sd.items()}
+        if noise_seed is not None:  # "instruct" = base + a seeded task vector
+            g = torch.Generator().manual_seed(noise_seed)
+            sd = {k: v + 0.02 * torch.randn(v.shape, generator=g) for k, v in sd.items()}
+        model.load_state_dict(sd)
+        model.config.eos_token_id = eos
+        model.generation_config = GenerationConfig(bos_token_id=ids["<|begin_of_text|>"], eos_token_id=eos,
+                                                   do_sample=True, temperature=0.6, top_p=0.9)
+        model.save_pretrained(out / name)
+        hf = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|begin_of_text|>", eos_token=eos_token,
+                                     pad_token="<|finetune_right_pad_id|>", model_max_length=131072,
+                                     clean_up_tokenization_spaces=False)
+        hf.chat_template = CHAT_TEMPLATE
+        hf.save_pretrained(out / name)
+    n = sum(v.numel() for v in base_sd.values())
+    print(json.dumps({"params": n, "vocab": tok.get_vocab_size(), "eos_instruct": instruct_eos}))
+
+
+if __name__ == "__main__":
+    main()

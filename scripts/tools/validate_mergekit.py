@@ -1,0 +1,54 @@
+"""Validate mergekit configs with mergekit's own model and merge-method registry (runs in .venv/merge).
+
+usage: validate_mergekit.py JOBS.json     JOBS.json: [{"id", "config": {...}}]
+Prints {id: {"problems": [{"key", "message", "known"}]}}. Pydantic alone accepts unknown keys,
+unknown methods and misspelt parameters; those are checked here against MergeConfiguration's fields
+and the method's declared parameters. Nothing is downloaded.
+"""
+import json
+import sys
+from pathlib import Path
+
+from mergekit import merge_methods
+from mergekit.config import MergeConfiguration
+
+
+def fields(model):
+    return set(model.model_fields) | {f.alias for f in model.model_fields.values() if f.alias}
+
+
+def check(raw):
+    problems = []
+    top = fields(MergeConfiguration)
+    problems += [{"key": k, "message": "unknown mergekit key (mergekit would ignore it)", "known": sorted(top)}
+                 for k in raw if k not in top]
+    try:
+        cfg = MergeConfiguration.model_validate(raw)
+    except Exception as e:
+        return problems + [{"key": "-", "message": f"{type(e).__name__}: {str(e)[:1200]}"}]
+    try:
+        method = merge_methods.get(cfg.merge_method)
+    except Exception as e:
+        return problems + [{"key": "merge_method", "message": f"unknown merge method {cfg.merge_method!r}: {e}",
+                            "known": sorted(m.spec.name for m in merge_methods.registered_methods())}]
+    shared = {p.name for p in method.spec.shared_parameters}
+    per_model = {p.name for p in method.spec.input_parameters}
+    for k in (raw.get("parameters") or {}):
+        if k not in shared | per_model:
+            problems.append({"key": k, "message": f"not a parameter of {cfg.merge_method}",
+                             "known": sorted(shared | per_model)})
+    for m in raw.get("models") or []:
+        for k in (m.get("parameters") or {}):
+            if k not in per_model:
+                problems.append({"key": k, "message": f"not a per-model parameter of {cfg.merge_method} "
+                                 f"(model {m.get('model')})", "known": sorted(per_model)})
+    return problems
+
+
+def main():
+    jobs = json.loads(Path(sys.argv[1]).read_text())
+    print(json.dumps({j["id"]: {"problems": check(j["config"])} for j in jobs}))
+
+
+if __name__ == "__main__":
+    main()
