@@ -38,7 +38,7 @@ def main(argv=None):
         problems += p
         print(table(checks.HEADERS, rows))
     if a.profile and recipes:
-        r = recipes[0]
+        r = next((x for x in recipes if x.path.name == "aloe-beta-8b"), recipes[0])  # the one make smoke runs
         prof = rc.load(r.path, profile=a.profile)
         changes = [(f"{stem}.yaml", k, before, after) for stem in rc.FILES
                    for k, before, after in rc.diff(r.files[stem], prof.files[stem])]

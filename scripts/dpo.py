@@ -56,20 +56,20 @@ def one_run(a, r, parent: Path, n: int, run: dict, model_in: dict, world: int, b
     argv = rc.render_dpo_argv({**run, "data": run["data"]["path"]}, model_in["path"], stage_dir / ".partial" / "model")
     argv += ["--ckpt.path", str(stage_dir / ".partial" / "ckpt")]
     info = {"path": r.rel("dpo"), "profile": r.profile, "sha256": mf.sha256_json(argv), "rendered": argv}
-    with mf.Stage(stage_dir, f"dpo {name}", info, {"model": model_in, "data": run["data"]}, a.force,
+    st = mf.Stage(stage_dir, f"dpo {name}", info, {"model": model_in, "data": run["data"]}, a.force,
                   seed=run["args"].get("train.seed"), world_size=world, micro_batch=batch[1],
                   grad_accum=batch[2], total_batch=batch[3])
     if not st.skip():
         with st:
             log = st.dir / "log.txt"
-                cmd, env = command(argv, world)
-                print(f"[dpo] {name}: from {model_in['path']}", flush=True)
-                if venv.run("dpo", cmd, extra_env=env, log=log).returncode:
-                    raise SystemExit(f"[dpo] run {name} failed; see {log}")
-                st.publish("model", st.partial / "model")
-                m = margins(log)
-                st.m["metrics"] = {"reward_margin_first": m[0] if m else None,
-                                   "reward_margin_last": m[-1] if m else None}
+            cmd, env = command(argv, world)
+            print(f"[dpo] {name}: from {model_in['path']}", flush=True)
+            if venv.run("dpo", cmd, extra_env=env, log=log).returncode:
+                raise SystemExit(f"[dpo] run {name} failed; see {log}")
+            st.publish("model", st.partial / "model")
+            m = margins(log)
+            st.m["metrics"] = {"reward_margin_first": m[0] if m else None,
+                               "reward_margin_last": m[-1] if m else None}
     return {"run": name, "stage": run["stage"], "index": run["index"], "data": run["data"]["path"],
             "model_in": model_in["path"], "output": st.m["outputs"]["model"], "wall_s": st.m["wall_s"],
             "skipped": st.skipped, **st.m["metrics"]}

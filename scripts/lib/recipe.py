@@ -88,11 +88,17 @@ def _map_values(obj, fn):
     return fn(obj)
 
 
+def _as_map(x):
+    return dict(enumerate(x)) if isinstance(x, list) else x
+
+
 def diff(base, new, prefix=""):
-    """(key, before, after) for every leaf a profile changed."""
+    """(key, before, after) for every leaf a profile changed; lists of equal length are compared item-wise."""
     rows = []
     for k in sorted(set(base) | set(new), key=str):
         a, b = base.get(k, "<absent>"), new.get(k, "<absent>")
+        if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+            a, b = _as_map(a), _as_map(b)
         if isinstance(a, dict) and isinstance(b, dict):
             rows += diff(a, b, f"{prefix}{k}.")
         elif a != b:

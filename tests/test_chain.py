@@ -1,0 +1,120 @@
+"""The whole chain on the tiny model (shared `make smoke` run): each stage's output is a working model,
+different from its input; DPO ran 6 times in order, each from the previous output; the merge is
+reproducible; the merged and final models stop at <|eot_id|>; a rerun skips everything."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import ROOT, run_py, tool
+from scripts.lib import manifest as mf
+from scripts.lib import venv
+
+
+def outputs(run, stage):
+    return mf.read(run / stage)["outputs"]
+
+
+def test_every_stage_output_loads_generates_and_differs_from_its_input(chain):
+    runs, run, _ = chain
+    kit = runs / "tiny-kit"
+    dpo_runs = mf.read(run / "dpo")["runs"]
+    pairs = [(outputs(run, "sft")["model"]["path"], kit / "base"),
+             (outputs(run, "merge")["model"]["path"], outputs(run, "sft")["model"]["path"])]
+    pairs += [(r["output"]["path"], r["model_in"]) for r in dpo_runs]
+    for model, ref in pairs:
+        res = tool("eval", "check_model.py", model, "--ref", ref)
+        assert res["generated_tokens"] > 0, model
+        assert res["tensors_changed"] > 0 and res["max_abs_change"] > 0, f"{model} has the weights of {ref}"
+
+
+def test_dpo_ran_six_times_in_order_each_from_the_previous_output(chain):
+    _, run, _ = chain
+    m = mf.read(run / "dpo")
+    runs = m["runs"]
+    assert [(r["stage"], r["index"]) for r in runs] == [("stage1", i) for i in range(5)] + [("stage2", 0)]
+    assert runs[0]["model_in"] == outputs(run, "merge")["model"]["path"]
+    for prev, cur in zip(runs, runs[1:]):
+        assert cur["model_in"] == prev["output"]["path"]
+        assert mf.read(ROOT / cur["output"]["path"].rsplit("/model", 1)[0])["inputs"]["model"]["sha256"] == \
+            prev["output"]["sha256"]
+    data = outputs(run, "data")
+    assert [r["data"] for r in runs] == [data[f"dpo_chunk_{i}"]["path"] for i in range(5)] + \
+        [data["dpo_redteam"]["path"]]
+    assert m["outputs"]["model"] == runs[-1]["output"]
+    assert all(r.get("reward_margin_last") is not None for r in runs)
+
+
+def test_merging_twice_with_the_seed_is_bit_identical(chain, tmp_path):
+    _, run, _ = chain
+    cfg, seed = run / "merge" / "mergekit.yaml", mf.read(run / "merge")["seed"]
+    p = venv.run("merge", ["mergekit-yaml", cfg, tmp_path / "again", "--random-seed", seed], capture=True)
+    assert p.returncode == 0, p.stderr[-2000:]
+    first = run / "merge" / "model" / "model.safetensors"
+    assert mf.sha256_path(tmp_path / "again" / "model.safetensors") == mf.sha256_path(first)
+
+
+def test_merged_and_final_models_stop_at_eot_but_the_base_does_not(chain):
+    runs, run, _ = chain
+    for model in (outputs(run, "merge")["model"]["path"], mf.read(run / "dpo")["outputs"]["model"]["path"]):
+        res = tool("eval", "check_model.py", model, "--force-eot-at", 2)
+        assert res["stopped_at_eot"], (model, res)
+    base = tool("eval", "check_model.py", runs / "tiny-kit" / "base", "--force-eot-at", 2)
+    assert not base["stopped_at_eot"]  # the check can fail: the base model's eos is <|end_of_text|> only
+
+
+def test_a_second_smoke_skips_every_stage(chain):
+    runs, _, _ = chain
+    p = run_py("scripts.smoke", "--runs", runs)
+    for stage in ("tiny-kit", "data", "sft", "merge", "dpo", "eval"):
+        assert f"[{stage}] skipped" in p.stdout, stage
+    for started in ("$ axolotl", "$ mergekit-yaml", "openrlhf", "$ lm-eval"):
+        assert started not in p.stdout
+    assert p.stdout.count("(skipped)") == 6
+
+
+def test_a_stage_killed_midway_completes_on_rerun(chain, tmp_path):
+    runs, run, _ = chain
+    # a private copy of the chain up to the data stage, so the shared outputs stay intact
+    for d in ("tiny-kit",):
+        subprocess.run(["cp", "-r", runs / d, tmp_path / d], check=True)
+    subprocess.run(["mkdir", "-p", tmp_path / run.name], check=True)
+    subprocess.run(["cp", "-r", run / "data", tmp_path / run.name / "data"], check=True)
+    args = [sys.executable, "-m", "scripts.sft", "--profile", "cpu-tiny", "--runs", tmp_path]
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    log = tmp_path / run.name / "sft" / "log.txt"
+    deadline = time.time() + 600
+    while time.time() < deadline and not (log.exists() and "axolotl.train" in log.read_text(errors="ignore")):
+        time.sleep(0.5)
+    assert proc.poll() is None, "sft finished before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert mf.read(tmp_path / run.name / "sft")["status"] == "running"
+    p = run_py("scripts.sft", "--profile", "cpu-tiny", "--runs", tmp_path)
+    assert "rerunning from a clean directory (previous run running)" in p.stdout
+    m = mf.read(tmp_path / run.name / "sft")
+    assert m["status"] == "done" and (tmp_path / run.name / "sft" / "model" / "model.safetensors").exists()
+    assert not (tmp_path / run.name / "sft" / ".partial").exists()
+
+
+def test_smoke_prints_the_summary_table(chain):
+    _, _, out = chain
+    assert "smoke summary" in out
+    for stage in ("tiny-kit", "data", "sft", "merge", "dpo", "eval"):
+        assert any(line.startswith(stage + " ") for line in out.splitlines()), stage
+    assert "loss" in out and "reward margin" in out and "acc" in out
+
+
+@pytest.mark.parametrize("stage", ["sft", "merge", "dpo"])
+def test_manifest_records_the_run(chain, stage):
+    _, run, _ = chain
+    m = mf.read(run / stage)
+    assert m["schema"] == mf.SCHEMA and m["status"] == "done" and m["recipe"]["sha256"]
+    assert m["tools"] and m["git_sha"] and m["wall_s"] is not None and m["world_size"] == 1
+    assert all(v.get("sha256") or v.get("path") for v in m["inputs"].values())
+    json.dumps(m)

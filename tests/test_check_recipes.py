@@ -1,0 +1,54 @@
+"""`make check-recipes`: the published recipes pass every tool's validator; each kind of mistake fails
+naming the file and the key."""
+import shutil
+import subprocess
+
+import pytest
+
+from conftest import ROOT
+
+
+def check(*make_args):
+    return subprocess.run(["make", "-s", "check-recipes", *make_args], cwd=ROOT, text=True, capture_output=True,
+                          timeout=900)
+
+
+def test_published_recipes_are_valid_and_tabled():
+    p = check()
+    assert p.returncode == 0, p.stdout + p.stderr
+    for expected in ("aloe-beta-8b | sft", "aloe-beta-70b | sft", "dpo stage1", "dpo stage2", "merge",
+                     "meta-llama/Llama-3.1-70B", "2e-05", "2e-07", "1e-07"):
+        assert expected in p.stdout, expected
+    row = next(line for line in p.stdout.splitlines() if line.startswith("aloe-beta-8b") and "| sft" in line)
+    assert [c.strip() for c in row.split("|")][3:7] == ["32", "1", "4", "128"]
+    assert "profile cpu-tiny applied to aloe-beta-8b" in p.stdout
+
+
+BAD = {
+    "axolotl key": ("sft.yaml", "learning_rate: 2.0e-5", "learnin_rate: 2.0e-5", "learnin_rate", "learning_rate"),
+    "merge method": ("merge.yaml", "merge_method: dare_ties", "merge_method: dare_tie", "merge_method", "dare_ties"),
+    "merge parameter": ("merge.yaml", "      density: 0.5", "      densitty: 0.5", "densitty", "density"),
+    "flat openrlhf flag": ("dpo.yaml", "  data.max_len: 4096", "  pretrain: meta-llama/Llama-3.1-8B", "pretrain",
+                           "model.model_name_or_path"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_a_mistake_is_named_with_file_and_key(case, tmp_path):
+    fname, old, new, key, hint = BAD[case]
+    copy = tmp_path / "aloe-beta-8b"
+    shutil.copytree(ROOT / "recipes/aloe-beta-8b", copy)
+    text = (copy / fname).read_text()
+    assert old in text
+    (copy / fname).write_text(text.replace(old, new, 1))
+    p = check(f"RECIPE={copy}")
+    assert p.returncode != 0
+    lines = [line for line in p.stderr.splitlines() if f"{fname}:" in line and f": {key}:" in line]
+    assert lines, p.stderr
+    assert hint in lines[0]
+
+
+def test_a_world_size_that_cannot_reach_the_total_batch_fails(tmp_path):
+    p = check(f"RECIPE={ROOT / 'recipes/aloe-beta-70b'}", "WORLD_SIZE=8")
+    assert p.returncode != 0
+    assert "dpo.yaml" in p.stderr and "train.batch_size" in p.stderr and "100" in p.stderr and "8 GPUs" in p.stderr
