@@ -8,7 +8,13 @@ WORLD_SIZE ?=
 FORCE ?=
 ARGS = $(if $(RECIPE),--recipe $(RECIPE)) $(if $(PROFILE),--profile $(PROFILE)) $(if $(WORLD_SIZE),--world-size $(WORLD_SIZE)) $(if $(FORCE),--force)
 
-.PHONY: help install install-base check-recipes tiny-kit sft merge dpo smoke test clean
+MODEL ?=
+SUITE ?= mcqa
+BACKEND ?= hf
+LIMIT ?=
+EVAL_ARGS = $(if $(MODEL),--model $(MODEL)) --suite $(SUITE) $(if $(LIMIT),--limit $(LIMIT))
+
+.PHONY: help install install-base check-recipes tiny-kit sft merge dpo eval verify smoke test clean
 
 help:          ## list the targets
 	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/'
@@ -26,6 +32,10 @@ merge: install ## mergekit DARE-TIES of the SFT output with Instruct [RECIPE= PR
 	$(PY) -m scripts.merge $(ARGS)
 dpo: install   ## OpenRLHF DPO: stage 1 (5 chunks, chained) then stage 2 [RECIPE= PROFILE= FORCE=1]
 	$(PY) -m scripts.dpo $(ARGS)
+eval: install  ## lm-eval on MODEL= (hub id or path; default the recipe run's model) [SUITE=mcqa|open|all BACKEND=hf|vllm LIMIT=n]
+	$(PY) -m scripts.eval $(ARGS) $(EVAL_ARGS) --backend $(BACKEND)
+verify: install-base ## measured against reported (results/reported.yaml), with tolerances [MODEL= SUITE=]
+	$(PY) -m scripts.verify $(if $(RECIPE),--recipe $(RECIPE)) $(if $(PROFILE),--profile $(PROFILE)) $(if $(MODEL),--model $(MODEL)) --suite $(SUITE)
 smoke: install ## the whole chain on the tiny model on CPU, ending in a summary table [FORCE=1]
 	$(PY) -m scripts.smoke $(if $(FORCE),--force)
 test: install  ## the test suite (GPU-only tests, *_gpu.py, are skipped without CUDA)

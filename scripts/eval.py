@@ -1,77 +1,110 @@
-"""Stage eval: lm-evaluation-harness in .venv/eval on a model (by default the DPO stage's final output).
+"""Stage eval: lm-evaluation-harness on a model, with every setting written down.
 
-Every setting is written down in the manifest and lm-eval's own results file (`--log_samples` always).
-With --local, the tasks run on the data stage's local fixtures through the repository's task
-definitions (recipes/tasks/aloe_local_*.yaml), which reuse lm-eval's own prompts and metrics.
+Suites (from the recipe's eval.yaml): mcqa = the Table 9 tasks (upstream lm-eval tasks), open = the
+Table 11-12 tasks defined in recipes/tasks/open/ (offline metrics; `aloe_` names cannot clash with
+upstream ones), all = both. `--log_samples` always. Backends: hf (CPU or GPU, .venv/eval) and vllm
+(GPU, .venv/infer-gpu). With --local, every task reads the data stage's fixture in its own schema
+(the dataset path is overridden; prompts and metrics are the task's own).
 
-  python -m scripts.eval --profile cpu-tiny --local
-  python -m scripts.eval --recipe recipes/aloe-beta-8b --model HPAI-BSC/Llama3.1-Aloe-Beta-8B --limit 50
+  python -m scripts.eval --model HPAI-BSC/Llama3.1-Aloe-Beta-8B --backend vllm     # a released model
+  python -m scripts.eval --profile cpu-tiny --local --suite all                     # the tiny model, fixtures
+Outputs: <runs>/eval/<model>/<suite>/ (or <runs>/<recipe>/eval-<suite>/ for the recipe's own model).
 """
 import json
+import re
 import sys
 from pathlib import Path
+
+import yaml
 
 from scripts.lib import cli, venv
 from scripts.lib import manifest as mf
 from scripts.lib import recipe as rc
 
-TASKS = rc.ROOT / "recipes" / "tasks"
+OPEN_TASKS = rc.ROOT / "recipes" / "tasks" / "open"
+SUITES = ("mcqa", "open", "all")
 
 
-def render_local_tasks(data_outputs: dict, dest: Path) -> list:
-    """Copy the local task templates next to the run, pointing each at its fixture file."""
+def model_eval_dir(runs, model: str, suite: str) -> Path:
+    """Where `make eval MODEL=...` keeps the results of a model that is not a recipe run's own."""
+    return Path(runs) / "eval" / re.sub(r"[^A-Za-z0-9_.-]+", "_", model.strip("/")) / suite
+
+
+def suite_tasks(e: dict, suite: str) -> list:
+    return {"mcqa": e["tasks"], "open": e["open_tasks"], "all": e["tasks"] + e["open_tasks"]}[suite]
+
+
+def render_local_tasks(env: str, tasks: list, fixtures: dict, dest: Path) -> list:
+    """One `aloe_local_<task>` per task: the task's own definition (include) reading its local fixture."""
+    found = venv.run(env, ["lm_eval_task_paths.py", "--include-path", OPEN_TASKS, *tasks], capture=True)
+    if found.returncode:
+        raise SystemExit(f"[eval] {found.stderr.strip().splitlines()[-1]}")
+    paths = json.loads(found.stdout.strip().splitlines()[-1])
     dest.mkdir(parents=True, exist_ok=True)
-    (dest / "aloe_local_utils.py").write_text((TASKS / "aloe_local_utils.py").read_text())
     names = []
-    for key, out in sorted(data_outputs.items()):
-        if key.startswith("eval_"):
-            name = f"aloe_local_{key[len('eval_'):]}"
-            text = (TASKS / f"{name}.yaml").read_text().replace("{data_file}", out["path"])
-            (dest / f"{name}.yaml").write_text(text)
-            names.append(name)
+    for task in tasks:
+        key = f"eval_{task.removesuffix('_perplexity')}"
+        if key not in fixtures:
+            raise SystemExit(f"[eval] the data stage has no fixture for {task} (expected output {key!r})")
+        cfg = {"include": str(Path(paths[task]).resolve()), "task": f"aloe_local_{task}", "dataset_path": "json",
+               "dataset_name": None, "dataset_kwargs": {"data_files": {"test": fixtures[key]["path"]}},
+               "test_split": "test", "training_split": None, "validation_split": None, "fewshot_split": None}
+        (dest / f"aloe_local_{task}.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+        names.append(cfg["task"])
     return names
 
 
 def main(argv=None):
     ap = cli.stage_parser(__doc__)
-    ap.add_argument("--model", help="hub id or path (default: the dpo stage's final model)")
+    ap.add_argument("--model", help="hub id or path (default: the recipe run's final DPO model)")
+    ap.add_argument("--suite", choices=SUITES, default="mcqa")
+    ap.add_argument("--backend", choices=("hf", "vllm"), default="hf")
     ap.add_argument("--local", action="store_true", help="evaluate on the data stage's local fixtures")
-    ap.add_argument("--limit", type=int, help="documents per task (quick looks; not comparable to the paper)")
+    ap.add_argument("--limit", type=int, help="documents per task (a quick look; not comparable to the paper)")
     a = ap.parse_args(argv)
     r = cli.load(a)
     e = r.files["eval"]
     run = cli.run_dir(a, r)
-    model = {"path": a.model, "sha256": None} if a.model else mf.read_done(run / "dpo", "eval")["outputs"]["model"]
+    if a.model:
+        model = {"path": a.model, "sha256": mf.sha256_path(Path(a.model)) if Path(a.model).is_dir() else None}
+        stage_dir = model_eval_dir(a.runs, a.model, a.suite)
+    else:
+        model = mf.read_done(run / "dpo", "eval")["outputs"]["model"]
+        stage_dir = run / f"eval-{a.suite}"
     inputs = {"model": model}
     if a.local:
         inputs["data"] = mf.read_done(run / "data", "eval")["outputs"]
-    settings = {k: e[k] for k in ("num_fewshot", "apply_chat_template", "batch_size", "dtype", "seed")}
-    settings.update(limit=a.limit, local=a.local, tasks=None if a.local else e["tasks"])
-    st = mf.Stage(run / "eval", "eval", cli.recipe_info(r, "eval", settings), inputs, a.force,
-                  seed=e["seed"])
+    tasks = suite_tasks(e, a.suite)
+    settings = {k: e[k] for k in ("num_fewshot", "apply_chat_template", "batch_size", "dtype", "seed", "max_gen_toks")}
+    settings.update(suite=a.suite, tasks=tasks, backend=a.backend, limit=a.limit, local=a.local)
+    st = mf.Stage(stage_dir, "eval", cli.recipe_info(r, "eval", settings), inputs, a.force, seed=e["seed"])
     if st.skip():
         return 0
+    env = "infer-gpu" if a.backend == "vllm" else "eval"
     with st:
-        tasks = render_local_tasks(inputs["data"], st.partial / "tasks") if a.local else e["tasks"]
-        cmd = ["lm-eval", "run", "--model", "hf",
-               "--model_args", f"pretrained={model['path']},dtype={e['dtype']}",
-               "--device", "cuda" if venv.has_cuda() else "cpu", "--batch_size", e["batch_size"],
-               "--tasks", ",".join(tasks), "--num_fewshot", e["num_fewshot"], "--seed", e["seed"],
+        if a.local:
+            tasks = render_local_tasks(env, tasks, inputs["data"], st.partial / "tasks")
+        model_args = f"pretrained={model['path']},dtype={e['dtype']}"
+        cmd = ["lm-eval", "run", "--model", a.backend, "--model_args", model_args,
+               *(["--device", "cuda" if venv.has_cuda() else "cpu"] if a.backend == "hf" else []),
+               "--batch_size", e["batch_size"], "--tasks", ",".join(tasks), "--num_fewshot", e["num_fewshot"],
+               "--seed", e["seed"], "--gen_kwargs", f"max_gen_toks={e['max_gen_toks']}",
                "--output_path", st.partial / "lm_eval", "--log_samples",
-               *(["--include_path", st.partial / "tasks"] if a.local else []),
+               "--include_path", st.partial / "tasks" if a.local else OPEN_TASKS,
                *(["--apply_chat_template"] if e["apply_chat_template"] else []),
                *(["--limit", a.limit] if a.limit else [])]
         print(f"[eval] $ {' '.join(map(str, cmd))}", flush=True)
-        if venv.run("eval", cmd, log=st.dir / "log.txt").returncode:
+        if venv.run(env, cmd, log=st.dir / "log.txt").returncode:
             raise SystemExit(f"[eval] lm-eval failed; see {st.dir / 'log.txt'}")
         results = json.loads(sorted((st.partial / "lm_eval").rglob("results_*.json"))[-1].read_text())
         st.publish("lm_eval", st.partial / "lm_eval")
         if a.local:
             st.publish("tasks", st.partial / "tasks")
-        st.m["tools"] = venv.tool_versions("eval", ["lm_eval", "torch", "transformers"])
-        st.m["metrics"] = {t: {"acc": v.get("acc,none"), "acc_stderr": v.get("acc_stderr,none")}
-                           for t, v in results["results"].items()}
-    print(f"[eval] done: {json.dumps(st.m['metrics'])}")
+        st.m["tools"] = venv.tool_versions(env, ["lm_eval", "torch", "transformers", "vllm"])
+        st.m["metrics"] = {t: {k.split(",")[0]: v for k, v in vals.items()
+                               if k.split(",")[0] in ("acc", "acc_stderr", "rouge1", "word_perplexity")}
+                           for t, vals in results["results"].items()}
+    print(f"[eval] done: {stage_dir}")
     return 0
 
 

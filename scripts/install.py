@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 VENVS = ROOT / ".venv"
 TORCH = "torch==2.13.0"
 STAGES = ["base", "sft", "merge", "dpo", "eval", "infer"]
+GPU_ONLY = ["infer-gpu"]   # vLLM brings its own CUDA torch: built on request, never by default
 
 # Steps run after torch and before the lock file, with the environment variables they need.
 # flash-attn's setup.py imports torch (so no build isolation); on a CPU machine it builds its
@@ -67,13 +68,13 @@ def build(stage, cuda: bool):
     print(f"[install] building .venv/{stage} from {lock_file(stage).relative_to(ROOT)}", flush=True)
     shutil.rmtree(venv, ignore_errors=True)
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    if stage != "base":
+    if stage not in ("base", *GPU_ONLY):
         pip(venv, [TORCH])
         for env, args in PRE_STEPS.get(stage, []):
             pip(venv, args, env)
-    extra = [TORCH] if stage != "base" else []
+    extra = [] if stage in ("base", *GPU_ONLY) else [TORCH]
     pip(venv, ["-r", str(lock_file(stage)), *extra], POST_ENV.get(stage))
-    if stage != "base":
+    if stage not in ("base", *GPU_ONLY):
         got = torch_version(venv)
         if not got or not got.startswith(TORCH.split("==")[1]):
             raise SystemExit(f"[install] .venv/{stage}: torch was replaced ({got!r}, expected {TORCH}); "
@@ -86,11 +87,11 @@ def build(stage, cuda: bool):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("stages", nargs="*", default=STAGES, help=f"any of {STAGES} (default: all)")
+    ap.add_argument("stages", nargs="*", default=STAGES, help=f"any of {STAGES + GPU_ONLY} (default: {STAGES})")
     a = ap.parse_args(argv)
-    bad = [s for s in a.stages if s not in STAGES]
+    bad = [s for s in a.stages if s not in STAGES + GPU_ONLY]
     if bad:
-        ap.error(f"unknown stage(s) {bad}; choose from {STAGES}")
+        ap.error(f"unknown stage(s) {bad}; choose from {STAGES + GPU_ONLY}")
     cuda = shutil.which("nvidia-smi") is not None
     for s in a.stages:
         build(s, cuda)

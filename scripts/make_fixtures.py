@@ -4,7 +4,7 @@ Writes, under <runs>/<recipe>/data/, exactly the files the real data stage write
   sft.jsonl                    {"messages": [{role, content}, ...]}  (single and multi-turn)
   dpo/chunk_{0..4}.jsonl       {"prompt": [user msg], "chosen": [assistant msg], "rejected": [assistant msg]}
   dpo/redteam.jsonl            same schema, harmful prompts with a refusal as `chosen`
-  eval/medqa_4options.jsonl    GBaker/MedQA-USMLE-4-options-hf schema: sent1, sent2, ending0-3, label
+  eval/<task>.jsonl            each evaluation benchmark's own schema (scripts/lib/eval_fixtures.py)
 Deterministic for a seed. The answers follow a learnable rule (the drug that treats the condition), so
 the tiny model can move towards them.
 """
@@ -12,7 +12,7 @@ import json
 import random
 import sys
 
-from scripts.lib import cli
+from scripts.lib import cli, eval_fixtures
 from scripts.lib.manifest import Stage, sha256_json
 
 TREATS = {"hypertension": "lisinopril", "diabetes": "metformin", "asthma": "salbutamol", "pneumonia": "amoxicillin",
@@ -52,16 +52,6 @@ def pref_rows(rnd, n, redteam=False):
                "rejected": [{"role": "assistant", "content": rejected}]}
 
 
-def mcqa_rows(rnd, n):
-    conds = list(TREATS)
-    for i in range(n):
-        c = rnd.choice(conds)
-        options = rnd.sample([d for d in TREATS.values() if d != TREATS[c]], 3) + [TREATS[c]]
-        rnd.shuffle(options)
-        yield {"id": f"fixture-{i}", "sent1": f"Which drug is first-line for {c}?", "sent2": "",
-               **{f"ending{j}": o for j, o in enumerate(options)}, "label": options.index(TREATS[c])}
-
-
 def write_jsonl(path, rows):
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w") as f:
@@ -74,7 +64,7 @@ def main(argv=None):
     ap = cli.stage_parser(__doc__)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--sft-rows", type=int, default=64)
-    ap.add_argument("--pairs-per-chunk", type=int, default=8)
+    ap.add_argument("--pairs-per-chunk", type=int, default=16)
     a = ap.parse_args(argv)
     r = cli.load(a)
     chunks = next(s for s in r.files["dpo"]["stages"] if s["name"] == "stage1")["chunks"]
@@ -86,7 +76,7 @@ def main(argv=None):
     with st:
         rnd, p = random.Random(a.seed), st.partial
         write_jsonl(p / "sft.jsonl", sft_rows(rnd, a.sft_rows))
-        st.publish("sft", p / "sft.jsonl")
+        st.publish("sft", p / "sft.jsonl", "sft.jsonl")
         for i in range(chunks):
             write_jsonl(p / f"chunk_{i}.jsonl", pref_rows(rnd, a.pairs_per_chunk))
         (st.dir / "dpo").mkdir()
@@ -94,9 +84,10 @@ def main(argv=None):
             st.publish(f"dpo_chunk_{i}", p / f"chunk_{i}.jsonl", f"dpo/chunk_{i}.jsonl")
         write_jsonl(p / "redteam.jsonl", pref_rows(rnd, a.pairs_per_chunk, redteam=True))
         st.publish("dpo_redteam", p / "redteam.jsonl", "dpo/redteam.jsonl")
-        write_jsonl(p / "medqa.jsonl", mcqa_rows(rnd, 40))
         (st.dir / "eval").mkdir()
-        st.publish("eval_medqa_4options", p / "medqa.jsonl", "eval/medqa_4options.jsonl")
+        for task in eval_fixtures.FIXTURES:
+            write_jsonl(p / f"{task}.jsonl", eval_fixtures.rows(task, a.seed))
+            st.publish(f"eval_{task}", p / f"{task}.jsonl", f"eval/{task}.jsonl")
         st.m["metrics"] = {"sft_rows": a.sft_rows, "dpo_pairs": a.pairs_per_chunk * (chunks + 1)}
     print(f"[data] fixtures in {st.dir}")
     return 0

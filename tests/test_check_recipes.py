@@ -16,11 +16,13 @@ def check(*make_args):
 def test_published_recipes_are_valid_and_tabled():
     p = check()
     assert p.returncode == 0, p.stdout + p.stderr
-    for expected in ("aloe-beta-8b | sft", "aloe-beta-70b | sft", "dpo stage1", "dpo stage2", "merge",
-                     "meta-llama/Llama-3.1-70B", "2e-05", "2e-07", "1e-07"):
-        assert expected in p.stdout, expected
-    row = next(line for line in p.stdout.splitlines() if line.startswith("aloe-beta-8b") and "| sft" in line)
-    assert [c.strip() for c in row.split("|")][3:7] == ["32", "1", "4", "128"]
+    rows = {tuple(c.strip() for c in line.split("|"))[:2]: [c.strip() for c in line.split("|")]
+            for line in p.stdout.splitlines() if line.startswith("aloe-beta-")}
+    assert rows[("aloe-beta-8b", "sft")][2:] == ["meta-llama/Llama-3.1-8B", "32", "1", "4", "128", "2e-05", "4"]
+    assert rows[("aloe-beta-70b", "sft")][3:7] == ["64", "1", "2", "128"]
+    assert rows[("aloe-beta-8b", "dpo stage1")][3:] == ["16", "1", "8", "128", "2e-07", "1 x 5 chunks"]
+    assert rows[("aloe-beta-70b", "dpo stage2")][3:8] == ["100", "1", "1", "100", "1e-07"]
+    assert ("aloe-beta-8b", "merge") in rows
     assert "profile cpu-tiny applied to aloe-beta-8b" in p.stdout
 
 

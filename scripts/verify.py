@@ -1,0 +1,175 @@
+"""make verify: measured against reported, per task, with tolerances.
+
+Reads lm-eval results (a results_*.json, or a folder holding one) and a reported table
+(results/reported.yaml), computes the paper's aggregates from the measured tasks, and for every number
+the paper reports for that model: the delta, a tolerance = max(floor, Z x measured standard error), and
+pass or fail. The floor (1 point for accuracies) absorbs what the paper cannot pin down: hardware,
+batch size and library versions. Prints a table, writes report.md, verify.json and chart.png (reported
+against measured, with 95% error bars) under results/verify/<model>/, and exits 1 when a number is out
+of tolerance.
+
+  python -m scripts.verify --model HPAI-BSC/Llama3.1-Aloe-Beta-8B --results runs/eval/<model>/lm_eval
+  python -m scripts.verify --recipe recipes/aloe-beta-8b --profile cpu-tiny --reported results/fixtures/tiny_expected.yaml
+"""
+import argparse
+import json
+import re
+import sys
+import textwrap
+from pathlib import Path
+
+import yaml
+
+from scripts.lib import manifest as mf
+from scripts.lib import recipe as rc
+from scripts.lib.aggregates import NEEDS, Score, with_aggregates
+from scripts.eval import model_eval_dir
+from scripts.lib.table import markdown, table
+
+Z = 1.96
+REPORTED = rc.ROOT / "results" / "reported.yaml"
+
+
+class VerifyError(SystemExit):
+    pass
+
+
+def load_results(path: Path) -> dict:
+    """lm-eval's results JSON (or the newest one under a folder), with a clear error when it is broken."""
+    path = Path(path)
+    if path.is_dir():
+        found = sorted(path.rglob("results_*.json"))
+        if not found:
+            raise VerifyError(f"verify: no lm-eval results_*.json under {path}")
+        path = found[-1]
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise VerifyError(f"verify: results file not found: {path}")
+    except json.JSONDecodeError as e:
+        raise VerifyError(f"verify: {path} is not valid JSON (line {e.lineno}: {e.msg})")
+    if not isinstance(data, dict) or not isinstance(data.get("results"), dict):
+        raise VerifyError(f"verify: {path} has no 'results' mapping: not an lm-eval results file")
+    data["_path"] = str(path)
+    return data
+
+
+def measured_scores(results: dict, metric: str, scale: float) -> dict:
+    n = {t.removeprefix("aloe_local_"): v.get("effective") for t, v in (results.get("n-samples") or {}).items()}
+    out = {}
+    for task, vals in results["results"].items():
+        task = task.removeprefix("aloe_local_")  # a local-fixture run stands for the task it overrides
+        key = f"{metric},none"
+        if key in vals and isinstance(vals[key], (int, float)):
+            se = vals.get(f"{metric}_stderr,none")
+            out[task] = Score(vals[key] * scale, se * scale if isinstance(se, (int, float)) else None, n.get(task))
+    return out
+
+
+def reported_row(reported: dict, table: str, setting: str, model: str):
+    tables = reported.get("tables", {})
+    if table not in tables:
+        raise VerifyError(f"verify: table {table!r} not in the reported file; known: {sorted(tables)}")
+    t = tables[table]
+    if "measure" not in t:
+        raise VerifyError(f"verify: table {table!r} ({t.get('source')}) is not measured by this repository")
+    rows = t["settings"].get(setting)
+    if rows is None:
+        raise VerifyError(f"verify: setting {setting!r} not in {table}; known: {sorted(t['settings'])}")
+    aliases = {v: k for k, v in (reported.get("models") or {}).items()}
+    name = aliases.get(model, model.rstrip("/").split("/")[-1])
+    if name not in rows:
+        raise VerifyError(f"verify: {table} {setting} reports no model {name!r}; known: {sorted(rows)}")
+    return name, t, rows[name]
+
+
+def compare(reported_values: dict, measure: dict, scores: dict, floor: float, z: float, source: str):
+    """Rows [column, task, reported, measured, stderr, delta, tolerance, ok]; errors for missing tasks."""
+    rows, missing = [], []
+    for col, rep in reported_values.items():
+        if rep is None:
+            continue
+        task = measure["task"].format(col=col)
+        if task not in scores:
+            needed = [t for t in NEEDS.get(col, [task]) if t not in scores]
+            missing.append(f"{col} (needs {', '.join(needed)})")
+            continue
+        s = scores[task]
+        tol = max(floor, z * s.stderr) if s.stderr is not None else floor
+        delta = s.value - rep
+        rows.append([col, task, rep, round(s.value, 2), None if s.stderr is None else round(s.stderr, 2),
+                     round(delta, 2), round(tol, 2), abs(delta) <= tol])
+    if missing:
+        raise VerifyError(f"verify: {source} lacks results for: {'; '.join(missing)}")
+    return rows
+
+
+def chart(rows, title, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    cols = [r[0] for r in rows]
+    x = range(len(cols))
+    fig, ax = plt.subplots(figsize=(max(5, 1.1 * len(cols) + 2), 4))
+    ax.bar([i - 0.2 for i in x], [r[2] for r in rows], 0.4, label="reported", color="#9db4d6")
+    ax.bar([i + 0.2 for i in x], [r[3] for r in rows], 0.4, yerr=[(r[4] or 0) * Z for r in rows], capsize=4,
+           label="measured (95% CI)", color=["#4c9a5b" if r[7] else "#c0504d" for r in rows])
+    ax.set_xticks(list(x), cols, rotation=30, ha="right")
+    ax.set_title(textwrap.fill(title, 70), fontsize=9)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", help="reported model name or hub id (default: the recipe's released_as)")
+    ap.add_argument("--results", help="lm-eval results JSON or folder (default: the recipe run's eval stage)")
+    ap.add_argument("--recipe", default="recipes/aloe-beta-8b")
+    ap.add_argument("--profile")
+    ap.add_argument("--runs", default=str(rc.ROOT / "runs"))
+    ap.add_argument("--reported", default=str(REPORTED), help="reported numbers (default results/reported.yaml)")
+    ap.add_argument("--suite", default="mcqa", help="which eval stage of the recipe run to read (default mcqa)")
+    ap.add_argument("--table", default="table9")
+    ap.add_argument("--setting", default="0-shot")
+    ap.add_argument("--floor", type=float, help="tolerance floor (default: the table's)")
+    ap.add_argument("--z", type=float, default=Z, help=f"standard errors of tolerance (default {Z})")
+    ap.add_argument("--out", help="report folder (default results/verify/<model>-<table>-<setting>)")
+    a = ap.parse_args(argv)
+    r = rc.load(a.recipe, profile=a.profile)
+    model = a.model or r.files["recipe"]["released_as"]
+    if a.results:
+        results_path = Path(a.results)
+    else:  # `make eval MODEL=` results of this model, else the recipe run's own eval stage
+        own = model_eval_dir(a.runs, a.model, a.suite) if a.model else None
+        ev = mf.read_done(own if own and own.exists() else Path(a.runs) / r.name / f"eval-{a.suite}", "verify")
+        results_path = Path(ev["outputs"]["lm_eval"]["path"])
+    reported = yaml.safe_load(Path(a.reported).read_text())
+    name, tab, row = reported_row(reported, a.table, a.setting, model)
+    measure = tab["measure"]
+    results = load_results(results_path)
+    scores = with_aggregates(measured_scores(results, measure["metric"], measure["scale"]))
+    rows = compare(row, measure, scores, a.floor if a.floor is not None else measure["floor"], a.z, results["_path"])
+    out = Path(a.out or rc.ROOT / "results" / "verify" / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', name)}-{a.table}-{a.setting}")
+    out.mkdir(parents=True, exist_ok=True)
+    headers = ["column", "task", "reported", "measured", "stderr", "delta", "tolerance", "result"]
+    shown = [[*x[:7], "pass" if x[7] else "FAIL"] for x in rows]
+    title = f"{name}: {tab['source']}, {a.setting}"
+    n_fail = sum(not x[7] for x in rows)
+    summary = f"{len(rows) - n_fail} of {len(rows)} within tolerance" + (f"; {n_fail} FAIL" if n_fail else "")
+    print(f"\n{title}\nmeasured: {results['_path']}\n")
+    print(table(headers, shown))
+    print(f"\n{summary}  (tolerance = max(floor {measure['floor'] if a.floor is None else a.floor}, "
+          f"{a.z:g} x measured stderr); report: {out}")
+    (out / "report.md").write_text(f"# {title}\n\nMeasured: `{results['_path']}`\n\n{markdown(headers, shown)}\n\n"
+                                   f"{summary}\n\n![reported vs measured](chart.png)\n")
+    (out / "verify.json").write_text(json.dumps({"model": name, "table": a.table, "setting": a.setting,
+                                                 "results": results["_path"], "rows": [dict(zip(headers, x)) for x in rows]},
+                                                indent=2))
+    chart(rows, title, out / "chart.png")
+    return 1 if n_fail else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
