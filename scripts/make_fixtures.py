@@ -5,15 +5,17 @@ Writes, under <runs>/<recipe>/data/, exactly the files the real data stage write
   dpo/chunk_{0..4}.jsonl       {"prompt": [user msg], "chosen": [assistant msg], "rejected": [assistant msg]}
   dpo/redteam.jsonl            same schema, harmful prompts with a refusal as `chosen`
   eval/<task>.jsonl            each evaluation benchmark's own schema (scripts/lib/eval_fixtures.py)
+  medprompt/database.jsonl     a CoT database in medprompt/database.py's schema
 Deterministic for a seed. The answers follow a learnable rule (the drug that treats the condition), so
 the tiny model can move towards them.
 """
 import json
 import random
 import sys
+from pathlib import Path
 
 from scripts.lib import cli, eval_fixtures
-from scripts.lib.manifest import Stage, sha256_json
+from scripts.lib.manifest import Stage, sha256_json, sha256_path
 
 TREATS = {"hypertension": "lisinopril", "diabetes": "metformin", "asthma": "salbutamol", "pneumonia": "amoxicillin",
           "anemia": "iron", "migraine": "sumatriptan", "arthritis": "ibuprofen", "thrombosis": "heparin"}
@@ -68,7 +70,8 @@ def main(argv=None):
     a = ap.parse_args(argv)
     r = cli.load(a)
     chunks = next(s for s in r.files["dpo"]["stages"] if s["name"] == "stage1")["chunks"]
-    spec = {"seed": a.seed, "sft_rows": a.sft_rows, "pairs_per_chunk": a.pairs_per_chunk, "chunks": chunks}
+    spec = {"seed": a.seed, "sft_rows": a.sft_rows, "pairs_per_chunk": a.pairs_per_chunk, "chunks": chunks,
+            "code": sha256_json([sha256_path(Path(__file__)), sha256_path(Path(eval_fixtures.__file__))])}
     st = Stage(cli.run_dir(a, r) / "data", "data", {"path": "fixtures", "sha256": sha256_json(spec),
                                                    "rendered": spec}, {}, a.force, seed=a.seed)
     if st.skip():
@@ -88,6 +91,9 @@ def main(argv=None):
         for task in eval_fixtures.FIXTURES:
             write_jsonl(p / f"{task}.jsonl", eval_fixtures.rows(task, a.seed))
             st.publish(f"eval_{task}", p / f"{task}.jsonl", f"eval/{task}.jsonl")
+        (st.dir / "medprompt").mkdir()
+        write_jsonl(p / "database.jsonl", eval_fixtures.cot_database(seed=a.seed))
+        st.publish("medprompt_database", p / "database.jsonl", "medprompt/database.jsonl")
         st.m["metrics"] = {"sft_rows": a.sft_rows, "dpo_pairs": a.pairs_per_chunk * (chunks + 1)}
     print(f"[data] fixtures in {st.dir}")
     return 0

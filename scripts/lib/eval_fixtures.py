@@ -118,6 +118,19 @@ FIXTURES = {"medqa_4options": (medqa, 40), "medmcqa": (medmcqa, 12), "pubmedqa":
                 ("med_text_classification", med_text_classification)]}}
 
 
+def cot_database(n: int = 60, seed: int = 0):
+    """A small Medprompt database in medprompt/database.py's schema: training-style questions with a
+    step-by-step answer ending at the correct option (as the CoT generator's kept answers do)."""
+    rnd = random.Random(f"{seed}-cot-db")
+    out = []
+    for i in range(n):
+        q, opts, ans, cond = _question(rnd)
+        reasoning = (f"The question asks for the first-line drug for {cond}. "
+                     + " ".join(f"{o} {'treats' if j == ans else 'does not treat'} {cond}." for j, o in enumerate(opts)))
+        out.append({"id": f"db-{i}", "question": q, "options": opts, "answer": ans, "reasoning": reasoning})
+    return out
+
+
 def rows(task: str, seed: int = 0):
     """The fixture rows for an lm-eval task name (its _perplexity twin shares the generation task's data)."""
     base = task.removesuffix("_perplexity")

@@ -24,7 +24,8 @@ SCHEMA = {
     "dpo": {"launcher", "args", "stages"},
     "dpo.stage": {"name", "dataset", "files", "chunks", "args"},
     "medprompt": {"embedding_model", "k", "ensembles", "choice_shuffle", "reranker", "database",
-                  "temperature", "top_p", "max_tokens", "max_retries", "seed"},
+                  "temperature", "top_p", "max_tokens", "max_retries", "retry_extra_tokens", "adaptive", "round_size",
+                  "seed"},
     "eval": {"tasks", "open_tasks", "num_fewshot", "apply_chat_template", "batch_size", "dtype", "seed", "max_gen_toks"},
     "profile": {"world_size", "models", *FILES},
 }

@@ -2,7 +2,8 @@
 
 usage: build_tiny_kit.py OUT_DIR
 Writes OUT_DIR/base (stands for meta-llama/Llama-3.1-8B: eos <|end_of_text|>) and OUT_DIR/instruct
-(stands for Llama-3.1-8B-Instruct: base weights plus seeded noise, eos list end_of_text/eom/eot).
+(stands for Llama-3.1-8B-Instruct: base weights plus seeded noise, briefly tuned to answer multiple-choice
+questions as "... Answer: [X]", eos list end_of_text/eom/eot).
 Both share a byte-level BPE tokenizer with the Llama-3 special tokens and a Llama-3.1-style chat template.
 head_dim is 32 because vLLM's CPU attention rejects 16.
 """
@@ -81,6 +82,38 @@ def build_tokenizer():
     return tok
 
 
+def cot_chats(n=256, seed=1):
+    """Chats in the Medprompt answer format: a question with lettered options, then a short reasoning
+    ending in 'Answer: [X]'. Training the "instruct" model on them gives it the answer format (not knowledge)."""
+    rnd = random.Random(seed)
+    for _ in range(n):
+        cond = rnd.choice(WORDS["cond"])
+        opts = rnd.sample(WORDS["drug"], 4)
+        letter = rnd.choice("ABCD")
+        body = "\n".join(f"{L}. {o}" for L, o in zip("ABCD", opts))
+        yield [{"role": "user", "content": f"Question: Which drug treats {cond}?\nOptions:\n{body}"},
+               {"role": "assistant", "content": f"Let's think step by step. {cond} affects the "
+                                                f"{rnd.choice(WORDS['organ'])}. Answer: [{letter}]"}]
+
+
+def instruction_tune(model, tok, steps=120, lr=3e-3):
+    """A few hundred milliseconds of full fine-tuning on cot_chats (loss on every token)."""
+    torch.manual_seed(0)
+    texts = [tok.apply_chat_template(c, tokenize=False) for c in cot_chats()]
+    batch = tok(texts, add_special_tokens=False, padding=True, return_tensors="pt")
+    labels = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr)
+    model.train()
+    for step in range(steps):
+        i = torch.arange(step * 16, step * 16 + 16) % len(texts)
+        loss = model(input_ids=batch["input_ids"][i], attention_mask=batch["attention_mask"][i], labels=labels[i]).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+    model.eval()
+    return loss.item()
+
+
 def main():
     out = Path(sys.argv[1])
     tok = build_tokenizer()
@@ -96,6 +129,7 @@ def main():
     instruct_eos = [ids["<|end_of_text|>"], ids["<|eom_id|>"], ids["<|eot_id|>"]]
     variants = {"base": (None, ids["<|end_of_text|>"], "<|end_of_text|>"),
                 "instruct": (2, instruct_eos, "<|eot_id|>")}
+    losses = {}
     for name, (noise_seed, eos, eos_token) in variants.items():
         model = LlamaForCausalLM(cfg)
         sd = {k: v.clone() for k, v in base_sd.items()}
@@ -103,17 +137,20 @@ def main():
             g = torch.Generator().manual_seed(noise_seed)
             sd = {k: v + 0.02 * torch.randn(v.shape, generator=g) for k, v in sd.items()}
         model.load_state_dict(sd)
-        model.config.eos_token_id = eos
-        model.generation_config = GenerationConfig(bos_token_id=ids["<|begin_of_text|>"], eos_token_id=eos,
-                                                   do_sample=True, temperature=0.6, top_p=0.9)
-        model.save_pretrained(out / name)
         hf = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|begin_of_text|>", eos_token=eos_token,
                                      pad_token="<|finetune_right_pad_id|>", model_max_length=131072,
                                      clean_up_tokenization_spaces=False)
         hf.chat_template = CHAT_TEMPLATE
+        if name == "instruct":  # an instruct model answers in a format: it has seen instruction data
+            losses[name] = instruction_tune(model, hf)
+        model.config.eos_token_id = eos
+        model.generation_config = GenerationConfig(bos_token_id=ids["<|begin_of_text|>"], eos_token_id=eos,
+                                                   do_sample=True, temperature=0.6, top_p=0.9)
+        model.save_pretrained(out / name)
         hf.save_pretrained(out / name)
     n = sum(v.numel() for v in base_sd.values())
-    print(json.dumps({"params": n, "vocab": tok.get_vocab_size(), "eos_instruct": instruct_eos}))
+    print(json.dumps({"params": n, "vocab": tok.get_vocab_size(), "eos_instruct": instruct_eos,
+                      "instruct_tuning_loss": round(losses["instruct"], 3)}))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,94 @@
+"""The MCQA benchmarks Medprompt runs on, from their hub ids or from local JSONL in the same schema.
+
+Every source is normalised to `Question(id, question, options, answer, context)`; `answer` is the index of
+the correct option. A local row that does not fit its schema is an error naming the file and the line.
+"""
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+MMLU_MEDICAL = ["anatomy", "clinical_knowledge", "college_biology", "college_medicine", "medical_genetics",
+                "professional_medicine"]
+
+
+@dataclass
+class Question:
+    id: str
+    question: str
+    options: list
+    answer: int
+    context: str | None = None
+
+
+def _medqa(r, i):
+    return Question(str(r.get("id", i)), r["sent1"], [r[f"ending{j}"] for j in range(4)], int(r["label"]))
+
+
+def _medmcqa(r, i):
+    return Question(str(r.get("id", i)), r["question"], [r["opa"], r["opb"], r["opc"], r["opd"]], int(r["cop"]))
+
+
+def _pubmedqa(r, i):
+    return Question(str(r.get("pubid", i)), r["QUESTION"], ["yes", "no", "maybe"],
+                    ["yes", "no", "maybe"].index(r["final_decision"]), "\n".join(r["CONTEXTS"]))
+
+
+def _mmlu(r, i):
+    return Question(str(i), r["question"], list(r["choices"]), int(r["answer"]))
+
+
+def _careqa(r, i):
+    return Question(str(r.get("unique_id", i)), r["question"], [r[f"op{j}"] for j in range(1, 5)], int(r["cop"]) - 1)
+
+
+# name -> (hub id, config, test split, train split, converter)
+SOURCES = {
+    "medqa_4options": ("GBaker/MedQA-USMLE-4-options-hf", None, "test", "train", _medqa),
+    "medmcqa": ("openlifescienceai/medmcqa", None, "validation", "train", _medmcqa),
+    "pubmedqa": ("bigbio/pubmed_qa", "pubmed_qa_labeled_fold0_source", "test", "train", _pubmedqa),
+    "careqa_en": ("HPAI-BSC/CareQA", "CareQA_en", "test", None, _careqa),
+    **{f"mmlu_{s}": ("cais/mmlu", s, "test", "dev", _mmlu) for s in MMLU_MEDICAL},
+}
+
+
+class DataError(ValueError):
+    pass
+
+
+def read_jsonl(path: Path):
+    """(line number, row) for each line; a line that is not a JSON object is an error naming file and line."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: file not found")
+    with open(path) as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataError(f"{path}:{n}: not valid JSON ({e.msg})") from None
+            if not isinstance(row, dict):
+                raise DataError(f"{path}:{n}: expected a JSON object, got {type(row).__name__}")
+            yield n, row
+
+
+def load(name: str, split: str = "test", path: str | None = None, limit: int | None = None) -> list:
+    """Questions of a benchmark: from local JSONL when `path` is given, else from the hub."""
+    if name not in SOURCES:
+        raise DataError(f"unknown dataset {name!r}; known: {sorted(SOURCES)}")
+    hub, config, test_split, train_split, convert = SOURCES[name]
+    out = []
+    if path:
+        for n, row in read_jsonl(path):
+            try:
+                out.append(convert(row, n))
+            except (KeyError, ValueError, TypeError, IndexError) as e:
+                raise DataError(f"{path}:{n}: not a {name} row ({type(e).__name__}: {e})") from None
+    else:
+        import datasets
+        want = {"test": test_split, "train": train_split}.get(split, split)
+        if want is None:
+            raise DataError(f"{name} has no {split} split")
+        out = [convert(r, i) for i, r in enumerate(datasets.load_dataset(hub, config, split=want))]
+    return out[:limit] if limit else out

@@ -1,0 +1,76 @@
+"""Stage medprompt: Medprompt inference (medprompt/) on one benchmark, in .venv/infer (CPU, HF
+transformers) or .venv/infer-gpu (vLLM). Settings from the recipe's medprompt.yaml (+ profile).
+
+  python -m scripts.medprompt --recipe recipes/aloe-beta-8b --model HPAI-BSC/Llama3.1-Aloe-Beta-8B \\
+      --dataset medqa_4options --database path/to/database.jsonl
+  python -m scripts.medprompt --profile cpu-tiny --local          # the tiny model on the fixtures
+An interrupted run resumes from its partial generations.jsonl; --force starts over.
+Outputs: <runs>/<recipe>/medprompt-<dataset>/out/{generations.jsonl, evaluation.json} and a manifest.
+"""
+import json
+import shutil
+import sys
+from pathlib import Path
+
+from scripts.lib import cli, venv
+from scripts.lib import manifest as mf
+
+KEYS = ("embedding_model", "k", "ensembles", "choice_shuffle", "temperature", "top_p", "max_tokens", "max_retries",
+        "retry_extra_tokens", "adaptive", "round_size", "seed")
+
+
+def main(argv=None):
+    ap = cli.stage_parser(__doc__)
+    ap.add_argument("--model", help="hub id or path (default: the recipe run's final DPO model)")
+    ap.add_argument("--dataset", default="medqa_4options")
+    ap.add_argument("--database", help="CoT database JSONL (default with --local: the data stage's fixture)")
+    ap.add_argument("--local", action="store_true", help="questions from the data stage's fixture of --dataset")
+    ap.add_argument("--backend", choices=("hf", "vllm", "openai"), help="default: vllm with CUDA, else hf")
+    ap.add_argument("--base-url", help="OpenAI-compatible server (with --backend openai)")
+    ap.add_argument("--limit", type=int)
+    ap.add_argument("--adaptive", action="store_true", help="stop each question once its vote is settled")
+    a = ap.parse_args(argv)
+    r = cli.load(a)
+    run = cli.run_dir(a, r)
+    cfg = {k: r.files["medprompt"][k] for k in KEYS}
+    model = {"path": a.model, "sha256": None} if a.model else mf.read_done(run / "dpo", "medprompt")["outputs"]["model"]
+    fixtures = mf.read_done(run / "data", "medprompt")["outputs"] if a.local else {}
+    database = a.database or (fixtures.get("medprompt_database") or {}).get("path")
+    if not database:
+        raise SystemExit("medprompt: no database: give --database (a CoT JSONL), or --local for the fixture one")
+    data_path = fixtures[f"eval_{a.dataset}"]["path"] if a.local else None
+    backend = a.backend or ("vllm" if venv.has_cuda() else "hf")
+    stage_dir = run / f"medprompt-{a.dataset}"
+    out = stage_dir / "out"
+    cfg.update(dataset=a.dataset, split="test", data_path=data_path, database=str(database), model=model["path"],
+               backend=backend, base_url=a.base_url, limit=a.limit, out=str(out),
+               adaptive=a.adaptive or cfg["adaptive"], dtype=r.files["eval"]["dtype"], batch_size=16)
+    inputs = {"model": model, "database": {"path": str(database), "sha256": mf.sha256_path(Path(database))}}
+    if data_path:
+        inputs["questions"] = fixtures[f"eval_{a.dataset}"]
+    st = mf.Stage(stage_dir, "medprompt", cli.recipe_info(r, "medprompt", cfg), inputs, a.force, clean=False,
+                  seed=cfg["seed"])
+    if st.skip():
+        return 0
+    if a.force or (st.previous or {}).get("key") != st.key:
+        shutil.rmtree(out, ignore_errors=True)  # other settings: the partial generations do not apply
+    with st:
+        cfg_path = st.dir / "medprompt.json"
+        cfg_path.write_text(json.dumps(cfg, indent=2))
+        env = "infer-gpu" if backend == "vllm" else "infer"
+        res = venv.run(env, ["python", "-m", "medprompt.run", "--config", cfg_path], log=st.dir / "log.txt",
+                       extra_env={"PYTHONPATH": str(venv.ROOT)})
+        if res.returncode:
+            raise SystemExit(f"[medprompt] failed; see {st.dir / 'log.txt'}")
+        ev = json.loads((out / "evaluation.json").read_text())
+        st.m["outputs"] = {"generations": {"path": str(out / "generations.jsonl")},
+                           "evaluation": {"path": str(out / "evaluation.json")}}
+        st.m["tools"] = venv.tool_versions(env, ["torch", "transformers", "sentence-transformers", "faiss-cpu", "vllm"])
+        st.m["metrics"] = {k: ev[k] for k in ("accuracy", "parse_rate", "draws", "generated_tokens", "members_run",
+                                              "members_full", "wall_s")}
+    print(f"[medprompt] {a.dataset}: {json.dumps(st.m['metrics'])}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

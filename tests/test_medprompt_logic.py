@@ -1,0 +1,75 @@
+"""Medprompt's pure logic: permutations map back, the parser reads what models write, the vote and the
+adaptive stopping rule are right, including ties and unparsed members."""
+import itertools
+import random
+
+import pytest
+
+from medprompt.parse import parse_answer
+from medprompt.shuffle import LETTERS, permutations, shown, to_original
+from medprompt.vote import majority, settled
+
+
+@pytest.mark.parametrize("trial", range(200))
+def test_every_member_gets_a_distinct_permutation_and_letters_map_back(trial):
+    rnd = random.Random(trial)
+    n_opt, n_mem = rnd.choice([3, 4, 5]), rnd.randint(1, 20)
+    perms = permutations(n_opt, n_mem, seed=rnd.randint(0, 9), qid=str(trial))
+    distinct = min(n_mem, len(list(itertools.permutations(range(n_opt)))))
+    assert len(set(perms[:distinct])) == distinct
+    options = [f"opt{i}" for i in range(n_opt)]
+    for perm in perms:
+        view = shown(options, perm)
+        for shown_idx, text in enumerate(view):  # picking what the member saw at a letter = that option
+            original = to_original(LETTERS[shown_idx], perm)
+            assert options[LETTERS.index(original)] == text
+    assert to_original(None, perms[0]) is None
+
+
+def test_permutations_are_reproducible_per_question():
+    assert permutations(4, 20, 42, "q1") == permutations(4, 20, 42, "q1")
+    assert permutations(4, 20, 42, "q1") != permutations(4, 20, 42, "q2")
+    assert permutations(4, 3, 42, "q1", shuffle=False) == [(0, 1, 2, 3)] * 3
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("Let's think. Option B is wrong.\nAnswer: [B]", "B"),
+    ("Answer: B", "B"),
+    ("so the answer is (b)", "B"),
+    ("Answer: [C] because the drug blocks the channel. A and D are wrong.", "C"),
+    ("A is wrong, B is wrong.\nAnswer: [A] or maybe [D]", "D"),
+    ("Answer: [B]\n... on reflection\nAnswer: [D]", "D"),
+    ("The correct option is D.", "D"),
+    ("Answer: [E]", None),                # not one of 4 options
+    ("I am not sure.", None),
+    ("", None),
+])
+def test_parser(text, expected):
+    assert parse_answer(text, 4) == expected
+
+
+def test_vote_majority_ties_and_unparsed():
+    assert majority(["A", "B", "A", None]).answer == "A"
+    v = majority(["B", "A", "A", "B", None])
+    assert (v.answer, v.draw, v.voters) == ("B", True, 4)      # tie: B voted first
+    assert majority([None, None]).answer is None
+    assert majority([None, "C"]).answer == "C"
+
+
+def test_settled_only_when_the_remaining_votes_cannot_change_the_winner():
+    assert settled(["A", "A", "A"], 2)            # 3 vs at most 2
+    assert settled(["A", "A", "B"], 1)            # B can only tie 2-2, and A voted first
+    assert not settled(["A", "A", "B"], 2)        # B could win 3-2
+    assert not settled(["B", "A", "A"], 1)        # B ties 2-2 and wins (first vote)
+    assert not settled([None, None], 3)
+    assert settled(["A", "A"], 2)                 # an unvoted rival tying 2-2 votes later than A
+
+
+@pytest.mark.parametrize("seed", range(300))
+def test_stopping_when_settled_never_changes_the_full_vote(seed):
+    rnd = random.Random(seed)
+    n = rnd.randint(1, 20)
+    votes = [rnd.choice(["A", "B", "C", None]) for _ in range(n)]
+    for m in range(n + 1):
+        if settled(votes[:m], n - m):
+            assert majority(votes[:m]).answer == majority(votes).answer
