@@ -12,9 +12,12 @@ MODEL ?=
 SUITE ?= mcqa
 BACKEND ?= hf
 LIMIT ?=
+DATASET ?=
+DATABASE ?=
+FIXTURES ?=
 EVAL_ARGS = $(if $(MODEL),--model $(MODEL)) --suite $(SUITE) $(if $(LIMIT),--limit $(LIMIT))
 
-.PHONY: help install install-base check-recipes tiny-kit sft merge dpo eval verify smoke test clean
+.PHONY: help install install-base check-recipes tiny-kit data sft merge dpo eval medprompt verify bench smoke test clean
 
 help:          ## list the targets
 	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/'
@@ -26,6 +29,8 @@ check-recipes: install ## validate recipes offline [RECIPE=dir] [WORLD_SIZE=n]
 	$(PY) -m scripts.check_recipes $(if $(RECIPE),--recipe $(RECIPE)) $(if $(WORLD_SIZE),--world-size $(WORLD_SIZE))
 tiny-kit: install ## build the tiny Llama-3.1-shaped model kit under runs/tiny-kit
 	$(PY) -m scripts.make_tiny_kit $(if $(FORCE),--force)
+data: install  ## data_prep: the SFT mix, DPO chunks and red-team set [RECIPE= PROFILE= FIXTURES=1]
+	$(PY) -m scripts.data $(ARGS) $(if $(FIXTURES),--fixtures)
 sft: install   ## axolotl SFT [RECIPE= PROFILE= WORLD_SIZE= FORCE=1]
 	$(PY) -m scripts.sft $(ARGS)
 merge: install ## mergekit DARE-TIES of the SFT output with Instruct [RECIPE= PROFILE= FORCE=1]
@@ -34,10 +39,14 @@ dpo: install   ## OpenRLHF DPO: stage 1 (5 chunks, chained) then stage 2 [RECIPE
 	$(PY) -m scripts.dpo $(ARGS)
 eval: install  ## lm-eval on MODEL= (hub id or path; default the recipe run's model) [SUITE=mcqa|open|all BACKEND=hf|vllm LIMIT=n]
 	$(PY) -m scripts.eval $(ARGS) $(EVAL_ARGS) --backend $(BACKEND)
+medprompt: install ## Medprompt on DATASET= with MODEL= [RECIPE= PROFILE= DATABASE=jsonl LIMIT=n]
+	$(PY) -m scripts.medprompt $(ARGS) $(if $(MODEL),--model $(MODEL)) $(if $(DATASET),--dataset $(DATASET)) $(if $(DATABASE),--database $(DATABASE)) $(if $(LIMIT),--limit $(LIMIT))
 verify: install-base ## measured against reported (results/reported.yaml), with tolerances [MODEL= SUITE=]
 	$(PY) -m scripts.verify $(if $(RECIPE),--recipe $(RECIPE)) $(if $(PROFILE),--profile $(PROFILE)) $(if $(MODEL),--model $(MODEL)) --suite $(SUITE)
 smoke: install ## the whole chain on the tiny model on CPU, ending in a summary table [FORCE=1]
 	$(PY) -m scripts.smoke $(if $(FORCE),--force)
+bench: tiny-kit ## the benchmarks under scripts/bench/ (figures are in the README)
+	PYTHONPATH=$(CURDIR) .venv/infer/bin/python -m scripts.bench.medprompt_bench --kit runs/tiny-kit
 test: install  ## the test suite (GPU-only tests, *_gpu.py, are skipped without CUDA)
 	$(PY) -m pytest tests
 clean:         ## remove run outputs (keeps the environments)

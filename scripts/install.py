@@ -19,8 +19,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 VENVS = ROOT / ".venv"
 TORCH = "torch==2.13.0"
-STAGES = ["base", "sft", "merge", "dpo", "eval", "infer"]
+STAGES = ["base", "data", "sft", "merge", "dpo", "eval", "infer"]
 GPU_ONLY = ["infer-gpu"]   # vLLM brings its own CUDA torch: built on request, never by default
+NO_TORCH = ["base", "data", *GPU_ONLY]
 
 # Steps run after torch and before the lock file, with the environment variables they need.
 # flash-attn's setup.py imports torch (so no build isolation); on a CPU machine it builds its
@@ -68,13 +69,13 @@ def build(stage, cuda: bool):
     print(f"[install] building .venv/{stage} from {lock_file(stage).relative_to(ROOT)}", flush=True)
     shutil.rmtree(venv, ignore_errors=True)
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    if stage not in ("base", *GPU_ONLY):
+    if stage not in NO_TORCH:
         pip(venv, [TORCH])
         for env, args in PRE_STEPS.get(stage, []):
             pip(venv, args, env)
-    extra = [] if stage in ("base", *GPU_ONLY) else [TORCH]
+    extra = [] if stage in NO_TORCH else [TORCH]
     pip(venv, ["-r", str(lock_file(stage)), *extra], POST_ENV.get(stage))
-    if stage not in ("base", *GPU_ONLY):
+    if stage not in NO_TORCH:
         got = torch_version(venv)
         if not got or not got.startswith(TORCH.split("==")[1]):
             raise SystemExit(f"[install] .venv/{stage}: torch was replaced ({got!r}, expected {TORCH}); "

@@ -1,7 +1,8 @@
 """make smoke: the whole published 8B chain on the tiny model on CPU, with the real tools.
 
-tiny-kit -> data (fixtures) -> sft (axolotl) -> merge (mergekit) -> dpo (OpenRLHF, 5 + 1 runs) -> eval
-(lm-eval on a local multiple-choice fixture) -> verify. Each stage is its own process reading the previous stage's
+tiny-kit -> data (data_prep on fixture corpora) -> sft (axolotl) -> merge (mergekit) -> dpo (OpenRLHF, 5 + 1 runs) -> eval
+(lm-eval on local fixtures of the Table 9 tasks) -> medprompt (kNN few-shot, shuffled ensembles, vote)
+-> verify. Each stage is its own process reading the previous stage's
 manifest; a finished stage with the same inputs is skipped. Ends with a summary table read from the
 manifests. Tiny-model numbers show the machinery works; they are not the paper's numbers.
 
@@ -18,9 +19,11 @@ from scripts.lib import recipe as rc
 from scripts.lib.table import table
 
 RECIPE, PROFILE = "recipes/aloe-beta-8b", "cpu-tiny"
-STAGES = [("tiny-kit", "scripts.make_tiny_kit", []), ("data", "scripts.make_fixtures", []),
+STAGES = [("tiny-kit", "scripts.make_tiny_kit", []), ("data", "scripts.data", ["--fixtures"]),
           ("sft", "scripts.sft", []), ("merge", "scripts.merge", []), ("dpo", "scripts.dpo", []),
-          ("eval", "scripts.eval", ["--local", "--suite", "mcqa"])]
+          ("eval", "scripts.eval", ["--local", "--suite", "mcqa"]),
+          ("medprompt", "scripts.medprompt", ["--local", "--dataset", "medqa_4options"])]
+STAGE_DIRS = {"eval": "eval-mcqa", "medprompt": "medprompt-medqa_4options"}
 
 
 def figure(stage, m):
@@ -28,7 +31,9 @@ def figure(stage, m):
     if stage == "tiny-kit":
         return f"{x.get('params')} params, vocab {x.get('vocab')}"
     if stage == "data":
-        return f"{x.get('sft_rows')} SFT rows, {x.get('dpo_pairs')} preference pairs"
+        steps = x.get("steps", {})
+        dropped = sum(v["dropped"] for v in steps.values())
+        return f"data_prep on fixture corpora: {x.get('sft_rows')} rows kept, {dropped} dropped with a reason"
     if stage == "sft":
         return f"loss {x.get('loss_first'):.4f} -> {x.get('loss_last'):.4f} ({x.get('steps')} steps)"
     if stage == "merge":
@@ -41,6 +46,9 @@ def figure(stage, m):
     if stage == "eval":
         accs = [v["acc"] for v in x.values() if isinstance(v.get("acc"), float)]
         return f"{len(x)} fixture tasks, mean acc {sum(accs) / len(accs):.3f} (chance about 0.26)"
+    if stage == "medprompt":
+        return (f"acc {x['accuracy']:.3f}, parse rate {x['parse_rate']:.2f}, {x['generated_tokens']} tokens "
+                f"({x['members_run']} members)")
     return ""
 
 
@@ -60,7 +68,7 @@ def main(argv=None):
         if rc_:
             print(f"\nsmoke: stage {stage} failed (exit {rc_})", file=sys.stderr)
             return rc_
-        d = Path(a.runs) / "tiny-kit" if stage == "tiny-kit" else run / ("eval-mcqa" if stage == "eval" else stage)
+        d = Path(a.runs) / "tiny-kit" if stage == "tiny-kit" else run / STAGE_DIRS.get(stage, stage)
         m = mf.read(d)
         skipped = m["finished"] < started  # finished before this smoke started it: skipped
         out = next(iter(m["outputs"].values()))["path"] if m["outputs"] else "-"

@@ -9,10 +9,12 @@ against measured, with 95% error bars) under results/verify/<model>/, and exits 
 of tolerance.
 
   python -m scripts.verify --model HPAI-BSC/Llama3.1-Aloe-Beta-8B --results runs/eval/<model>/lm_eval
-  python -m scripts.verify --recipe recipes/aloe-beta-8b --profile cpu-tiny --reported results/fixtures/tiny_expected.yaml
+  python -m scripts.verify --model HPAI-BSC/Llama3.1-Aloe-Beta-8B --setting medprompt --medprompt runs/*/medprompt-*
+  python -m scripts.verify --profile cpu-tiny --reported results/tiny_expected.yaml --table fixture --model tiny
 """
 import argparse
 import json
+import math
 import re
 import sys
 import textwrap
@@ -63,6 +65,20 @@ def measured_scores(results: dict, metric: str, scale: float) -> dict:
         if key in vals and isinstance(vals[key], (int, float)):
             se = vals.get(f"{metric}_stderr,none")
             out[task] = Score(vals[key] * scale, se * scale if isinstance(se, (int, float)) else None, n.get(task))
+    return out
+
+
+def medprompt_scores(paths: list) -> dict:
+    """In-context rows: per-dataset accuracy (x100) from medprompt/ evaluation.json files (or folders)."""
+    out = {}
+    for p in map(Path, paths):
+        f = p / "out" / "evaluation.json" if (p / "out").is_dir() else (p / "evaluation.json" if p.is_dir() else p)
+        try:
+            ev = json.loads(f.read_text())
+        except (FileNotFoundError, json.JSONDecodeError) as e:
+            raise VerifyError(f"verify: cannot read Medprompt evaluation {f}: {e}")
+        n, acc = ev["questions"], ev["accuracy"]
+        out[ev["dataset"]] = Score(100 * acc, 100 * math.sqrt(acc * (1 - acc) / max(n - 1, 1)), n)
     return out
 
 
@@ -133,13 +149,17 @@ def main(argv=None):
     ap.add_argument("--suite", default="mcqa", help="which eval stage of the recipe run to read (default mcqa)")
     ap.add_argument("--table", default="table9")
     ap.add_argument("--setting", default="0-shot")
+    ap.add_argument("--medprompt", nargs="+", help="Medprompt evaluation.json files or stage folders: fill the "
+                    "in-context rows (use with --setting medprompt)")
     ap.add_argument("--floor", type=float, help="tolerance floor (default: the table's)")
     ap.add_argument("--z", type=float, default=Z, help=f"standard errors of tolerance (default {Z})")
     ap.add_argument("--out", help="report folder (default results/verify/<model>-<table>-<setting>)")
     a = ap.parse_args(argv)
     r = rc.load(a.recipe, profile=a.profile)
     model = a.model or r.files["recipe"]["released_as"]
-    if a.results:
+    if a.medprompt:
+        results_path = None
+    elif a.results:
         results_path = Path(a.results)
     else:  # `make eval MODEL=` results of this model, else the recipe run's own eval stage
         own = model_eval_dir(a.runs, a.model, a.suite) if a.model else None
@@ -148,8 +168,12 @@ def main(argv=None):
     reported = yaml.safe_load(Path(a.reported).read_text())
     name, tab, row = reported_row(reported, a.table, a.setting, model)
     measure = tab["measure"]
-    results = load_results(results_path)
-    scores = with_aggregates(measured_scores(results, measure["metric"], measure["scale"]))
+    if a.medprompt:
+        results = {"_path": ", ".join(a.medprompt)}
+        scores = with_aggregates(medprompt_scores(a.medprompt))
+    else:
+        results = load_results(results_path)
+        scores = with_aggregates(measured_scores(results, measure["metric"], measure["scale"]))
     rows = compare(row, measure, scores, a.floor if a.floor is not None else measure["floor"], a.z, results["_path"])
     out = Path(a.out or rc.ROOT / "results" / "verify" / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', name)}-{a.table}-{a.setting}")
     out.mkdir(parents=True, exist_ok=True)

@@ -118,7 +118,8 @@ class Stage:
 
     def __enter__(self):
         if self.previous is not None:
-            why = "forced" if self.previous.get("status") == "done" else f"previous run {self.previous.get('status')}"
+            why = (f"previous run {self.previous.get('status')}" if self.previous.get("status") != "done"
+                   else "forced" if self.previous.get("key") == self.key else "inputs changed")
             print(f"[{self.stage}] rerunning from a clean directory ({why})", flush=True)
         shutil.rmtree(self.dir if self.clean else self.partial, ignore_errors=True)
         self.partial.mkdir(parents=True)

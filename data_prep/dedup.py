@@ -1,0 +1,131 @@
+"""Step c: deduplicate, exact first, then MinHash LSH near-duplicates at the paper's thresholds.
+
+Exact: the same normalised text (lower case, single spaces) as an earlier sample. Near: MinHash over word
+5-grams with LSH banding; as in datatrove (the paper's tool), the band layout sets the threshold:
+14 bands x 8 rows, (1/14)^(1/8) = 0.72 for single-turn QA (question + answer), and 14 bands x 10 rows,
+0.77, for multi-turn dialogues (turns with speaker names). Like datatrove, candidates are not re-verified.
+The first sample of a cluster is kept. Two streaming passes; memory is the band hashes (14 x 8 bytes a
+sample) and the exact-hash set, whatever the corpus size.
+
+  python -m data_prep.dedup --in clean.jsonl --out dedup.jsonl --rejects r.jsonl --report r.json
+"""
+import hashlib
+import re
+import zlib
+
+import numpy as np
+
+from .io import Report, Writer, read_jsonl, step_args
+
+BANDS = 14
+ROWS = {"qa": 8, "multi_turn": 10}       # thresholds (1/14)^(1/8) = 0.72, (1/14)^(1/10) = 0.77
+NGRAM = 5
+PRIME = np.uint64(4294967291)             # largest prime below 2**32
+_rng = np.random.default_rng(1)
+A = _rng.integers(1, 2**32 - 5, size=BANDS * max(ROWS.values()), dtype=np.uint64)
+B = _rng.integers(0, 2**32 - 5, size=BANDS * max(ROWS.values()), dtype=np.uint64)
+WORD = re.compile(r"\w+")
+
+
+def kind(row) -> str:
+    msgs = row.get("messages") or row["prompt"] + row["chosen"]
+    return "multi_turn" if sum(m["role"] == "user" for m in msgs) > 1 else "qa"
+
+
+def text_of(row) -> str:
+    """QA: question + answer; multi-turn: the turns with speaker names (P-BETA §4.1.1)."""
+    if "messages" in row:
+        msgs = row["messages"]
+        if kind(row) == "qa":
+            return " ".join(m["content"] for m in msgs if m["role"] != "system")
+        return "\n".join(f"{m['role']}: {m['content']}" for m in msgs if m["role"] != "system")
+    return " ".join(m["content"] for m in row["prompt"] + row["chosen"])
+
+
+def exact_key(text: str) -> bytes:
+    return hashlib.blake2b(" ".join(text.lower().split()).encode(), digest_size=16).digest()
+
+
+def signature(text: str, rows: int) -> np.ndarray:
+    """BANDS*rows MinHash values of the word 5-gram set (a short text is one shingle)."""
+    words = np.fromiter((zlib.crc32(w.encode()) for w in WORD.findall(text.lower())), dtype=np.uint64)
+    if len(words) >= NGRAM:
+        sh = np.zeros(len(words) - NGRAM + 1, dtype=np.uint64)
+        for j in range(NGRAM):  # a polynomial hash of each 5-gram, kept below 2**32
+            sh = (sh * np.uint64(1000003) + words[j:len(words) - NGRAM + 1 + j]) & np.uint64(0xFFFFFFFF)
+    else:
+        sh = np.array([zlib.crc32(" ".join(WORD.findall(text.lower())).encode())], dtype=np.uint64)
+    sh = np.unique(sh)
+    n = BANDS * rows
+    return ((sh[:, None] * A[None, :n] + B[None, :n]) % PRIME).min(axis=0)
+
+
+def band_keys(sig: np.ndarray, rows: int) -> np.ndarray:
+    """One 64-bit key per band (the band's row values hashed together)."""
+    bands = sig.reshape(BANDS, rows).astype(np.uint64)
+    h = np.zeros(BANDS, dtype=np.uint64)
+    for r in range(rows):
+        h = h * np.uint64(0x100000001B3) ^ bands[:, r]
+    return h
+
+
+def find(parent, i):
+    while parent[i] != i:
+        parent[i] = parent[parent[i]]
+        i = parent[i]
+    return i
+
+
+def run(inp, out, rejects, report_path):
+    rep = Report("dedup", rejects)
+    # pass 1: exact duplicates and band keys
+    seen_exact, exact_of, keys, kinds = {}, {}, [], []
+    for idx, (n, row, _) in enumerate(read_jsonl(inp)):
+        text = text_of(row)
+        e = exact_key(text)
+        if e in seen_exact:
+            exact_of[idx] = seen_exact[e]
+        else:
+            seen_exact[e] = idx
+        k = kind(row)
+        kinds.append(k == "multi_turn")
+        keys.append(band_keys(signature(text, ROWS[k]), ROWS[k]))
+    total = len(keys)
+    keys = np.array(keys, dtype=np.uint64).reshape(total, BANDS)
+    multi = np.array(kinds, dtype=bool)
+    # near duplicates: samples sharing any band key (within the same kind) join one cluster
+    parent = list(range(total))
+    alive = np.array([i not in exact_of for i in range(total)], dtype=bool)
+    for b in range(BANDS):
+        for m in (False, True):
+            sel = np.nonzero(alive & (multi == m))[0]
+            if len(sel) < 2:
+                continue
+            order = sel[np.argsort(keys[sel, b], kind="stable")]
+            col = keys[order, b]
+            same = np.nonzero(col[1:] == col[:-1])[0]
+            for j in same:
+                a, c = find(parent, int(order[j])), find(parent, int(order[j + 1]))
+                if a != c:
+                    parent[max(a, c)] = min(a, c)
+    # pass 2: keep the first of each cluster
+    with Writer(out) as w:
+        for idx, (n, row, _) in enumerate(read_jsonl(inp)):
+            rep.saw(row["source"])
+            if idx in exact_of:
+                rep.drop(row["source"], "exact duplicate", row, id=row["id"], duplicate_of=exact_of[idx])
+            elif find(parent, idx) != idx:
+                rep.drop(row["source"], "near duplicate", row, id=row["id"], duplicate_of=find(parent, idx))
+            else:
+                w.write(row)
+                rep.keep(row["source"])
+    return rep.close(report_path)
+
+
+def main(argv=None):
+    a = step_args(__doc__).parse_args(argv)
+    print(run(a.inp, a.out, a.rejects, a.report))
+
+
+if __name__ == "__main__":
+    main()

