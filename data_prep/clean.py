@@ -24,10 +24,16 @@ MC_ANSWER = re.compile(r"^\s*(?:explanation:\s*)?(?:ans(?:wer)?\.?\s*(?:is)?\s*[
                        re.IGNORECASE | re.DOTALL)
 
 
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
 def clean_text(s: str) -> str:
-    s = URL.sub("", s)
-    s = EMAIL.sub("", s)
-    s = ODD.sub("", s)
+    low = s.lower()
+    if "http" in low or "www." in low:  # fast paths: most text has no URL, e-mail or non-ASCII character
+        s = URL.sub("", s)
+    if "@" in s:
+        s = EMAIL.sub("", s)
+    s = CONTROL.sub("", s) if s.isascii() else ODD.sub("", s)
     s = SPACES.sub(" ", s)
     s = "\n".join(line.strip() for line in s.split("\n"))
     return BLANKS.sub("\n\n", s).strip()

@@ -63,3 +63,28 @@ def build(questions: list, generator, out: Path, tries: int = 3, max_tokens: int
                 f.write(json.dumps(kept[q.id]) + "\n")
     tmp.replace(out)
     return {"questions": len(questions), "kept": len(kept), "generated_tokens": generated}
+
+
+def main(argv=None):
+    """Build a CoT database from a training set with a generator model."""
+    import argparse
+    from . import data, generate
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dataset", required=True, help="e.g. medqa_4options, medmcqa")
+    ap.add_argument("--split", default="train")
+    ap.add_argument("--data-path", help="local JSONL in the dataset's schema (default: the hub)")
+    ap.add_argument("--model", required=True, help="generator (the paper: meta-llama/Llama-3.1-70B-Instruct)")
+    ap.add_argument("--backend", default="vllm", choices=("vllm", "hf", "openai"))
+    ap.add_argument("--base-url")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--tries", type=int, default=3)
+    ap.add_argument("--max-tokens", type=int, default=1000)
+    ap.add_argument("--limit", type=int)
+    a = ap.parse_args(argv)
+    questions = data.load(a.dataset, a.split, a.data_path, a.limit)
+    gen = generate.make(a.backend, a.model, base_url=a.base_url, temperature=0.0)
+    print(json.dumps(build(questions, gen, Path(a.out), a.tries, a.max_tokens)))
+
+
+if __name__ == "__main__":
+    main()

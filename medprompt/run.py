@@ -20,6 +20,7 @@ import time
 import zlib
 from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
 from . import data, database, generate, prompts, shuffle
@@ -67,7 +68,15 @@ class Run:
     def prepare(self):
         from .embed import Embedder
         emb = self._embedder or Embedder(self.cfg["embedding_model"])
-        retriever = Retriever(emb.encode([r["question"] for r in self.db]), [r["question"] for r in self.db])
+        questions = [r["question"] for r in self.db]
+        key = hashlib.sha256(json.dumps([self.cfg["embedding_model"], questions]).encode()).hexdigest()[:16]
+        cache = self.out / f"database-vectors-{key}.npy"  # a resumed run does not embed the database again
+        if cache.exists():
+            vectors = np.load(cache)
+        else:
+            vectors = emb.encode(questions)
+            np.save(cache, vectors)
+        retriever = Retriever(vectors, questions)
         nn = retriever.neighbours(emb.encode([q.question for q in self.questions]),
                                   [q.question for q in self.questions], self.cfg["k"])
         self.examples = {q.id: [self.db[i] for i in idx] for q, idx in zip(self.questions, nn)}

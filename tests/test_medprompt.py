@@ -97,3 +97,28 @@ def test_adaptive_ensembles_keep_the_full_vote_with_fewer_members(tmp_path, chai
     adaptive = run_medprompt(tmp_path, "adaptive", chain, adaptive=True)
     assert [q["answer"] for q in adaptive["per_question"]] == [q["answer"] for q in full["per_question"]]
     assert adaptive["members_run"] < full["members_run"] and adaptive["generated_tokens"] < full["generated_tokens"]
+
+
+class AnswersA:
+    """A generator that always concludes with option A: the builder must keep exactly the questions whose
+    correct option is A (and retry the others, up to `tries` times)."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def generate(self, messages, seeds, max_tokens):
+        from medprompt.generate import Completion
+        self.calls += 1
+        return [Completion("Summary. Option analysis. Answer: [A]", 10, 8) for _ in messages]
+
+
+def test_the_database_builder_keeps_only_chains_that_reach_the_correct_option(tmp_path):
+    rows = eval_fixtures.rows("medmcqa")
+    f = tmp_path / "train.jsonl"
+    f.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    questions = data.load("medmcqa", path=f)
+    gen = AnswersA()
+    counts = database.build(questions, gen, tmp_path / "db.jsonl", tries=2)
+    kept = database.load(tmp_path / "db.jsonl")
+    assert [r["id"] for r in kept] == [q.id for q in questions if q.answer == 0]
+    assert counts["kept"] == len(kept) and gen.calls == 2 and all(r["reasoning"] for r in kept)
