@@ -87,11 +87,7 @@ def run(inp, out, rejects, report_path):
             cleaned, reason, changes = clean_row(row)
             for c in changes:
                 rep.change(row["source"], c)
-            if reason:
-                rep.drop(row["source"], reason, row, id=row["id"])
-            else:
-                w.write(cleaned)
-                rep.keep(row["source"])
+            rep.route(w, cleaned or row, reason)
     return rep.close(report_path)
 
 

@@ -105,11 +105,7 @@ def run(inp, out, rejects, report_path, eval_dir=None, judge=None, judge_model=N
                 cand = index.candidate(text)
                 if cand is not None and ask_judge(judge, judge_model, index.questions[cand], text):
                     qi, reason = cand, "LLM judge: same as a test question"
-            if qi is not None:
-                rep.drop(row["source"], reason, row, id=row["id"], test_question=index.questions[qi])
-            else:
-                w.write(row)
-                rep.keep(row["source"])
+            rep.route(w, row, reason, test_question=None if qi is None else index.questions[qi])
     return rep.close(report_path)
 
 

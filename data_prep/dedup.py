@@ -113,12 +113,10 @@ def run(inp, out, rejects, report_path):
         for idx, (n, row, _) in enumerate(read_jsonl(inp)):
             rep.saw(row["source"])
             if idx in exact_of:
-                rep.drop(row["source"], "exact duplicate", row, id=row["id"], duplicate_of=exact_of[idx])
-            elif find(parent, idx) != idx:
-                rep.drop(row["source"], "near duplicate", row, id=row["id"], duplicate_of=find(parent, idx))
+                rep.route(w, row, "exact duplicate", duplicate_of=exact_of[idx])
             else:
-                w.write(row)
-                rep.keep(row["source"])
+                root = find(parent, idx)
+                rep.route(w, row, "near duplicate" if root != idx else None, duplicate_of=root)
     return rep.close(report_path)
 
 

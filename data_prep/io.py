@@ -68,6 +68,14 @@ class Report:
         self.dropped[source][reason] += 1
         self.rejects.write({"step": self.step, "source": source, "reason": reason, **where, "row": row})
 
+    def route(self, writer, row, reason=None, **where):
+        """Write the row, or drop it with the reason; either way it is counted."""
+        if reason:
+            self.drop(row["source"], reason, row, id=row["id"], **where)
+        else:
+            writer.write(row)
+            self.keep(row["source"])
+
     def change(self, source, what):
         self.changed[source][what] += 1
 

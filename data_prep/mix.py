@@ -44,12 +44,9 @@ def run(inp, out, rejects, report_path, seed=0):
             rep.saw(row["source"])
             i = seen[b]
             seen[b] += 1
-            if b in keep and i not in keep[b]:
-                rep.drop(row["source"], "over the block's share", row, id=row["id"])
-                continue
-            w.write(row)
-            rep.keep(row["source"])
-            if b in SHARES:
+            dropped = b in keep and i not in keep[b]
+            rep.route(w, row, "over the block's share" if dropped else None)
+            if b in SHARES and not dropped:
                 tasks[row["task"]] += 1
     result = rep.close(report_path)
     total = sum(quota.values()) or 1

@@ -39,14 +39,12 @@ def run(inp, out, rejects, report_path, scorer="data_prep.prune:precomputed", fr
     with Writer(out) as w:
         for i, (n, row, _) in enumerate(read_jsonl(inp)):
             rep.saw(row["source"])
+            reason = None
             if active and evol[i] is None:
-                rep.drop(row["source"], "no DEITA score", row, id=row["id"])
+                reason = "no DEITA score"
             elif active and evol[i] < cutoff:
-                rep.drop(row["source"], f"bottom {int(100 * fraction)}% DEITA evol score", row, id=row["id"],
-                         evol=evol[i], cutoff=cutoff)
-            else:
-                w.write(row)
-                rep.keep(row["source"])
+                reason = f"bottom {int(100 * fraction)}% DEITA evol score"
+            rep.route(w, row, reason, evol=evol[i], cutoff=cutoff)
     result = rep.close(report_path)
     result["note"] = f"cut-off evol score {cutoff:.4g}" if active else "no sample carries DEITA scores: nothing pruned"
     return result

@@ -35,8 +35,7 @@ def run(inp, out, rejects, report_path, seed=0):
             row, changed = apply(row, seed)
             if changed:
                 rep.change(row["source"], "instruction template prepended")
-            w.write(row)
-            rep.keep(row["source"])
+            rep.route(w, row)
     return rep.close(report_path)
 
 

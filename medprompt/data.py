@@ -3,7 +3,6 @@
 Every source is normalised to `Question(id, question, options, answer, context)`; `answer` is the index of
 the correct option. A local row that does not fit its schema is an error naming the file and the line.
 """
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,21 +55,14 @@ class DataError(ValueError):
 
 
 def read_jsonl(path: Path):
-    """(line number, row) for each line; a line that is not a JSON object is an error naming file and line."""
-    path = Path(path)
-    if not path.exists():
+    """(line number, row); a line that is not a JSON object is an error naming the file and the line."""
+    from data_prep.io import read_jsonl as rows
+    if not Path(path).exists():
         raise DataError(f"{path}: file not found")
-    with open(path) as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{path}:{n}: not valid JSON ({e.msg})") from None
-            if not isinstance(row, dict):
-                raise DataError(f"{path}:{n}: expected a JSON object, got {type(row).__name__}")
-            yield n, row
+    for n, row, err in rows(path):
+        if err:
+            raise DataError(f"{path}:{n}: {err}")
+        yield n, row
 
 
 def load(name: str, split: str = "test", path: str | None = None, limit: int | None = None) -> list:

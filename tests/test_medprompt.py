@@ -34,7 +34,7 @@ def test_retrieval_never_returns_the_test_question_itself():
 
 @pytest.mark.parametrize("content, message", [
     ("", "the database is empty"),
-    ('{"id": "a", "question": "q", "options": ["x", "y"], "answer": 0, "reasoning": "r"}\n{"id": ', ":2: not valid JSON"),
+    ('{"id": "a", "question": "q", "options": ["x", "y"], "answer": 0, "reasoning": "r"}\n{"id": ', ":2: malformed JSON"),
     ('{"id": "a", "question": "q", "options": ["x", "y"], "answer": 0}\n', ":1: database record lacks 'reasoning'"),
     ('{"id": "a", "question": "q", "options": "x", "answer": 0, "reasoning": "r"}\n', ":1: 'options' should be list"),
     ('{"id": "a", "question": "q", "options": ["x"], "answer": 3, "reasoning": "r"}\n', "is not an option index"),
