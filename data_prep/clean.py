@@ -8,9 +8,10 @@ Preference rows are cleaned the same way in prompt, chosen and rejected.
 
   python -m data_prep.clean --in normalized.jsonl --out clean.jsonl --rejects r.jsonl --report r.json
 """
+import json
 import re
 
-from .io import Report, Writer, read_jsonl, step_args
+from .io import Report, Writer, parallel_map, step_args
 
 URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
 EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+\.[\w.-]+\b")
@@ -79,12 +80,16 @@ def clean_row(row: dict):
     return {**row, **parts}, None, changes
 
 
+def _clean_line(line):
+    row = json.loads(line)  # this step reads normalize's output: valid JSON by construction
+    return row, clean_row(row)
+
+
 def run(inp, out, rejects, report_path):
     rep = Report("clean", rejects)
-    with Writer(out) as w:
-        for n, row, _ in read_jsonl(inp):
+    with Writer(out) as w, open(inp) as lines:
+        for row, (cleaned, reason, changes) in parallel_map(_clean_line, lines):
             rep.saw(row["source"])
-            cleaned, reason, changes = clean_row(row)
             for c in changes:
                 rep.change(row["source"], c)
             rep.route(w, cleaned or row, reason)

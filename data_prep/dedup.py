@@ -10,12 +10,14 @@ sample) and the exact-hash set, whatever the corpus size.
   python -m data_prep.dedup --in clean.jsonl --out dedup.jsonl --rejects r.jsonl --report r.json
 """
 import hashlib
+import json
 import re
+import sys
 import zlib
 
 import numpy as np
 
-from .io import Report, Writer, read_jsonl, step_args
+from .io import Report, Writer, parallel_map, step_args
 
 BANDS = 14
 ROWS = {"qa": 8, "multi_turn": 10}       # thresholds (1/14)^(1/8) = 0.72, (1/14)^(1/10) = 0.77
@@ -76,26 +78,32 @@ def find(parent, i):
     return i
 
 
+def _keys(line):
+    row = json.loads(line)
+    text, k = text_of(row), kind(row)
+    return row["source"], exact_key(text), band_keys(signature(text, ROWS[k]), ROWS[k]), k == "multi_turn"
+
+
 def run(inp, out, rejects, report_path):
     rep = Report("dedup", rejects)
-    # pass 1: exact duplicates and band keys
-    seen_exact, exact_of, keys, kinds = {}, {}, [], []
-    for idx, (n, row, _) in enumerate(read_jsonl(inp)):
-        text = text_of(row)
-        e = exact_key(text)
-        if e in seen_exact:
-            exact_of[idx] = seen_exact[e]
-        else:
-            seen_exact[e] = idx
-        k = kind(row)
-        kinds.append(k == "multi_turn")
-        keys.append(band_keys(signature(text, ROWS[k]), ROWS[k]))
+    # pass 1 (all cores): exact keys and band keys
+    sources, seen_exact, exact_of, keys, multi = [], {}, {}, [], []
+    with open(inp) as lines:
+        for idx, (source, e, bk, is_multi) in enumerate(parallel_map(_keys, lines)):
+            sources.append(sys.intern(source))
+            if e in seen_exact:
+                exact_of[idx] = seen_exact[e]
+            else:
+                seen_exact[e] = idx
+            keys.append(bk)
+            multi.append(is_multi)
     total = len(keys)
     keys = np.array(keys, dtype=np.uint64).reshape(total, BANDS)
-    multi = np.array(kinds, dtype=bool)
+    multi = np.array(multi, dtype=bool)
     # near duplicates: samples sharing any band key (within the same kind) join one cluster
     parent = list(range(total))
-    alive = np.array([i not in exact_of for i in range(total)], dtype=bool)
+    alive = np.ones(total, dtype=bool)
+    alive[list(exact_of)] = False
     for b in range(BANDS):
         for m in (False, True):
             sel = np.nonzero(alive & (multi == m))[0]
@@ -103,20 +111,23 @@ def run(inp, out, rejects, report_path):
                 continue
             order = sel[np.argsort(keys[sel, b], kind="stable")]
             col = keys[order, b]
-            same = np.nonzero(col[1:] == col[:-1])[0]
-            for j in same:
+            for j in np.nonzero(col[1:] == col[:-1])[0]:
                 a, c = find(parent, int(order[j])), find(parent, int(order[j + 1]))
                 if a != c:
                     parent[max(a, c)] = min(a, c)
-    # pass 2: keep the first of each cluster
-    with Writer(out) as w:
-        for idx, (n, row, _) in enumerate(read_jsonl(inp)):
-            rep.saw(row["source"])
-            if idx in exact_of:
-                rep.route(w, row, "exact duplicate", duplicate_of=exact_of[idx])
+    # pass 2: keep the first of each cluster; kept lines are copied as they are
+    with Writer(out) as w, open(inp) as lines:
+        for idx, line in enumerate(lines):
+            source = sources[idx]
+            rep.saw(source)
+            root = exact_of.get(idx, find(parent, idx))
+            if root == idx:
+                w.write_raw(line)
+                rep.keep(source)
             else:
-                root = find(parent, idx)
-                rep.route(w, row, "near duplicate" if root != idx else None, duplicate_of=root)
+                row = json.loads(line)
+                reason = "exact duplicate" if idx in exact_of else "near duplicate"
+                rep.drop(source, reason, row, id=row["id"], duplicate_of=root)
     return rep.close(report_path)
 
 

@@ -33,7 +33,10 @@ class Writer:
         self.n = 0
 
     def write(self, row):
-        self.f.write(json.dumps(row, ensure_ascii=False) + "\n")
+        self.write_raw(json.dumps(row, ensure_ascii=False) + "\n")
+
+    def write_raw(self, line: str):
+        self.f.write(line)
         self.n += 1
 
     def __enter__(self):
@@ -88,6 +91,17 @@ class Report:
         assert out["in"] == out["out"] + out["dropped"], f"{self.step}: rows unaccounted for"
         Path(path).write_text(json.dumps(out, indent=2))
         return out
+
+
+def parallel_map(fn, items, chunksize=512):
+    """fn over items on every core, in order (fn must be a module-level function)."""
+    import multiprocessing as mp
+    procs = os.cpu_count() or 1
+    if procs == 1:
+        yield from map(fn, items)
+        return
+    with mp.get_context("fork").Pool(procs) as pool:
+        yield from pool.imap(fn, items, chunksize=chunksize)
 
 
 def step_args(doc):
