@@ -17,7 +17,7 @@ DATABASE ?=
 FIXTURES ?=
 EVAL_ARGS = $(if $(MODEL),--model $(MODEL)) --suite $(SUITE) $(if $(LIMIT),--limit $(LIMIT))
 
-.PHONY: help install install-base check-recipes tiny-kit data sft merge dpo eval medprompt verify bench smoke test clean
+.PHONY: help install install-base check-recipes tiny-kit data sft merge dpo eval medprompt verify reproduce-8b reproduce-70b bench smoke test clean
 
 help:          ## list the targets
 	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/'
@@ -45,8 +45,12 @@ verify: install-base ## measured against reported (results/reported.yaml), with 
 	$(PY) -m scripts.verify $(if $(RECIPE),--recipe $(RECIPE)) $(if $(PROFILE),--profile $(PROFILE)) $(if $(MODEL),--model $(MODEL)) --suite $(SUITE)
 smoke: install ## the whole chain on the tiny model on CPU, ending in a summary table [FORCE=1]
 	$(PY) -m scripts.smoke $(if $(FORCE),--force)
+reproduce-8b:  ## the whole published 8B chain on a GPU cluster: data sft merge dpo eval verify [WORLD_SIZE=]
+	$(MAKE) data sft merge dpo eval verify RECIPE=recipes/aloe-beta-8b
+reproduce-70b: ## the same for 70B
+	$(MAKE) data sft merge dpo eval verify RECIPE=recipes/aloe-beta-70b
 bench: tiny-kit ## the benchmarks under scripts/bench/ (figures are in the README)
-	PYTHONPATH=$(CURDIR) .venv/infer/bin/python -m scripts.bench.medprompt_bench --kit runs/tiny-kit
+	PYTHONPATH=$(CURDIR) .venv/infer/bin/python -m scripts.bench.medprompt_bench --kit runs/tiny-kit && $(PY) -m scripts.bench.data_prep_bench
 test: install  ## the test suite (GPU-only tests, *_gpu.py, are skipped without CUDA)
 	$(PY) -m pytest tests
 clean:         ## remove run outputs (keeps the environments)

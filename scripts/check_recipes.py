@@ -11,7 +11,6 @@ referenced files. Exits 1 naming file, line and key for every problem.
 """
 import argparse
 import sys
-from pathlib import Path
 
 from scripts.lib import checks
 from scripts.lib import recipe as rc

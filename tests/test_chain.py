@@ -32,6 +32,13 @@ def test_every_stage_output_loads_generates_and_differs_from_its_input(chain):
         assert res["tensors_changed"] > 0 and res["max_abs_change"] > 0, f"{model} has the weights of {ref}"
 
 
+def test_the_data_prep_outputs_are_what_axolotl_and_openrlhf_read(chain):
+    _, run, _ = chain
+    data = outputs(run, "data")
+    assert mf.read(run / "sft")["inputs"]["data"] == data["sft"]          # axolotl preprocessed and trained on it
+    assert data["sft"]["path"].endswith("data/sft.jsonl") and (run / "data" / "work" / "report.json").exists()
+
+
 def test_dpo_ran_six_times_in_order_each_from_the_previous_output(chain):
     _, run, _ = chain
     m = mf.read(run / "dpo")

@@ -7,9 +7,9 @@ questions as "... Answer: [X]", eos list end_of_text/eom/eot).
 Both share a byte-level BPE tokenizer with the Llama-3 special tokens and a Llama-3.1-style chat template.
 head_dim is 32 because vLLM's CPU attention rejects 16.
 """
+import argparse
 import json
 import random
-import sys
 from pathlib import Path
 
 import torch
@@ -115,7 +115,9 @@ def instruction_tune(model, tok, steps=120, lr=3e-3):
 
 
 def main():
-    out = Path(sys.argv[1])
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("out_dir")
+    out = Path(ap.parse_args().out_dir)
     tok = build_tokenizer()
     ids = {t: tok.token_to_id(t) for t in ("<|begin_of_text|>", "<|end_of_text|>", "<|eom_id|>", "<|eot_id|>")}
     cfg = LlamaConfig(vocab_size=tok.get_vocab_size(), hidden_size=64, intermediate_size=128, num_hidden_layers=2,

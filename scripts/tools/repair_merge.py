@@ -5,15 +5,19 @@ mergekit copies config.json from the base model, so eos_token_id is the base's <
 and it writes no generation_config.json: the merged model would not stop at <|eot_id|>. Both are taken
 from the Instruct model (a local directory or a hub id). Prints what changed as JSON.
 """
+import argparse
 import json
-import sys
 from pathlib import Path
 
 from transformers import AutoConfig, GenerationConfig
 
 
 def main():
-    out, ref = Path(sys.argv[1]), sys.argv[2]
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("merged_dir")
+    ap.add_argument("instruct_ref", help="the Instruct model: a local directory or a hub id")
+    a = ap.parse_args()
+    out, ref = Path(a.merged_dir), a.instruct_ref
     instruct_eos = AutoConfig.from_pretrained(ref).eos_token_id
     cfg_file = out / "config.json"
     cfg = json.loads(cfg_file.read_text())

@@ -7,9 +7,9 @@ With gpu=true the config is validated as on an H100 node (bf16, sm_90, world_siz
 normalize_config resolves bf16 as a GPU would. base_config is the base model's public config.json,
 served from a private offline hub cache so that nothing is downloaded.
 """
+import argparse
 import json
 import os
-import sys
 import tempfile
 from pathlib import Path
 
@@ -24,7 +24,9 @@ def seed_hub_cache(repo: str, config_json: Path, hub: Path):
 
 
 def main():
-    jobs = json.loads(Path(sys.argv[1]).read_text())
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("jobs", help="JSON file of validation jobs")
+    jobs = json.loads(Path(ap.parse_args().jobs).read_text())
     hf_home = Path(tempfile.mkdtemp(prefix="axolotl-validate-"))
     os.environ["HF_HOME"] = str(hf_home)
     os.environ["HF_HUB_CACHE"] = str(hf_home / "hub")

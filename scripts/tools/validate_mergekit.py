@@ -5,8 +5,8 @@ Prints {id: {"problems": [{"key", "message", "known"}]}}. Pydantic alone accepts
 unknown methods and misspelt parameters; those are checked here against MergeConfiguration's fields
 and the method's declared parameters. Nothing is downloaded.
 """
+import argparse
 import json
-import sys
 from pathlib import Path
 
 from mergekit import merge_methods
@@ -46,7 +46,9 @@ def check(raw):
 
 
 def main():
-    jobs = json.loads(Path(sys.argv[1]).read_text())
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("jobs", help="JSON file of validation jobs")
+    jobs = json.loads(Path(ap.parse_args().jobs).read_text())
     print(json.dumps({j["id"]: {"problems": check(j["config"])} for j in jobs}))
 
 

@@ -4,6 +4,7 @@ usage: validate_openrlhf.py JOBS.json      JOBS.json: [{"id", "argv": [...]}]
 Runs `openrlhf.cli.train_dpo` as __main__ with its argparse and post-parse checks, and stops at
 get_strategy, before any distributed or model work. Prints {id: {"problems": [...], "args": {...}}}.
 """
+import argparse
 import contextlib
 import io
 import json
@@ -58,7 +59,9 @@ def check(argv):
 
 
 def main():
-    jobs = json.loads(Path(sys.argv[1]).read_text())
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("jobs", help="JSON file of validation jobs")
+    jobs = json.loads(Path(ap.parse_args().jobs).read_text())
     out = {}
     for j in jobs:
         problems, args = check(j["argv"])

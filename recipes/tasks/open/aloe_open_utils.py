@@ -6,7 +6,6 @@ at import (`evaluate.load`), need bleurt (not on PyPI) and use `np.NAN` (gone in
 from `rouge_score` and BLEU from `sacrebleu`, both local; BLEURT and BERTScore are left out (they download
 models). A failed metric is float("nan") and aggregates with nanmean.
 """
-import math
 import re
 
 from rouge_score import rouge_scorer
