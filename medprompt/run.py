@@ -34,9 +34,14 @@ def prompt_sha(messages) -> str:
 
 
 def read_done(path: Path) -> dict:
-    """(qid, member) -> the attempts already generated, in order."""
+    """(qid, member) -> the attempts already generated, in order. A last line cut by a kill is removed
+    first, so that the records appended on resume start on a line of their own."""
     done = {}
     if path.exists():
+        data = path.read_bytes()
+        if data and not data.endswith(b"\n"):
+            with open(path, "r+b") as f:
+                f.truncate(data.rfind(b"\n") + 1)
         for line in path.read_text().splitlines():
             if line.strip():
                 try:

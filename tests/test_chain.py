@@ -77,11 +77,11 @@ def test_merged_and_final_models_stop_at_eot_but_the_base_does_not(chain):
 def test_a_second_smoke_skips_every_stage(chain):
     runs, _, _ = chain
     p = run_py("scripts.smoke", "--runs", runs)
-    for stage in ("tiny-kit", "data", "sft", "merge", "dpo", "eval"):
+    for stage in ("tiny-kit", "data", "sft", "merge", "dpo", "eval", "medprompt"):
         assert f"[{stage}] skipped" in p.stdout, stage
-    for started in ("$ axolotl", "$ mergekit-yaml", "openrlhf", "$ lm-eval"):
+    for started in ("$ axolotl", "$ mergekit-yaml", "openrlhf", "$ lm-eval", "members:"):
         assert started not in p.stdout
-    assert p.stdout.count("(skipped)") == 6
+    assert p.stdout.count("(skipped)") == 7
 
 
 def test_a_stage_killed_midway_completes_on_rerun(chain, tmp_path):
@@ -112,9 +112,9 @@ def test_a_stage_killed_midway_completes_on_rerun(chain, tmp_path):
 def test_smoke_prints_the_summary_table(chain):
     _, _, out = chain
     assert "smoke summary" in out
-    for stage in ("tiny-kit", "data", "sft", "merge", "dpo", "eval"):
+    for stage in ("tiny-kit", "data", "sft", "merge", "dpo", "eval", "medprompt"):
         assert any(line.startswith(stage + " ") for line in out.splitlines()), stage
-    assert "loss" in out and "reward margin" in out and "acc" in out
+    assert "loss" in out and "reward margin" in out and "parse rate" in out and "NOT the paper's numbers" in out
 
 
 @pytest.mark.parametrize("stage", ["sft", "merge", "dpo"])

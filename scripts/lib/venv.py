@@ -59,6 +59,7 @@ def run(stage: str, argv: list, *, extra_env: dict | None = None, capture=False,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         for line in proc.stdout:
             fh.write(line)
+            fh.flush()  # the log shows progress while the tool runs
             sys.stdout.write(line)
         return subprocess.CompletedProcess(argv, proc.wait())
 

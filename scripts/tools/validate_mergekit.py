@@ -29,7 +29,8 @@ def check(raw):
     try:
         method = merge_methods.get(cfg.merge_method)
     except Exception as e:
-        return problems + [{"key": "merge_method", "message": f"unknown merge method {cfg.merge_method!r}: {e}",
+        return problems + [{"key": "merge_method", "value": cfg.merge_method,
+                            "message": f"unknown merge method {cfg.merge_method!r}: {e}",
                             "known": sorted(m.spec.name for m in merge_methods.registered_methods())}]
     shared = {p.name for p in method.spec.shared_parameters}
     per_model = {p.name for p in method.spec.input_parameters}
