@@ -82,7 +82,7 @@ def main(argv=None):
     cli.fail_on(batch[4])
     run_dir = cli.run_dir(a, r)
     merged = mf.read_done(run_dir / "merge", "dpo")["outputs"]["model"]
-    runs = rc.dpo_runs(r, None, data_files(run_dir))
+    runs = rc.dpo_runs(r, data_files(run_dir))
     inputs = {"model": merged, **{f"data_{i}": x["data"] for i, x in enumerate(runs)}}
     world = batch[0]
     st = mf.Stage(run_dir / "dpo", "dpo", cli.recipe_info(r, "dpo", r.files["dpo"]), inputs, a.force, clean=False,

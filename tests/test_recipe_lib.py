@@ -55,7 +55,7 @@ def test_unknown_profile_and_missing_recipe_are_clear(tmp_path):
 
 
 def test_dpo_plan_is_five_chained_chunks_then_red_team():
-    runs = rc.dpo_runs(rc.load(R8), None)
+    runs = rc.dpo_runs(rc.load(R8))
     assert [(x["stage"], x["index"]) for x in runs] == [("stage1", i) for i in range(5)] + [("stage2", 0)]
     assert [x["args"]["adam.lr"] for x in runs] == [2e-7] * 5 + [1e-7]
     assert runs[3]["data"].endswith("chunk_3.jsonl")

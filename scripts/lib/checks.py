@@ -23,7 +23,7 @@ def _jobs(recipes, stages):
         if "merge" in stages:
             jobs["merge"].append({"id": i, "config": r.files["merge"]})
         if "dpo" in stages:
-            for run in rc.dpo_runs(r, None):
+            for run in rc.dpo_runs(r):
                 if run["index"] == 0:  # the runs of a stage differ only in their paths
                     argv = rc.render_dpo_argv(run, "runs/model", "runs/out")
                     jobs["dpo"].append({"id": f"{i}:{run['stage']}", "argv": argv})

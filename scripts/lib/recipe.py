@@ -8,7 +8,7 @@ to local paths, `{kit}` is the tiny-model kit.
 import copy
 import difflib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -128,7 +128,6 @@ class Recipe:
     profile: str | None = None
     world_size: int | None = None  # None: the recipe's published hardware
     kit: Path = DEFAULT_KIT
-    problems: list = field(default_factory=list)
 
     @property
     def name(self):
@@ -185,8 +184,7 @@ def load(recipe_dir, profile: str | None = None, world_size: int | None = None, 
         world_size = world_size or prof.get("world_size")
         files = {stem: _map_values(d, lambda v: v.replace("{kit}", str(kit)) if isinstance(v, str) else v)
                  for stem, d in files.items()}
-    r = Recipe(path, raw, files, profile, world_size, kit)
-    return r
+    return Recipe(path, raw, files, profile, world_size, kit)
 
 
 def check_schema(r: Recipe):
@@ -238,7 +236,7 @@ def divisors(n):
     return [d for d in range(1, n + 1) if n % d == 0]
 
 
-def dpo_runs(r: Recipe, first_model: str, files_for=None):
+def dpo_runs(r: Recipe, files_for=None):
     """Expand the DPO plan into runs: [{stage, index, data, args}] in order; model chaining is the caller's."""
     plan = r.files["dpo"]
     runs = []
