@@ -11,7 +11,7 @@ Preference rows are cleaned the same way in prompt, chosen and rejected.
 import json
 import re
 
-from .io import Report, Writer, parallel_map, step_args
+from .io import Report, Writer, parallel_map, step_main
 
 URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
 EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+\.[\w.-]+\b")
@@ -97,8 +97,7 @@ def run(inp, out, rejects, report_path):
 
 
 def main(argv=None):
-    a = step_args(__doc__).parse_args(argv)
-    print(run(a.inp, a.out, a.rejects, a.report))
+    step_main(__doc__, run, argv)
 
 
 if __name__ == "__main__":

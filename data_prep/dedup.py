@@ -17,7 +17,7 @@ import zlib
 
 import numpy as np
 
-from .io import Report, Writer, parallel_map, step_args
+from .io import Report, Writer, parallel_map, step_main
 
 BANDS = 14
 ROWS = {"qa": 8, "multi_turn": 10}       # thresholds (1/14)^(1/8) = 0.72, (1/14)^(1/10) = 0.77
@@ -132,8 +132,7 @@ def run(inp, out, rejects, report_path):
 
 
 def main(argv=None):
-    a = step_args(__doc__).parse_args(argv)
-    print(run(a.inp, a.out, a.rejects, a.report))
+    step_main(__doc__, run, argv)
 
 
 if __name__ == "__main__":

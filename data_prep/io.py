@@ -113,3 +113,9 @@ def step_args(doc):
     ap.add_argument("--rejects", required=True, help="JSONL of dropped rows with their reason")
     ap.add_argument("--report", required=True, help="JSON report of counts")
     return ap
+
+
+def step_main(doc, run, argv=None):
+    """The main() of a step that takes only --in, --out, --rejects and --report."""
+    a = step_args(doc).parse_args(argv)
+    print(run(a.inp, a.out, a.rejects, a.report))
