@@ -66,7 +66,7 @@ def main(argv=None):
     e = r.files["eval"]
     run = cli.run_dir(a, r)
     if a.model:
-        model = {"path": a.model, "sha256": mf.sha256_path(Path(a.model)) if Path(a.model).is_dir() else None}
+        model = mf.model_input(a.model)
         stage_dir = model_eval_dir(a.runs, a.model, a.suite)
     else:
         model = mf.read_done(run / "dpo", "eval")["outputs"]["model"]

@@ -33,7 +33,7 @@ def main(argv=None):
     r = cli.load(a)
     run = cli.run_dir(a, r)
     cfg = {k: r.files["medprompt"][k] for k in KEYS}
-    model = {"path": a.model, "sha256": None} if a.model else mf.read_done(run / "dpo", "medprompt")["outputs"]["model"]
+    model = mf.model_input(a.model) if a.model else mf.read_done(run / "dpo", "medprompt")["outputs"]["model"]
     fixtures = mf.read_done(run / "data", "medprompt")["outputs"] if a.local else {}
     database = a.database or (fixtures.get("medprompt_database") or {}).get("path")
     if not database:

@@ -15,7 +15,6 @@ import yaml
 
 from scripts.lib import checks, cli, venv
 from scripts.lib import manifest as mf
-from scripts.sft import model_input
 
 
 def render(r, sft_model: str) -> dict:
@@ -35,8 +34,8 @@ def main(argv=None):
     cfg = render(r, sft["path"])
     seed = int(r.files["recipe"]["merge_seed"])
     instruct = cfg["tokenizer"]["source"] if isinstance(cfg.get("tokenizer"), dict) else cfg["models"][-1]["model"]
-    inputs = {"sft": sft, **{f"model_{i}": model_input(m["model"]) for i, m in enumerate(cfg["models"])
-                             if m["model"] != sft["path"]}, "base": model_input(cfg["base_model"])}
+    inputs = {"sft": sft, **{f"model_{i}": mf.model_input(m["model"]) for i, m in enumerate(cfg["models"])
+                             if m["model"] != sft["path"]}, "base": mf.model_input(cfg["base_model"])}
     st = mf.Stage(run / "merge", "merge", cli.recipe_info(r, "merge", cfg), inputs, a.force, seed=seed,
                   world_size=r.world("merge"))
     if st.skip():

@@ -18,12 +18,6 @@ from scripts.lib import manifest as mf
 from scripts.lib import recipe as rc
 
 
-def model_input(ref: str) -> dict:
-    """A model input: a local directory is hashed, a hub id is recorded as is."""
-    p = Path(ref)
-    return {"path": ref, "sha256": mf.sha256_path(p) if p.is_dir() else None}
-
-
 def loss_curve(model_dir: Path) -> list:
     states = sorted(model_dir.glob("checkpoint-*/trainer_state.json"), key=lambda f: int(f.parent.name.split("-")[1]))
     if not states:
@@ -41,7 +35,7 @@ def main(argv=None):
     stage_dir = run / "sft"
     cfg = rc.render_sft(r, data["path"], output_dir=stage_dir / ".partial" / "model",
                         prepared=stage_dir / ".partial" / "prepared", grad_accum=ga)
-    inputs = {"data": data, "base_model": model_input(cfg["base_model"])}
+    inputs = {"data": data, "base_model": mf.model_input(cfg["base_model"])}
     st = mf.Stage(stage_dir, "sft", cli.recipe_info(r, "sft", cfg), inputs, a.force, seed=cfg.get("seed"),
                   world_size=world, micro_batch=micro, grad_accum=ga, total_batch=total)
     if st.skip():

@@ -32,7 +32,12 @@ def _jobs(recipes, stages):
 
 def run_tools(recipes, stages):
     """Run each stage's validator once for all recipes, in parallel; returns {stage: {id: result}}."""
-    jobs, procs, tmp = _jobs(recipes, stages), {}, Path(tempfile.mkdtemp(prefix="check-recipes-"))
+    with tempfile.TemporaryDirectory(prefix="check-recipes-") as tmp:
+        return _run_tools(_jobs(recipes, stages), Path(tmp))
+
+
+def _run_tools(jobs, tmp: Path):
+    procs = {}
     for stage, js in jobs.items():
         if not js:
             continue

@@ -43,6 +43,12 @@ def sha256_path(p: Path) -> str:
     return h.hexdigest()
 
 
+def model_input(ref: str) -> dict:
+    """A model input: a local directory is hashed, a hub id is recorded as is."""
+    p = Path(ref)
+    return {"path": ref, "sha256": sha256_path(p) if p.is_dir() else None}
+
+
 def sha256_json(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
 

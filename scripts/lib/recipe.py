@@ -178,7 +178,7 @@ def load(recipe_dir, profile: str | None = None, world_size: int | None = None, 
                                        locate(prof_path, k)) for k in sorted(unknown)])
         for stem in FILES:
             files[stem] = overlay(files[stem], prof.get(stem) or {})
-        models = {k: v.format(kit=kit) for k, v in (prof.get("models") or {}).items()}
+        models = prof.get("models") or {}
         files = {stem: _map_values(d, lambda v: models.get(v, v) if isinstance(v, str) else v)
                  for stem, d in files.items()}
         world_size = world_size or prof.get("world_size")

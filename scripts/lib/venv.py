@@ -1,5 +1,7 @@
 """Stage environments: `.venv/<stage>`, built by scripts/install.py, used only as subprocesses."""
+import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -73,11 +75,9 @@ def tool_versions(stage: str, packages: list) -> dict:
             "print(json.dumps(out))")
     r = subprocess.run([str(bin_dir(stage) / "python"), "-c", code, *packages],
                        capture_output=True, text=True, check=True)
-    import json
     return json.loads(r.stdout)
 
 
 def has_cuda() -> bool:
     """A GPU machine, as far as the orchestration env (which has no torch) can tell."""
-    import shutil
     return shutil.which("nvidia-smi") is not None and os.environ.get("CUDA_VISIBLE_DEVICES", "x") != ""
