@@ -17,7 +17,14 @@ DATABASE ?=
 FIXTURES ?=
 EVAL_ARGS = $(if $(MODEL),--model $(MODEL)) --suite $(SUITE) $(if $(LIMIT),--limit $(LIMIT))
 
-.PHONY: help install install-base check-recipes tiny-kit data sft merge dpo eval medprompt verify reproduce-8b reproduce-70b bench smoke test clean
+LAUNCHER ?= slurm
+CLUSTER ?=
+DRY_RUN ?=
+LAYOUT ?=
+WAIT ?=
+REPRO_ARGS = $(if $(PROFILE),--profile $(PROFILE)) --launcher $(LAUNCHER) $(if $(CLUSTER),--cluster $(CLUSTER)) $(if $(DRY_RUN),--dry-run) $(if $(LAYOUT),--layout $(LAYOUT)) $(if $(FIXTURES),--fixtures) $(if $(WAIT),--wait) $(if $(DATABASE),--database $(DATABASE)) $(if $(FORCE),--force) --suite $(SUITE)
+
+.PHONY: help install install-base check-recipes tiny-kit data sft merge dpo eval medprompt verify reproduce-8b reproduce-70b cluster-up cluster-down bench smoke test clean
 
 help:          ## list the targets
 	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/'
@@ -45,10 +52,14 @@ verify: install-base ## measured against reported (results/reported.yaml), with 
 	$(PY) -m scripts.verify $(if $(RECIPE),--recipe $(RECIPE)) $(if $(PROFILE),--profile $(PROFILE)) $(if $(MODEL),--model $(MODEL)) --suite $(SUITE)
 smoke: install ## the whole chain on the tiny model on CPU, ending in a summary table [FORCE=1]
 	$(PY) -m scripts.smoke $(if $(FORCE),--force)
-reproduce-8b:  ## the whole published 8B chain on a GPU cluster: data sft merge dpo eval verify [WORLD_SIZE=]
-	$(MAKE) data sft merge dpo eval verify RECIPE=recipes/aloe-beta-8b
-reproduce-70b: ## the same for 70B
-	$(MAKE) data sft merge dpo eval verify RECIPE=recipes/aloe-beta-70b
+reproduce-8b: $(if $(DRY_RUN),install-base,install) ## the published 8B chain as a Slurm job graph [LAUNCHER=slurm|local CLUSTER= DRY_RUN=1 LAYOUT=sft=4x4 WAIT=1 DATABASE=]
+	$(PY) -m scripts.reproduce --recipe recipes/aloe-beta-8b $(REPRO_ARGS)
+reproduce-70b: $(if $(DRY_RUN),install-base,install) ## the same for 70B
+	$(PY) -m scripts.reproduce --recipe recipes/aloe-beta-70b $(REPRO_ARGS)
+cluster-up:    ## a real 2-node Slurm cluster on this machine, for tests (root; installs Debian's slurm)
+	scripts/slurm_local.sh start 2
+cluster-down:  ## stop what cluster-up started
+	scripts/slurm_local.sh stop
 bench: tiny-kit ## the benchmarks under scripts/bench/ (figures are in the README)
 	PYTHONPATH=$(CURDIR) .venv/infer/bin/python -m scripts.bench.medprompt_bench --kit runs/tiny-kit && $(PY) -m scripts.bench.data_prep_bench
 test: install  ## the test suite (GPU-only tests, *_gpu.py, are skipped without CUDA)

@@ -3,8 +3,9 @@
 Stage 1 is one run per chunk (5 for Aloe Beta), one epoch each, every run starting from the previous
 run's output (the first from the merge output); stage 2 (red team) starts from the last stage-1 output.
 Each run has its own manifest under <runs>/<recipe>/dpo/NN-<stage>-<chunk>/, so an interrupted chain
-resumes at the first unfinished run. On a machine without CUDA the runs go through
-scripts/tools/openrlhf_cpu.py (the only shim); with CUDA through the `deepspeed` launcher.
+resumes at the first unfinished run. Several ranks start through torchrun, across the nodes of a Slurm
+job through srun (scripts/lib/launch.py); without CUDA each rank runs scripts/tools/openrlhf_cpu.py (the
+only shim). `--upto N` stops after the N-th run: `make reproduce-8b` submits one Slurm job per run.
 
   python -m scripts.dpo --recipe recipes/aloe-beta-8b --world-size 16
   python -m scripts.dpo --profile cpu-tiny
@@ -14,7 +15,7 @@ import socket
 import sys
 from pathlib import Path
 
-from scripts.lib import checks, cli, venv
+from scripts.lib import checks, cli, launch, venv
 from scripts.lib import manifest as mf
 from scripts.lib import recipe as rc
 
@@ -38,11 +39,14 @@ def free_port():
 
 
 def command(argv, world):
+    """train_dpo on `world` ranks (scripts/lib/launch.py); without CUDA through the CPU shim."""
+    torchrun = str(venv.bin_dir("dpo") / "torchrun")
     if venv.has_cuda():
-        return ["deepspeed", "--num_gpus", world, "--module", "openrlhf.cli.train_dpo", *argv], {}
-    env = {"RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "-1", "MASTER_ADDR": "127.0.0.1",
-           "MASTER_PORT": str(free_port()), "TORCH_EXTENSIONS_DIR": str(venv.VENVS / "dpo" / "torch_extensions")}
-    return ["openrlhf_cpu.py", *argv], env
+        return launch.on_ranks(torchrun, ["-m", "openrlhf.cli.train_dpo", *argv], world), {}
+    env = {"TORCH_EXTENSIONS_DIR": str(venv.VENVS / "dpo" / "torch_extensions")}
+    if world == 1:  # one rank needs no launcher, only the variables it would set
+        env.update(RANK="0", WORLD_SIZE="1", LOCAL_RANK="-1", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()))
+    return launch.on_ranks(torchrun, [str(venv.TOOLS / "openrlhf_cpu.py"), *argv], world), env
 
 
 def margins(log: Path):
@@ -50,16 +54,18 @@ def margins(log: Path):
     return [float(c) - float(r) for c, r in pairs]
 
 
-def one_run(a, r, parent: Path, n: int, run: dict, model_in: dict, world: int, batch) -> dict:
+def one_run(a, r, parent: Path, n: int, run: dict, model_in: dict, world: int, batch, before_compute) -> dict:
     name = f"{n:02d}-{run['stage']}-{run['index']}"
     stage_dir = parent / name
     argv = rc.render_dpo_argv({**run, "data": run["data"]["path"]}, model_in["path"], stage_dir / ".partial" / "model")
     argv += ["--ckpt.path", str(stage_dir / ".partial" / "ckpt")]
     info = {"path": r.rel("dpo"), "profile": r.profile, "sha256": mf.sha256_json(argv), "rendered": argv}
-    st = mf.Stage(stage_dir, f"dpo {name}", info, {"model": model_in, "data": run["data"]}, a.force,
+    force = a.force and a.upto in (None, n)  # --upto N --force reruns run N; earlier ones only if their inputs changed
+    st = mf.Stage(stage_dir, f"dpo {name}", info, {"model": model_in, "data": run["data"]}, force,
                   seed=run["args"].get("train.seed"), world_size=world, micro_batch=batch[1],
                   grad_accum=batch[2], total_batch=batch[3])
     if not st.skip():
+        before_compute()
         with st:
             log = st.dir / "log.txt"
             cmd, env = command(argv, world)
@@ -76,28 +82,49 @@ def one_run(a, r, parent: Path, n: int, run: dict, model_in: dict, world: int, b
 
 
 def main(argv=None):
-    a = cli.stage_parser(__doc__).parse_args(argv)
+    ap = cli.stage_parser(__doc__)
+    ap.add_argument("--upto", type=int, metavar="N", help="run the plan up to its N-th run (1-based) and stop; "
+                    "the stage manifest is written once the last run is done")
+    a = ap.parse_args(argv)
     r = cli.load(a)
     batch = rc.dpo_batch(r)
     cli.fail_on(batch[4])
     run_dir = cli.run_dir(a, r)
     merged = mf.read_done(run_dir / "merge", "dpo")["outputs"]["model"]
     runs = rc.dpo_runs(r, data_files(run_dir))
-    inputs = {"model": merged, **{f"data_{i}": x["data"] for i, x in enumerate(runs)}}
+    if a.upto is not None and not 1 <= a.upto <= len(runs):
+        raise SystemExit(f"--upto {a.upto}: the plan of {r.rel('dpo')} has runs 1 to {len(runs)}")
     world = batch[0]
+    validated = []
+
+    def before_compute():  # OpenRLHF's own argparse, once, and only when a run is about to start
+        if not validated:
+            cli.fail_on(checks.validate([r], ("dpo",))[0])
+            validated.append(True)
+
+    def chain(upto, on_done=None):
+        done, model = [], merged
+        for n, run in enumerate(runs[:upto], 1):
+            done.append(one_run(a, r, run_dir / "dpo", n, run, model, world, batch, before_compute))
+            model = done[-1]["output"]
+            if on_done:
+                on_done(done)
+        return done, model
+
+    if a.upto and a.upto < len(runs):
+        done, model = chain(a.upto)
+        print(f"[dpo] runs 1-{a.upto} of {len(runs)} done; last output {model['path']}")
+        return 0
+    inputs = {"model": merged, **{f"data_{i}": x["data"] for i, x in enumerate(runs)}}
     st = mf.Stage(run_dir / "dpo", "dpo", cli.recipe_info(r, "dpo", r.files["dpo"]), inputs, a.force, clean=False,
                   world_size=world, micro_batch=batch[1], grad_accum=batch[2], total_batch=batch[3])
     if st.skip():
         return 0
-    cli.fail_on(checks.validate([r], ("dpo",))[0])
     with st:
-        done, model = [], merged
-        for n, run in enumerate(runs, 1):
-            rec = one_run(a, r, st.dir, n, run, model, world, batch)
-            done.append(rec)
-            model = rec["output"]
+        def progress(done):  # visible in the manifest while the chain runs
             st.m["runs"] = done
-            st.save()  # progress is visible in the manifest while the chain runs
+            st.save()
+        done, model = chain(len(runs), progress)
         st.m["outputs"]["model"] = model
         st.m["tools"] = venv.tool_versions("dpo", ["openrlhf", "torch", "transformers", "deepspeed"])
         st.m["metrics"] = {"runs": len(done), "reward_margin_last": done[-1].get("reward_margin_last")}

@@ -2,8 +2,8 @@
 
 tiny-kit -> data (data_prep on fixture corpora) -> sft (axolotl) -> merge (mergekit) -> dpo (OpenRLHF, 5 + 1 runs) -> eval
 (lm-eval on local fixtures of the Table 9 tasks) -> medprompt (kNN few-shot, shuffled ensembles, vote)
--> verify. Each stage is its own process reading the previous stage's
-manifest; a finished stage with the same inputs is skipped. Ends with a summary table read from the
+-> verify: the jobs of `make reproduce-8b` (scripts/lib/chain.py), run here one after the other. Each stage is
+its own process reading the previous stage's manifest; a finished stage with the same inputs is skipped. Ends with a summary table read from the
 manifests. Tiny-model numbers show the machinery works; they are not the paper's numbers.
 
   python -m scripts.smoke [--force] [--runs DIR]
@@ -14,16 +14,16 @@ import sys
 import time
 from pathlib import Path
 
+from scripts.lib import chain
 from scripts.lib import manifest as mf
 from scripts.lib import recipe as rc
 from scripts.lib.table import table
 
 RECIPE, PROFILE = "recipes/aloe-beta-8b", "cpu-tiny"
-STAGES = [("tiny-kit", "scripts.make_tiny_kit", []), ("data", "scripts.data", ["--fixtures"]),
-          ("sft", "scripts.sft", []), ("merge", "scripts.merge", []), ("dpo", "scripts.dpo", []),
-          ("eval", "scripts.eval", ["--local", "--suite", "mcqa"]),
-          ("medprompt", "scripts.medprompt", ["--local", "--dataset", "medqa_4options"])]
-STAGE_DIRS = {"eval": "eval-mcqa", "medprompt": "medprompt-medqa_4options"}
+
+
+def stage_dir(runs: Path, run: Path, job) -> Path:
+    return {"tiny-kit": runs / "tiny-kit", "dpo": run / "dpo", "eval": run / "eval-mcqa"}.get(job.stage, run / job.name)
 
 
 def figure(stage, m):
@@ -57,29 +57,32 @@ def main(argv=None):
     ap.add_argument("--runs", default=str(rc.ROOT / "runs"), help="root of run outputs (default runs/)")
     ap.add_argument("--force", action="store_true", help="rerun every stage")
     a = ap.parse_args(argv)
-    run = Path(a.runs) / f"{Path(RECIPE).name}-{PROFILE}"
-    rows = []
-    for stage, module, extra in STAGES:
-        args = ["--recipe", RECIPE, "--profile", PROFILE, "--runs", a.runs, *extra, *(["--force"] if a.force else [])]
-        print(f"\n=== {stage} ===", flush=True)
+    runs = Path(a.runs).resolve()
+    r = rc.load(RECIPE, profile=PROFILE, kit=runs / "tiny-kit")
+    run = runs / r.name
+    jobs = chain.build(r, str(runs), fixtures=True, force=a.force)  # the chain `make reproduce-8b` runs
+    rows, dpo_wall = [], 0.0
+    for job in jobs[:-1]:  # verify last, after the summary
+        print(f"\n=== {job.name} ===", flush=True)
         t0, started = time.time(), mf.now()
-        rc_ = subprocess.run([sys.executable, "-m", module, *args], cwd=rc.ROOT).returncode
+        code = subprocess.run(job.argv(), cwd=rc.ROOT).returncode
         dt = time.time() - t0
-        if rc_:
-            print(f"\nsmoke: stage {stage} failed (exit {rc_})", file=sys.stderr)
-            return rc_
-        d = Path(a.runs) / "tiny-kit" if stage == "tiny-kit" else run / STAGE_DIRS.get(stage, stage)
-        m = mf.read(d)
+        if code:
+            print(f"\nsmoke: {job.name} failed (exit {code})", file=sys.stderr)
+            return code
+        if job.stage == "dpo" and job is not [j for j in jobs if j.stage == "dpo"][-1]:
+            dpo_wall += dt  # one summary row for the whole DPO chain
+            continue
+        dt, dpo_wall = dt + dpo_wall, 0.0
+        m = mf.read(stage_dir(runs, run, job))
         skipped = m["finished"] < started  # finished before this smoke started it: skipped
         out = next(iter(m["outputs"].values()))["path"] if m["outputs"] else "-"
-        rows.append([stage, f"{dt:.0f} s" + (" (skipped)" if skipped else ""), out.replace(str(rc.ROOT) + "/", ""),
-                     figure(stage, m)])
+        rows.append([job.stage, f"{dt:.0f} s" + (" (skipped)" if skipped else ""), out.replace(str(rc.ROOT) + "/", ""),
+                     figure(job.stage, m)])
     print("\nsmoke summary (tiny model on CPU: these figures show the chain works, not the paper's numbers)")
     print(table(["stage", "wall", "output", "what shows it worked"], rows))
     print("\n=== verify (the tiny model against its fixture expectation; NOT the paper's numbers) ===", flush=True)
-    return subprocess.run([sys.executable, "-m", "scripts.verify", "--recipe", RECIPE, "--profile", PROFILE,
-                           "--runs", a.runs, "--reported", str(rc.ROOT / "results" / "tiny_expected.yaml"),
-                           "--table", "fixture", "--model", "tiny", "--out", str(run / "verify")], cwd=rc.ROOT).returncode
+    return subprocess.run(jobs[-1].argv(), cwd=rc.ROOT).returncode
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ Keys (documented once, as lm-eval's result_schema.py does):
   outputs      {name: {path, sha256}}: what this stage produced (directories hashed file by file)
   tools        {package: version} read from the stage environment
   seed, world_size, micro_batch, grad_accum, total_batch: the numbers that decide the optimisation
+  launcher     where it ran: {kind: slurm, job_id, job_name, nodes, node_list} or {kind: local, host}
   git_sha      the repository commit (with "-dirty" when the tree had changes)
   started, finished, wall_s: ISO times and seconds
   metrics      stage figures for the summary (loss first/last, reward margin, accuracy, ...)
@@ -24,9 +25,12 @@ import subprocess
 import time
 from pathlib import Path
 
+from . import launch
 from .recipe import ROOT
 
 SCHEMA = "aloe-repro/manifest@1"
+# Set by a launcher that only asks whether a stage is done: skip() then exits 0 (done) or 3 (would run).
+CHECK_ONLY = "ALOE_CHECK_DONE"
 
 
 def sha256_path(p: Path) -> str:
@@ -108,7 +112,8 @@ class Stage:
         self.dir, self.stage, self.clean = Path(stage_dir), stage, clean
         self.key = sha256_json({"recipe": recipe.get("sha256"), "inputs": inputs, "numbers": numbers})
         self.m = {"schema": SCHEMA, "stage": stage, "status": "running", "key": self.key, "recipe": recipe,
-                  "inputs": inputs, "outputs": {}, "tools": {}, **numbers, "git_sha": git_sha(),
+                  "inputs": inputs, "outputs": {}, "tools": {}, **numbers, "launcher": launch.where(),
+                  "git_sha": git_sha(),
                   "started": now(), "finished": None, "wall_s": None, "metrics": {}}
         old = read(self.dir)
         self.skipped = (not force and old is not None and old.get("status") == "done" and old.get("key") == self.key
@@ -117,6 +122,8 @@ class Stage:
         self.partial = self.dir / ".partial"
 
     def skip(self) -> bool:
+        if os.environ.get(CHECK_ONLY) and not self.skipped:
+            raise SystemExit(3)
         if self.skipped:
             print(f"[{self.stage}] skipped: finished with the same inputs ({self.dir / 'manifest.json'})", flush=True)
             self.m = self.previous

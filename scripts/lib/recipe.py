@@ -21,13 +21,13 @@ DEFAULT_KIT = ROOT / "runs" / "tiny-kit"
 # Our own files' schemas (the tool-native sft.yaml and merge.yaml are checked by their tools).
 SCHEMA = {
     "recipe": {"name", "released_as", "base_config", "hardware", "sft_total_batch", "merge_seed"},
-    "dpo": {"launcher", "args", "stages"},
+    "dpo": {"args", "stages"},
     "dpo.stage": {"name", "dataset", "files", "chunks", "args"},
     "medprompt": {"embedding_model", "k", "ensembles", "choice_shuffle", "reranker", "database",
                   "temperature", "top_p", "max_tokens", "max_retries", "retry_extra_tokens", "adaptive", "round_size",
                   "seed"},
     "eval": {"tasks", "open_tasks", "num_fewshot", "apply_chat_template", "batch_size", "dtype", "seed", "max_gen_toks"},
-    "profile": {"world_size", "models", *FILES},
+    "profile": {"extends", "models", *FILES},
 }
 
 
@@ -68,14 +68,15 @@ def suggest(key, known):
     return f" (did you mean {m[0]!r}?)" if m else ""
 
 
-def overlay(base, over):
-    """Deep-merge `over` onto `base`; a None in `over` deletes the key; lists are replaced."""
+def overlay(base, over, keep_none=False):
+    """Deep-merge `over` onto `base`; a None in `over` deletes the key (or is kept, to stack two
+    overlays); lists are replaced."""
     out = copy.deepcopy(base)
     for k, v in over.items():
-        if v is None:
+        if v is None and not keep_none:
             out.pop(k, None)
         elif isinstance(v, dict) and isinstance(out.get(k), dict):
-            out[k] = overlay(out[k], v)
+            out[k] = overlay(out[k], v, keep_none)
         else:
             out[k] = copy.deepcopy(v)
     return out
@@ -147,9 +148,29 @@ class Recipe:
         return Problem(self.rel(stem), key, message, locate(self.file(stem), key))
 
     def world(self, stage):
-        if self.world_size:
-            return self.world_size
-        return int(self.files["recipe"]["hardware"][stage]["gpus"]) or 1
+        return self.world_size or declared_world(self, stage)
+
+
+def declared_world(r: Recipe, stage: str) -> int:
+    """Ranks of a stage on the recipe's (or profile's) declared hardware; a CPU-only stage has one."""
+    return int(r.files["recipe"]["hardware"][stage]["gpus"]) or 1
+
+
+def read_profile(name: str, seen=()) -> dict:
+    """recipes/profiles/<name>.yaml, laid over the profile it `extends` (if any)."""
+    path = PROFILES / f"{name}.yaml"
+    if not path.exists():
+        known = sorted(p.stem for p in PROFILES.glob("*.yaml"))
+        raise RecipeError([Problem(str(path), "-", f"no such profile; known: {known}")])
+    prof = read_yaml(path)
+    unknown = set(prof) - SCHEMA["profile"]
+    if unknown:
+        raise RecipeError([Problem(str(path), k, "unknown profile key" + suggest(k, SCHEMA["profile"]),
+                                   locate(path, k)) for k in sorted(unknown)])
+    parent = prof.pop("extends", None)
+    if parent in (name, *seen):
+        raise RecipeError([Problem(str(path), "extends", f"profiles extend each other in a loop: {parent}")])
+    return overlay(read_profile(parent, (*seen, name)), prof, keep_none=True) if parent else prof
 
 
 def load(recipe_dir, profile: str | None = None, world_size: int | None = None, kit: Path | None = None) -> Recipe:
@@ -167,21 +188,12 @@ def load(recipe_dir, profile: str | None = None, world_size: int | None = None, 
     files = copy.deepcopy(raw)
     kit = Path(kit or DEFAULT_KIT)
     if profile:
-        prof_path = PROFILES / f"{profile}.yaml"
-        if not prof_path.exists():
-            known = sorted(p.stem for p in PROFILES.glob("*.yaml"))
-            raise RecipeError([Problem(str(prof_path), "-", f"no such profile; known: {known}")])
-        prof = read_yaml(prof_path)
-        unknown = set(prof) - SCHEMA["profile"]
-        if unknown:
-            raise RecipeError([Problem(str(prof_path), k, "unknown profile key" + suggest(k, SCHEMA["profile"]),
-                                       locate(prof_path, k)) for k in sorted(unknown)])
+        prof = read_profile(profile)
         for stem in FILES:
             files[stem] = overlay(files[stem], prof.get(stem) or {})
         models = prof.get("models") or {}
         files = {stem: _map_values(d, lambda v: models.get(v, v) if isinstance(v, str) else v)
                  for stem, d in files.items()}
-        world_size = world_size or prof.get("world_size")
         files = {stem: _map_values(d, lambda v: v.replace("{kit}", str(kit)) if isinstance(v, str) else v)
                  for stem, d in files.items()}
     return Recipe(path, raw, files, profile, world_size, kit)
@@ -205,7 +217,7 @@ def sft_batch(r: Recipe):
     """(world, micro, grad_accum, total, problems). With an explicit world size, grad accum is recomputed."""
     sft, total = r.files["sft"], int(r.files["recipe"]["sft_total_batch"])
     micro, world = int(sft.get("micro_batch_size", 1)), r.world("sft")
-    if r.world_size is None or r.profile:
+    if world == declared_world(r, "sft"):  # the declared layout: the file's grad accum must fit it
         ga = int(sft.get("gradient_accumulation_steps", 1))
         if micro * ga * world != total:
             return world, micro, ga, total, [r.problem(

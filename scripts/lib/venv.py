@@ -50,7 +50,7 @@ def run(stage: str, argv: list, *, extra_env: dict | None = None, capture=False,
     argv = [str(a) for a in argv]
     if argv[0].endswith(".py"):
         argv = [str(bin_dir(stage) / "python"), str(TOOLS / argv[0])] + argv[1:]
-    elif not os.path.isabs(argv[0]):
+    elif (bin_dir(stage) / argv[0]).exists():  # the env's own console script; else PATH (srun)
         argv[0] = str(bin_dir(stage) / argv[0])
     env = env_for(stage, extra_env)
     if log is None:

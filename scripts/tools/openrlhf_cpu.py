@@ -8,9 +8,11 @@ OpenRLHF 0.11.2 cannot start on a CPU-only torch for two reasons (../shared/refe
 Nothing is patched when CUDA is present. Upstream removes the need: OpenRLHF PRs #1301 and #1302.
 
 usage: python openrlhf_cpu.py [--module openrlhf.cli.train_dpo] <train_dpo args>
-       deepspeed --num_gpus N openrlhf_cpu.py <args>          (several CPU ranks on gloo)
+       torchrun --nproc_per_node N openrlhf_cpu.py <args>     (several CPU ranks on gloo; srun across nodes)
 """
+import os
 import runpy
+import socket
 import sys
 import types
 
@@ -41,6 +43,9 @@ def install() -> bool:
 
 def main():
     install()
+    env = os.environ  # one line per rank: where it runs (the Slurm tests read it)
+    print(f"[openrlhf_cpu] rank {env.get('RANK')} of {env.get('WORLD_SIZE')} (local {env.get('LOCAL_RANK')}) "
+          f"on node {env.get('SLURMD_NODENAME', socket.gethostname())}", flush=True)
     module, argv = "openrlhf.cli.train_dpo", sys.argv[1:]
     if argv[:1] == ["--module"]:
         module, argv = argv[1], argv[2:]

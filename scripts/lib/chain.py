@@ -1,0 +1,143 @@
+"""The recipe's chain as jobs, for both launchers (local: one after the other; Slurm: a job graph).
+
+tiny-kit (profiles that use it) -> data -> sft -> merge -> dpo run 1 .. N (one job per OpenRLHF run: the
+5 stage-1 chunks, then the red-team stage) -> medprompt (one job per benchmark) and eval -> verify.
+Each job is one stage script; its layout (nodes x GPUs) comes from the recipe's `hardware`, and a
+layout that cannot reach the published effective batch is refused before anything is submitted.
+"""
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+
+from . import manifest as mf
+from . import recipe as rc
+
+# the recipe.yaml `hardware` entry each stage script runs under
+HARDWARE = {"tiny-kit": "data", "data": "data", "sft": "sft", "merge": "merge", "dpo": "dpo",
+            "medprompt": "medprompt", "eval": "eval", "verify": "data"}
+
+
+@dataclass
+class Job:
+    name: str                 # unique in the chain: sft, dpo-stage1-3, medprompt-medqa_4options, ...
+    stage: str                # key of HARDWARE
+    module: str               # the stage script
+    args: list
+    after: list = field(default_factory=list)   # names of jobs that must end well first
+    nodes: int = 1
+    gpus: int = 0             # in all, over `nodes` (CPU ranks on a CPU-only cluster)
+    hours: float | None = None  # the paper's wall time for this job, when published
+    batch: str = ""           # micro x accum x ranks = total, for the training stages
+
+    @property
+    def ranks(self) -> int:
+        return max(self.gpus, 1)
+
+    def argv(self, python=sys.executable) -> list:
+        return [python, "-m", self.module, *map(str, self.args)]
+
+
+class LayoutError(SystemExit):
+    pass
+
+
+def parse_layout(spec: str | None) -> dict:
+    """'sft=4x4,dpo=2x4' -> {'sft': (4, 16), ...}: nodes x GPUs per node, per recipe hardware entry."""
+    out = {}
+    for part in filter(None, (spec or "").split(",")):
+        try:
+            stage, shape = part.split("=")
+            nodes, per_node = (int(x) for x in shape.lower().split("x"))
+        except ValueError:
+            raise LayoutError(f"--layout {part!r}: expected STAGE=NODESxGPUS, e.g. sft=8x4")
+        if stage not in set(HARDWARE.values()):
+            raise LayoutError(f"--layout {part!r}: no stage {stage!r}; stages: {sorted(set(HARDWARE.values()))}")
+        out[stage] = (nodes, nodes * per_node)
+    return out
+
+
+def build(r: rc.Recipe, runs: str, *, fixtures=False, suite="mcqa", database=None, layout=None,
+          force=False) -> list:
+    """The jobs of one recipe run, in an order that respects `after`."""
+    common = ["--recipe", r.rel("recipe").rsplit("/", 1)[0], "--runs", runs, *(["--profile", r.profile] if r.profile else [])]
+    hw = {k: dict(v) for k, v in r.files["recipe"]["hardware"].items()}
+    for stage, (nodes, gpus) in (layout or {}).items():
+        hw[stage].update(nodes=nodes, gpus=gpus)
+    jobs = []
+
+    def add(name, stage, module, args, hours=None, after=None):
+        h = hw[HARDWARE[stage]]
+        job = Job(name, stage, module, [*common, *args], after if after is not None else [jobs[-1].name] if jobs else [],
+                  int(h.get("nodes", 1)), int(h.get("gpus", 0)), hours)
+        if stage in ("sft", "dpo"):
+            job.args += ["--world-size", job.ranks]
+        if force and stage != "verify":
+            job.args.append("--force")
+        jobs.append(job)
+        return job
+
+    if r.profile and any(str(r.kit) in str(f) for f in r.files.values()):
+        add("tiny-kit", "tiny-kit", "scripts.make_tiny_kit", [])
+    add("data", "data", "scripts.data", ["--fixtures"] if fixtures else [])
+    add("sft", "sft", "scripts.sft", [], hw["sft"].get("hours"))
+    add("merge", "merge", "scripts.merge", [])
+    for n, run in enumerate(rc.dpo_runs(r), 1):
+        hours = hw["dpo"].get(f"hours_{run['stage']}")
+        add(f"dpo-{run['stage']}-{run['index'] + 1}", "dpo", "scripts.dpo", ["--upto", n],
+            hours / run["of"] if hours else None)
+    last_dpo = jobs[-1].name
+    if fixtures:
+        medprompt = [("medqa_4options", ["--local"])]
+    elif database:
+        medprompt = [(t, ["--database", database]) for t in r.files["eval"]["tasks"]]
+    else:
+        medprompt = []  # the CoT database is an input of its own (DATABASE=); without it, no Medprompt jobs
+    for ds, extra in medprompt:
+        add(f"medprompt-{ds}", "medprompt", "scripts.medprompt", ["--dataset", ds, *extra], after=[last_dpo])
+    add("eval", "eval", "scripts.eval", ["--suite", suite, *(["--local"] if fixtures else [])], after=[last_dpo])
+    mp = [j.name for j in jobs if j.stage == "medprompt"]
+    if fixtures:  # the tiny model against its fixture expectation, not the paper's numbers
+        add("verify", "verify", "scripts.verify", ["--suite", suite, "--reported", str(rc.ROOT / "results" / "tiny_expected.yaml"),
+            "--table", "fixture", "--model", "tiny", "--out", f"{runs}/{r.name}/verify"], after=["eval", *mp])
+    else:
+        add("verify", "verify", "scripts.verify", ["--suite", suite], after=["eval"])
+        if mp:
+            add("verify-medprompt", "verify", "scripts.verify", ["--setting", "medprompt", "--medprompt",
+                *(f"{runs}/{r.name}/{name}" for name in mp)], after=mp)
+    return check_batches(r, jobs)
+
+
+def check_batches(r: rc.Recipe, jobs: list) -> list:
+    """Every training job's effective batch must be the published one on its layout; refuse otherwise."""
+    problems = []
+    for job in jobs:
+        if job.nodes < 1 or job.gpus % job.nodes:
+            problems.append(f"{job.name}: {job.gpus} GPUs cannot be spread evenly over {job.nodes} nodes")
+            continue
+        if job.stage not in ("sft", "dpo"):
+            continue
+        at = rc.load(r.path, profile=r.profile, world_size=job.ranks, kit=r.kit)
+        world, micro, ga, total, bad = (rc.sft_batch if job.stage == "sft" else rc.dpo_batch)(at)
+        problems += [f"{job.name}: {p}" for p in bad]
+        if not bad:
+            job.batch = f"{micro} x {ga} x {world} = {total}"
+    if problems:
+        raise LayoutError("layout refused before anything was submitted:\n" + "\n".join(f"  {p}" for p in problems))
+    return jobs
+
+
+def done(job: Job) -> bool:
+    """Would this job's stage skip (finished with the same inputs)? Asked of the stage script itself."""
+    if job.stage == "verify":
+        return False  # cheap, and its report is the point of the chain: always rerun
+    env = {**os.environ, mf.CHECK_ONLY: "1", "PYTHONPATH": str(rc.ROOT)}
+    return subprocess.run(job.argv(), env=env, cwd=rc.ROOT, capture_output=True).returncode == 0
+
+
+def pending(jobs: list) -> list:
+    """The jobs still to run: from the first one not done (everything after it depends on it)."""
+    for i, job in enumerate(jobs):
+        if "--force" in job.args or not done(job):
+            return jobs[i:]
+    return []

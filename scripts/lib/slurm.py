@@ -1,0 +1,146 @@
+"""The chain as a Slurm job graph: batch scripts, `sbatch` with afterok dependencies, and a watcher.
+
+Cluster specifics (partition, account, QOS, modules, container, GPUs per node) come from a settings file
+(recipes/clusters/*.yaml), each key overridable by the environment as ALOE_SLURM_<KEY>. Every job fails
+fast: `set -e`, NCCL asynchronous error handling, srun --kill-on-bad-exit for multi-node steps, and
+--kill-on-invalid-dep so a failed job cancels everything that depends on it instead of leaving it pending.
+"""
+import math
+import os
+import shlex
+import subprocess
+import time
+from pathlib import Path
+
+from . import recipe as rc
+from .table import table
+
+SETTINGS = {  # key: (default, what it is)
+    "partition": (None, "sbatch --partition"),
+    "account": (None, "sbatch --account"),
+    "qos": (None, "sbatch --qos"),
+    "gpus_per_node": (4, "GPUs of one node; a stage needing more per node is refused"),
+    "gpu_request": ("--gres=gpu:{n}", "how to ask for n GPUs per node; null on a CPU-only cluster (ranks are processes)"),
+    "cpus_per_task": (None, "CPUs of one task (one task per node)"),
+    "time_factor": (1.5, "time limit = the paper's hours for the job x this"),
+    "time_default": ("04:00:00", "time limit of jobs without published hours"),
+    "setup": ("", "shell lines run first in every job: modules, environment"),
+    "container": (None, "command prefix running the stage in an image, e.g. `apptainer exec --nv aloe.sif`"),
+    "sbatch": ([], "further sbatch options, e.g. [--exclusive]"),
+}
+
+
+def load_settings(path) -> dict:
+    """A cluster settings file, unknown keys refused (file:line), then ALOE_SLURM_<KEY> overrides."""
+    path = Path(path)
+    raw = rc.read_yaml(path) if path.exists() else None
+    if raw is None:
+        known = sorted(p.name for p in (rc.ROOT / "recipes" / "clusters").glob("*.yaml"))
+        raise rc.RecipeError([rc.Problem(str(path), "-", f"no cluster settings file; known: {known}")])
+    bad = [rc.Problem(str(path), k, "unknown key" + rc.suggest(k, SETTINGS), rc.locate(path, k))
+           for k in raw if k not in SETTINGS]
+    if bad:
+        raise rc.RecipeError(bad)
+    out = {k: raw.get(k, default) for k, (default, _) in SETTINGS.items()}
+    for k in SETTINGS:
+        v = os.environ.get(f"ALOE_SLURM_{k.upper()}")
+        if v is not None:
+            out[k] = None if v.lower() in ("", "null", "none") else v
+    out["gpus_per_node"] = int(out["gpus_per_node"])
+    out["source"] = str(path)
+    return out
+
+
+def time_limit(hours, s: dict) -> str:
+    if not hours:
+        return s["time_default"]
+    minutes = math.ceil(float(hours) * float(s["time_factor"]) * 60)
+    return f"{minutes // 1440}-{minutes % 1440 // 60:02d}:{minutes % 60:02d}:00"
+
+
+def check_fits(jobs: list, s: dict):
+    too_big = [f"{j.name}: {j.gpus // j.nodes} GPUs per node, the cluster has {s['gpus_per_node']} "
+               f"({s['source']}: gpus_per_node)" for j in jobs if j.gpus // j.nodes > s["gpus_per_node"]]
+    if too_big:
+        raise SystemExit("layout refused before anything was submitted:\n" + "\n".join(f"  {p}" for p in too_big))
+
+
+def script(job, s: dict, log_dir: Path, python: str) -> str:
+    """The batch script of one job."""
+    per_node = job.gpus // job.nodes
+    opts = [f"--job-name=aloe-{job.name}", f"--nodes={job.nodes}", "--ntasks-per-node=1",
+            f"--time={time_limit(job.hours, s)}", f"--output={log_dir}/%j-{job.name}.out"]
+    if per_node and s["gpu_request"]:
+        opts.append(s["gpu_request"].format(n=per_node))
+    opts += [f"--{k}={s[k]}" for k in ("partition", "account", "qos") if s[k]]
+    if s["cpus_per_task"]:
+        opts.append(f"--cpus-per-task={s['cpus_per_task']}")
+    opts += list(s["sbatch"] or [])
+    cmd = shlex.join(job.argv(python))
+    lines = ["#!/bin/bash", *(f"#SBATCH {o}" for o in opts),
+             f"# {job.name}: {job.nodes} node(s) x {per_node} GPU(s)" + (f", batch {job.batch}" if job.batch else ""),
+             "set -euo pipefail",
+             "export TORCH_NCCL_ASYNC_ERROR_HANDLING=1 NCCL_ASYNC_ERROR_HANDLING=1  # a dead rank ends the job",
+             f"export PYTHONPATH={shlex.quote(str(rc.ROOT))}",
+             f"cd {shlex.quote(str(rc.ROOT))}",
+             *(s["setup"] or "").strip().splitlines(),
+             "t0=$(date +%s)",
+             'trap \'echo "[aloe] $SLURM_JOB_NAME ($SLURM_JOB_ID) exit $? after $(( $(date +%s) - t0 )) s on $SLURM_JOB_NODELIST"\' EXIT',
+             f"{s['container'] + ' ' if s['container'] else ''}{cmd}"]
+    return "\n".join(lines) + "\n"
+
+
+def submit(jobs: list, s: dict, log_dir: Path, python: str, dry_run=False) -> dict:
+    """sbatch every job in order with afterok on the jobs it waits for; returns {name: job id}."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    ids = {}
+    for n, job in enumerate(jobs, 1):
+        path = log_dir / f"{n:02d}-{job.name}.sbatch"
+        text = script(job, s, log_dir, python)
+        after = [ids[a] for a in job.after if a in ids]
+        dep = [f"--dependency=afterok:{':'.join(after)}", "--kill-on-invalid-dep=yes"] if after else []
+        if dry_run:
+            print(f"### {path.name}   (sbatch {' '.join(dep) or '(no dependency)'})\n{text}")
+            ids[job.name] = f"<{job.name}>"
+            continue
+        path.write_text(text)
+        out = subprocess.run(["sbatch", "--parsable", *dep, str(path)], capture_output=True, text=True)
+        if out.returncode:
+            for jid in ids.values():  # nothing half-submitted is left behind
+                subprocess.run(["scancel", jid], capture_output=True)
+            raise SystemExit(f"sbatch refused {path}: {out.stderr.strip()}")
+        ids[job.name] = out.stdout.strip().split(";")[0]
+    return ids
+
+
+def graph(jobs: list, ids: dict, s: dict, done: list = ()) -> str:
+    rows = [[j.name, "done (skipped)", "-", "-", "-", "-"] for j in done]
+    rows += [[j.name, ids.get(j.name, "-"), f"{j.nodes} x {j.gpus // j.nodes}", j.batch or "-",
+              time_limit(j.hours, s), ", ".join(j.after) or "-"] for j in jobs]
+    return table(["job", "id", "nodes x gpus", "batch (micro x accum x ranks)", "time limit", "after"], rows)
+
+
+def job_state(job_id: str) -> dict:
+    out = subprocess.run(["scontrol", "show", "job", "-o", job_id], capture_output=True, text=True).stdout
+    return dict(kv.split("=", 1) for kv in out.split() if "=" in kv)
+
+
+ACTIVE = {"PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "SUSPENDED", "REQUEUED"}
+
+
+def wait(ids: dict, poll=2.0, timeout=None) -> dict:
+    """Follow the jobs until none is active; print each state change; return {name: state fields}."""
+    seen, t0 = {}, time.time()
+    while True:
+        states = {name: job_state(jid) for name, jid in ids.items()}
+        for name, st in states.items():
+            now = (st.get("JobState"), st.get("Reason"))
+            if seen.get(name) != now:
+                print(f"[slurm] {name} ({ids[name]}): {now[0]}" + (f" ({now[1]})" if now[1] not in (None, "None") else ""),
+                      flush=True)
+                seen[name] = now
+        if not any(st.get("JobState") in ACTIVE for st in states.values()):
+            return states
+        if timeout and time.time() - t0 > timeout:
+            raise SystemExit(f"[slurm] still running after {timeout} s: {[n for n, st in states.items() if st.get('JobState') in ACTIVE]}")
+        time.sleep(poll)

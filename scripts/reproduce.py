@@ -1,0 +1,95 @@
+"""make reproduce-8b / reproduce-70b: the whole recipe chain, on a Slurm cluster or on this machine.
+
+data -> sft -> merge -> DPO stage 1 (one job per chunk) -> DPO stage 2 -> Medprompt (with DATABASE=) and
+eval -> verify. With --launcher slurm every stage is one batch job, chained with afterok dependencies
+and laid out as the recipe's `hardware` says (SFT 8 nodes x 4 GPUs and DPO 4 x 4 for 8B; 16 x 4 and
+25 x 4 for 70B); gradient accumulation is derived so the effective batch stays the published one, and a
+layout that cannot reach it is refused before anything is submitted. With --launcher local the same
+jobs run one after the other here. Either way the stages write the same manifests, and a resubmission
+starts at the first stage that is not done (finished stages with the same inputs are not resubmitted).
+
+  python -m scripts.reproduce --recipe recipes/aloe-beta-8b --cluster recipes/clusters/example.yaml --dry-run
+  python -m scripts.reproduce --recipe recipes/aloe-beta-8b --launcher slurm --cluster recipes/clusters/mine.yaml
+  python -m scripts.reproduce --profile cpu-tiny-2node --fixtures --launcher slurm \\
+      --cluster recipes/clusters/local.yaml --wait                     # the tiny chain on the test cluster
+"""
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from scripts.lib import chain, cli, slurm
+from scripts.lib import manifest as mf
+from scripts.lib import recipe as rc
+from scripts.lib.table import table
+
+
+def run_local(jobs: list) -> int:
+    for job in jobs:
+        print(f"\n=== {job.name} ===", flush=True)
+        t0 = time.time()
+        code = subprocess.run(job.argv(), cwd=rc.ROOT).returncode
+        print(f"[local] {job.name}: exit {code} after {time.time() - t0:.0f} s", flush=True)
+        if code:
+            print(f"[local] stopped at {job.name}; rerun the same command to resume from it", file=sys.stderr)
+            return code
+    return 0
+
+
+def main(argv=None):
+    ap = cli.stage_parser(__doc__)
+    ap.add_argument("--launcher", choices=("slurm", "local"), default="slurm")
+    ap.add_argument("--cluster", default=str(rc.ROOT / "recipes" / "clusters" / "example.yaml"),
+                    help="cluster settings file (recipes/clusters/); keys can be overridden as ALOE_SLURM_<KEY>")
+    ap.add_argument("--dry-run", action="store_true", help="print the batch scripts and the job graph; submit nothing")
+    ap.add_argument("--wait", action="store_true", help="follow the submitted jobs until they end; exit 1 if one failed")
+    ap.add_argument("--layout", help="another layout, NODESxGPUS per stage: sft=4x4,dpo=2x4 (grad accum is derived)")
+    ap.add_argument("--fixtures", action="store_true", help="offline fixture data and tasks (the tiny chain)")
+    ap.add_argument("--suite", default="mcqa", help="eval suite: mcqa | open | all")
+    ap.add_argument("--database", help="Medprompt CoT database JSONL; without it the chain has no Medprompt jobs")
+    a = ap.parse_args(argv)
+    if a.world_size:
+        raise SystemExit("--world-size: give a per-stage --layout instead (e.g. sft=4x4)")
+    r = cli.load(a)
+    runs = str(Path(a.runs).resolve())
+    jobs = chain.build(r, runs, fixtures=a.fixtures, suite=a.suite, database=a.database,
+                       layout=chain.parse_layout(a.layout), force=a.force)
+    settings = slurm.load_settings(a.cluster) if a.launcher == "slurm" or a.dry_run else None
+    if settings:
+        slurm.check_fits(jobs, settings)
+    todo = jobs if a.force else chain.pending(jobs)
+    done = jobs[:len(jobs) - len(todo)]
+    if done:
+        print(f"already done (same inputs), not resubmitted: {', '.join(j.name for j in done)}")
+    if not todo:
+        print("nothing to do: every stage is done")
+        return 0
+    if a.launcher == "local" and not a.dry_run:
+        return run_local(todo)
+    log_dir = Path(runs) / r.name / "slurm"
+    python = str(rc.ROOT / ".venv" / "base" / "bin" / "python")
+    ids = slurm.submit(todo, settings, log_dir, python, dry_run=a.dry_run)
+    print(f"{'dry run, nothing submitted' if a.dry_run else 'submitted'}: {r.name} on {settings['source']}")
+    print(slurm.graph(todo, ids if not a.dry_run else {}, settings, done))
+    if a.dry_run:
+        return 0
+    record = log_dir / f"submitted-{mf.now().replace(':', '')}.json"
+    mf.write_json_atomic(record, {"recipe": r.rel("recipe"), "profile": r.profile, "jobs": ids})
+    print(f"\nfollow: squeue -j {','.join(ids.values())}    logs: {log_dir}/<id>-<job>.out\n"
+          f"cancel: scancel {' '.join(ids.values())}\n"
+          f"resume after a failure: the same command again (finished stages are not resubmitted)")
+    if not a.wait:
+        return 0
+    states = slurm.wait(ids)
+    print(table(["job", "id", "state", "elapsed", "exit", "reason"],
+                [[n, ids[n], st.get("JobState"), st.get("RunTime"), st.get("ExitCode"), st.get("Reason")]
+                 for n, st in states.items()]))
+    failed = [n for n, st in states.items() if st.get("JobState") != "COMPLETED"]
+    print(json.dumps({"failed": failed}))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
