@@ -62,3 +62,21 @@ def test_dpo_plan_is_five_chained_chunks_then_red_team():
     argv = rc.render_dpo_argv(runs[0], "m", "o")
     assert "--data.apply_chat_template" in argv and "--model.model_name_or_path" in argv
     assert not any(f in argv for f in ("--pretrain", "--bf16", "--flash_attn"))
+
+
+def test_a_profile_extends_another_and_keeps_its_deletions():
+    tiny, two = rc.load(R8, profile="cpu-tiny"), rc.load(R8, profile="cpu-tiny-2node")
+    assert "deepspeed" not in two.files["sft"] and two.files["sft"] == tiny.files["sft"]
+    assert two.files["recipe"]["hardware"]["dpo"] == {"gpus": 4, "nodes": 2}
+    assert rc.dpo_batch(two)[:4] == (4, 1, 1, 4)  # the same total batch of 4, accumulation derived
+
+
+def test_hardware_entries_are_checked():
+    r = rc.load(R70)
+    assert rc.check_hardware(r) == []
+    r.files["recipe"]["hardware"]["dpo"]["nodes"] = 3
+    r.files["recipe"]["hardware"]["sfft"] = {"gpus": 1, "nodes": 1}
+    del r.files["recipe"]["hardware"]["eval"]
+    msgs = sorted(f"{p.key}: {p.message}" for p in rc.check_hardware(r))
+    assert msgs == ["dpo: 100 GPUs cannot be spread evenly over 3 nodes", "hardware: hardware.eval needs integer gpus and nodes",
+                    "sfft: unknown hardware entry (did you mean 'sft'?)"]

@@ -51,8 +51,8 @@ def parse_layout(spec: str | None) -> dict:
             nodes, per_node = (int(x) for x in shape.lower().split("x"))
         except ValueError:
             raise LayoutError(f"--layout {part!r}: expected STAGE=NODESxGPUS, e.g. sft=8x4")
-        if stage not in set(HARDWARE.values()):
-            raise LayoutError(f"--layout {part!r}: no stage {stage!r}; stages: {sorted(set(HARDWARE.values()))}")
+        if stage not in rc.HARDWARE_STAGES:
+            raise LayoutError(f"--layout {part!r}: no stage {stage!r}; stages: {', '.join(rc.HARDWARE_STAGES)}")
         out[stage] = (nodes, nodes * per_node)
     return out
 

@@ -18,6 +18,8 @@ FILES = ("recipe", "sft", "merge", "dpo", "medprompt", "eval")
 PROFILES = ROOT / "recipes" / "profiles"
 DEFAULT_KIT = ROOT / "runs" / "tiny-kit"
 
+# the stages that run as jobs of their own (recipe.yaml `hardware` has one entry each)
+HARDWARE_STAGES = ("data", "sft", "merge", "dpo", "medprompt", "eval")
 # Our own files' schemas (the tool-native sft.yaml and merge.yaml are checked by their tools).
 SCHEMA = {
     "recipe": {"name", "released_as", "base_config", "hardware", "sft_total_batch", "merge_seed"},
@@ -210,6 +212,20 @@ def check_schema(r: Recipe):
         for k in st:
             if k not in SCHEMA["dpo.stage"]:
                 out.append(r.problem("dpo", k, f"unknown key in stages[{i}]" + suggest(k, SCHEMA["dpo.stage"])))
+    return out + check_hardware(r)
+
+
+def check_hardware(r: Recipe):
+    """recipe.yaml `hardware`: one {gpus, nodes} entry per stage job, GPUs spread evenly over the nodes."""
+    hw, out = r.files["recipe"].get("hardware") or {}, []
+    for stage in sorted(set(hw) | set(HARDWARE_STAGES)):
+        h = hw.get(stage)
+        if stage not in HARDWARE_STAGES:
+            out.append(r.problem("recipe", stage, "unknown hardware entry" + suggest(stage, HARDWARE_STAGES)))
+        elif not isinstance(h, dict) or not isinstance(h.get("gpus"), int) or not isinstance(h.get("nodes"), int):
+            out.append(r.problem("recipe", "hardware", f"hardware.{stage} needs integer gpus and nodes"))
+        elif h["nodes"] < 1 or h["gpus"] % h["nodes"]:
+            out.append(r.problem("recipe", stage, f"{h['gpus']} GPUs cannot be spread evenly over {h['nodes']} nodes"))
     return out
 
 

@@ -92,7 +92,8 @@ def script(job, s: dict, log_dir: Path, python: str) -> str:
 
 def submit(jobs: list, s: dict, log_dir: Path, python: str, dry_run=False) -> dict:
     """sbatch every job in order with afterok on the jobs it waits for; returns {name: job id}."""
-    log_dir.mkdir(parents=True, exist_ok=True)
+    if not dry_run:
+        log_dir.mkdir(parents=True, exist_ok=True)
     ids = {}
     for n, job in enumerate(jobs, 1):
         path = log_dir / f"{n:02d}-{job.name}.sbatch"

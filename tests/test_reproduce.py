@@ -1,0 +1,92 @@
+"""`make reproduce-*` without a cluster: the dry run prints the paper's layout with the published effective
+batches, bad layouts and cluster settings are refused before anything is submitted, and the local
+launcher resumes a finished chain without rerunning a stage."""
+import re
+
+import pytest
+
+from conftest import ROOT, run_py
+from scripts.lib import chain as ch
+from scripts.lib import recipe as rc
+from scripts.lib import slurm
+
+EXAMPLE = ROOT / "recipes" / "clusters" / "example.yaml"
+
+
+def dry_run(recipe, *extra, check=True):
+    return run_py("scripts.reproduce", "--recipe", recipe, "--cluster", EXAMPLE, "--dry-run", "--runs",
+                  ROOT / "runs" / "test-dry", *extra, check=check)
+
+
+def graph_rows(out):
+    """{job: (nodes x gpus, batch, after)} from the printed job graph."""
+    rows = {}
+    for line in out.splitlines():
+        cells = [c.strip() for c in line.split("|")]
+        if len(cells) == 6 and cells[0] not in ("job", ""):
+            rows[cells[0]] = (cells[2], cells[3], cells[5])
+    return rows
+
+
+@pytest.mark.parametrize("recipe,sft,dpo,sft_batch,dpo_batch", [
+    ("recipes/aloe-beta-8b", "8 x 4", "4 x 4", "1 x 4 x 32 = 128", "1 x 8 x 16 = 128"),
+    ("recipes/aloe-beta-70b", "16 x 4", "25 x 4", "1 x 2 x 64 = 128", "1 x 1 x 100 = 100"),
+])
+def test_dry_run_prints_the_papers_layout_and_submits_nothing(recipe, sft, dpo, sft_batch, dpo_batch):
+    out = dry_run(recipe).stdout
+    rows = graph_rows(out)
+    assert list(rows)[:3] == ["data", "sft", "merge"]
+    assert [j for j in rows if j.startswith("dpo")] == [f"dpo-stage1-{i}" for i in range(1, 6)] + ["dpo-stage2-1"]
+    assert rows["sft"][:2] == (sft, sft_batch) and rows["sft"][2] == "data"
+    for i in range(1, 6):
+        assert rows[f"dpo-stage1-{i}"][:2] == (dpo, dpo_batch)
+    assert rows["dpo-stage1-1"][2] == "merge" and rows["dpo-stage2-1"][2] == "dpo-stage1-5"
+    assert rows["eval"][2] == "dpo-stage2-1" and rows["verify"][2] == "eval"
+    nodes = sft.split()[0]
+    assert re.search(rf"#SBATCH --nodes={nodes}\n", out) and "#SBATCH --gres=gpu:4" in out
+    assert out.count("--dependency=afterok:") == len(rows) - 1 and "--kill-on-invalid-dep=yes" in out
+    assert "nothing submitted" in out and not (ROOT / "runs" / "test-dry").exists()
+
+
+def test_a_layout_derives_grad_accum_or_is_refused_before_submitting():
+    rows = graph_rows(dry_run("recipes/aloe-beta-8b", "--layout", "sft=4x4,dpo=2x4").stdout)
+    assert rows["sft"][:2] == ("4 x 4", "1 x 8 x 16 = 128") and rows["dpo-stage1-1"][:2] == ("2 x 4", "1 x 16 x 8 = 128")
+    p = dry_run("recipes/aloe-beta-70b", "--layout", "dpo=4x4", check=False)  # 100 pairs on 16 GPUs
+    assert p.returncode and "layout refused" in p.stderr and "train.batch_size" in p.stderr
+    assert "1, 2, 4, 5, 10, 20, 25, 50, 100" in p.stderr and "#SBATCH" not in p.stdout
+    p = dry_run("recipes/aloe-beta-8b", "--layout", "sft=4x8", check=False)  # 8 GPUs on a 4-GPU node
+    assert p.returncode and "8 GPUs per node, the cluster has 4" in p.stderr
+    p = dry_run("recipes/aloe-beta-8b", "--layout", "sfft=4x4", check=False)
+    assert p.returncode and "no stage 'sfft'" in p.stderr
+
+
+def test_cluster_settings_refuse_unknown_keys_and_take_the_environment(tmp_path, monkeypatch):
+    bad = tmp_path / "c.yaml"
+    bad.write_text("partition: gpu\npartiton: gpu\n")
+    with pytest.raises(rc.RecipeError) as e:
+        slurm.load_settings(bad)
+    assert "c.yaml:2: partiton: unknown key (did you mean 'partition'?)" in str(e.value)
+    monkeypatch.setenv("ALOE_SLURM_ACCOUNT", "bsc70")
+    monkeypatch.setenv("ALOE_SLURM_CONTAINER", "apptainer exec --nv aloe.sif")
+    s = slurm.load_settings(EXAMPLE)
+    r = rc.load(ROOT / "recipes" / "aloe-beta-8b")
+    sft = next(j for j in ch.build(r, "/runs") if j.name == "sft")
+    text = slurm.script(sft, s, tmp_path, "python")
+    assert "#SBATCH --account=bsc70" in text and "#SBATCH --nodes=8" in text
+    assert "apptainer exec --nv aloe.sif python -m scripts.sft" in text and "--world-size 32" in text
+    assert "#SBATCH --time=1-01:43:00" in text  # 17.14 h published x 1.5
+
+
+def test_dpo_upto_outside_the_plan_is_refused(chain):
+    runs, _, _ = chain
+    p = run_py("scripts.dpo", "--profile", "cpu-tiny", "--runs", runs, "--upto", "7", check=False)
+    assert p.returncode and "--upto 7: the plan of recipes/aloe-beta-8b/dpo.yaml has runs 1 to 6" in p.stderr
+
+
+def test_the_local_launcher_resumes_a_finished_chain_without_rerunning_a_stage(chain):
+    runs, _, _ = chain
+    p = run_py("scripts.reproduce", "--profile", "cpu-tiny", "--fixtures", "--launcher", "local", "--runs", runs)
+    done = re.search(r"already done \(same inputs\), not resubmitted: (.*)", p.stdout).group(1).split(", ")
+    assert done == ["tiny-kit", "data", "sft", "merge", *(f"dpo-stage1-{i}" for i in range(1, 6)), "dpo-stage2-1",
+                    "medprompt-medqa_4options", "eval"]
+    assert "=== verify ===" in p.stdout and "=== sft ===" not in p.stdout

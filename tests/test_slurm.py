@@ -1,0 +1,109 @@
+"""The tiny chain through a real 2-node Slurm cluster started on this machine (scripts/slurm_local.sh):
+every stage is a Slurm job (checked in its manifest), the DPO runs are 2-node jobs of 2 ranks per node
+(gloo), a failed stage cancels everything after it, and resubmitting resumes from that stage.
+
+Needs root (the cluster's daemons); skipped otherwise, unless ALOE_REQUIRE_SLURM=1 (CI), which makes a
+cluster that cannot start a failure."""
+import json
+import os
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from conftest import ROOT, run_py, tool
+from scripts.lib import manifest as mf
+
+RUNS = ROOT / "runs" / "test-slurm"
+RUN = RUNS / "aloe-beta-8b-cpu-tiny-2node"
+CLUSTER = ROOT / "recipes" / "clusters" / "local.yaml"
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    if os.geteuid() != 0 and not os.environ.get("ALOE_REQUIRE_SLURM"):
+        pytest.skip("the local Slurm cluster needs root")
+    script = ROOT / "scripts" / "slurm_local.sh"
+    subprocess.run([script, "start", "2"], check=True, timeout=600)
+    yield
+    subprocess.run([script, "stop"], check=True, timeout=120)
+    assert not shutil.which("squeue") or subprocess.run(["pgrep", "-x", "slurmctld"]).returncode != 0
+
+
+def reproduce(*extra, check=True):
+    return run_py("scripts.reproduce", "--profile", "cpu-tiny-2node", "--fixtures", "--launcher", "slurm",
+                  "--cluster", CLUSTER, "--runs", RUNS, "--wait", *extra, check=check, timeout=2400)
+
+
+def submitted():
+    """The job ids of the latest submission."""
+    return json.loads(sorted((RUN / "slurm").glob("submitted-*.json"))[-1].read_text())["jobs"]
+
+
+def manifests():
+    out = {"tiny-kit": mf.read(RUNS / "tiny-kit")}
+    for d in sorted(RUN.iterdir()):
+        if (d / "manifest.json").exists():
+            out[d.name] = mf.read(d)
+    for d in sorted((RUN / "dpo").glob("0*")):
+        out[f"dpo/{d.name}"] = mf.read(d)
+    return out
+
+
+@pytest.fixture(scope="module")
+def slurm_chain(cluster):
+    shutil.rmtree(RUNS, ignore_errors=True)
+    p = reproduce(check=False)
+    print(p.stdout[-5000:])
+    assert p.returncode == 0, p.stdout[-6000:] + p.stderr[-3000:]
+    return p.stdout
+
+
+def test_every_stage_ran_as_a_slurm_job(slurm_chain):
+    ids = submitted()
+    assert len(ids) == 13  # tiny-kit data sft merge dpo x6 medprompt eval verify
+    ms = manifests()
+    assert {"tiny-kit", "data", "sft", "merge", "dpo", "eval-mcqa", "medprompt-medqa_4options"} <= set(ms)
+    assert len([k for k in ms if k.startswith("dpo/")]) == 6
+    for name, m in ms.items():
+        assert m["status"] == "done", name
+        assert m["launcher"]["kind"] == "slurm", f"{name} ran outside Slurm: {m['launcher']}"
+        assert m["launcher"]["job_id"] in ids.values(), name
+    assert "COMPLETED" in slurm_chain and (RUN / "verify" / "report.md").exists()
+
+
+def test_dpo_runs_are_two_node_jobs_of_two_ranks_per_node(slurm_chain):
+    ms = manifests()
+    for name in (k for k in ms if k.startswith("dpo/")):
+        m = ms[name]
+        assert m["launcher"]["nodes"] == 2 and m["world_size"] == 4 and m["grad_accum"] == 1, name
+        assert m["micro_batch"] * m["grad_accum"] * m["world_size"] == m["total_batch"] == 4
+        log = (RUN / name / "log.txt").read_text()
+        ranks = set(re.findall(r"\[openrlhf_cpu\] rank (\d) of 4 \(local (\d)\) on node (n\d)", log))
+        assert ranks == {("0", "0", "n1"), ("1", "1", "n1"), ("2", "0", "n2"), ("3", "1", "n2")}, name
+    last, merged = ms["dpo"]["outputs"]["model"]["path"], ms["merge"]["outputs"]["model"]["path"]
+    res = tool("eval", "check_model.py", last, "--ref", merged)
+    assert res["tensors_changed"] > 0 and res["max_abs_change"] > 0, "the 2-node DPO left the weights unchanged"
+
+
+def test_a_failed_stage_cancels_its_dependants_and_a_resubmission_resumes_there(slurm_chain):
+    # make the red-team DPO run fail: a file where its run directory must go
+    shutil.rmtree(RUN / "dpo" / "06-stage2-0")
+    (RUN / "dpo" / "manifest.json").unlink()
+    (RUN / "dpo" / "06-stage2-0").write_text("in the way")
+    p = reproduce(check=False)
+    assert p.returncode == 1
+    ids = submitted()
+    assert list(ids) == ["dpo-stage2-1", "medprompt-medqa_4options", "eval", "verify"]
+    states = dict(re.findall(r"^(\S+)\s+\|\s+\d+\s+\|\s+([A-Z_]+)", p.stdout, re.M))
+    assert states["dpo-stage2-1"] == "FAILED"
+    assert all(states[j] == "CANCELLED" for j in ("medprompt-medqa_4options", "eval", "verify")), states
+    assert "DependencyNeverSatisfied" in p.stdout
+    assert subprocess.run(["squeue", "-h"], capture_output=True, text=True).stdout.strip() == ""  # nothing pending
+
+    (RUN / "dpo" / "06-stage2-0").unlink()
+    p = reproduce()
+    assert re.search(r"not resubmitted: tiny-kit, data, sft, merge, dpo-stage1-1, .*dpo-stage1-5\n", p.stdout)
+    assert list(submitted()) == ["dpo-stage2-1", "medprompt-medqa_4options", "eval", "verify"]
+    assert mf.read(RUN / "dpo")["status"] == "done" and len(mf.read(RUN / "dpo")["runs"]) == 6
