@@ -103,7 +103,8 @@ def make(backend: str, model: str, **kw):
     if backend == "hf":
         return HFGenerator(model, **{k: v for k, v in kw.items() if k in ("dtype", "batch_size", "temperature", "top_p")})
     if backend == "vllm":
-        return VLLMGenerator(model, **{k: v for k, v in kw.items() if k in ("dtype", "temperature", "top_p", "seed")})
+        return VLLMGenerator(model, **{k: v for k, v in kw.items()
+                                       if k in ("dtype", "temperature", "top_p", "seed", "tensor_parallel_size")})
     if backend == "openai":
         return OpenAIGenerator(model, kw["base_url"], kw.get("temperature", 0.0), kw.get("top_p", 1.0))
     raise ValueError(f"unknown backend {backend!r}: hf, vllm or openai")

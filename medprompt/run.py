@@ -67,7 +67,8 @@ class Run:
             c = self.cfg
             self._generator = generate.make(c["backend"], c["model"], dtype=c.get("dtype", "float32"),
                                             batch_size=c.get("batch_size", 16), temperature=c.get("temperature", 0.0),
-                                            top_p=c.get("top_p", 1.0), seed=c["seed"], base_url=c.get("base_url"))
+                                            top_p=c.get("top_p", 1.0), seed=c["seed"], base_url=c.get("base_url"),
+                                            tensor_parallel_size=c.get("gpus", 1))
         return self._generator
 
     def prepare(self):

@@ -85,6 +85,8 @@ def main(argv=None):
         if a.local:
             tasks = render_local_tasks(env, tasks, inputs["data"], st.partial / "tasks")
         model_args = f"pretrained={model['path']},dtype={e['dtype']}"
+        if a.backend == "vllm":  # tensor parallel over the stage's GPUs (recipe.yaml hardware: 4 for 70B)
+            model_args += f",tensor_parallel_size={r.world('eval')}"
         cmd = ["lm-eval", "run", "--model", a.backend, "--model_args", model_args,
                *(["--device", "cuda" if venv.has_cuda() else "cpu"] if a.backend == "hf" else []),
                "--batch_size", e["batch_size"], "--tasks", ",".join(tasks), "--num_fewshot", e["num_fewshot"],

@@ -44,7 +44,8 @@ def main(argv=None):
     out = stage_dir / "out"
     cfg.update(dataset=a.dataset, split="test", data_path=data_path, database=str(database), model=model["path"],
                backend=backend, base_url=a.base_url, limit=a.limit, out=str(out),
-               adaptive=a.adaptive or cfg["adaptive"], dtype=r.files["eval"]["dtype"], batch_size=16)
+               adaptive=a.adaptive or cfg["adaptive"], dtype=r.files["eval"]["dtype"], batch_size=16,
+               gpus=r.world("medprompt"))  # vLLM tensor parallel over the stage's GPUs (recipe.yaml hardware)
     inputs = {"model": model, "database": {"path": str(database), "sha256": mf.sha256_path(Path(database))}}
     if data_path:
         inputs["questions"] = fixtures[f"eval_{a.dataset}"]

@@ -27,15 +27,18 @@ from scripts.lib.table import table
 
 
 def run_local(jobs: list) -> int:
+    rows, code = [], 0
     for job in jobs:
         print(f"\n=== {job.name} ===", flush=True)
         t0 = time.time()
         code = subprocess.run(job.argv(), cwd=rc.ROOT).returncode
-        print(f"[local] {job.name}: exit {code} after {time.time() - t0:.0f} s", flush=True)
+        rows.append([job.name, f"{time.time() - t0:.0f} s", code])
         if code:
-            print(f"[local] stopped at {job.name}; rerun the same command to resume from it", file=sys.stderr)
-            return code
-    return 0
+            break
+    print("\n" + table(["job", "elapsed", "exit"], rows))
+    if code:
+        print(f"stopped at {rows[-1][0]}; the same command again resumes from it", file=sys.stderr)
+    return code
 
 
 def main(argv=None):
