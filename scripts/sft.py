@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from scripts.lib import checks, cli, venv
+from scripts.lib import checks, cli, launch, venv
 from scripts.lib import manifest as mf
 from scripts.lib import recipe as rc
 
@@ -45,11 +45,13 @@ def main(argv=None):
         cfg_path = st.dir / "axolotl.yaml"
         cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
         log = st.dir / "log.txt"
-        launcher = ["--launcher", "python"] if world == 1 and not venv.has_cuda() else []
-        for step in (["axolotl", "preprocess", cfg_path], ["axolotl", "train", cfg_path, *launcher]):
+        # one rank: axolotl's own process; more: torchrun, across the nodes of a Slurm job (scripts/lib/launch.py)
+        train = launch.on_ranks(str(venv.bin_dir("sft") / "torchrun"), ["-m", "axolotl.cli.train", cfg_path], world) \
+            if world > 1 else ["axolotl", "train", cfg_path, "--launcher", "python"]
+        for step in (["axolotl", "preprocess", cfg_path], train):
             print(f"[sft] $ {' '.join(map(str, step))}", flush=True)
             if venv.run("sft", step, log=log).returncode:
-                raise SystemExit(f"[sft] {step[1]} failed; see {log}")
+                raise SystemExit(f"[sft] {'preprocess' if step[1] == 'preprocess' else 'train'} failed; see {log}")
         losses = loss_curve(st.partial / "model")
         st.publish("model", st.partial / "model")
         st.m["tools"] = venv.tool_versions("sft", ["axolotl", "torch", "transformers", "deepspeed", "accelerate"])

@@ -60,7 +60,7 @@ def parse_layout(spec: str | None) -> dict:
 def build(r: rc.Recipe, runs: str, *, fixtures=False, suite="mcqa", database=None, layout=None,
           force=False) -> list:
     """The jobs of one recipe run, in an order that respects `after`."""
-    common = ["--recipe", r.rel("recipe").rsplit("/", 1)[0], "--runs", runs, *(["--profile", r.profile] if r.profile else [])]
+    common = ["--recipe", os.path.dirname(r.rel("recipe")), "--runs", runs, *(["--profile", r.profile] if r.profile else [])]
     hw = {k: dict(v) for k, v in r.files["recipe"]["hardware"].items()}
     for stage, (nodes, gpus) in (layout or {}).items():
         hw[stage].update(nodes=nodes, gpus=gpus)
