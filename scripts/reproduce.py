@@ -13,11 +13,8 @@ starts at the first stage that is not done (finished stages with the same inputs
   python -m scripts.reproduce --profile cpu-tiny-2node --fixtures --launcher slurm \\
       --cluster recipes/clusters/local.yaml --wait                     # the tiny chain on the test cluster
 """
-import argparse
 import json
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 from scripts.lib import chain, cli, slurm
@@ -27,18 +24,11 @@ from scripts.lib.table import table
 
 
 def run_local(jobs: list) -> int:
-    rows, code = [], 0
-    for job in jobs:
-        print(f"\n=== {job.name} ===", flush=True)
-        t0 = time.time()
-        code = subprocess.run(job.argv(), cwd=rc.ROOT).returncode
-        rows.append([job.name, f"{time.time() - t0:.0f} s", code])
-        if code:
-            break
+    rows = [[job.name, f"{dt:.0f} s", code] for job, dt, code in chain.run_here(jobs)]
     print("\n" + table(["job", "elapsed", "exit"], rows))
-    if code:
+    if rows[-1][2]:
         print(f"stopped at {rows[-1][0]}; the same command again resumes from it", file=sys.stderr)
-    return code
+    return rows[-1][2]
 
 
 def main(argv=None):

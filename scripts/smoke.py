@@ -11,7 +11,6 @@ manifests. Tiny-model numbers show the machinery works; they are not the paper's
 import argparse
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from scripts.lib import chain
@@ -61,21 +60,18 @@ def main(argv=None):
     r = rc.load(RECIPE, profile=PROFILE, kit=runs / "tiny-kit")
     run = runs / r.name
     jobs = chain.build(r, str(runs), fixtures=True, force=a.force)  # the chain `make reproduce-8b` runs
-    rows, dpo_wall = [], 0.0
-    for job in jobs[:-1]:  # verify last, after the summary
-        print(f"\n=== {job.name} ===", flush=True)
-        t0, started = time.time(), mf.now()
-        code = subprocess.run(job.argv(), cwd=rc.ROOT).returncode
-        dt = time.time() - t0
+    rows, dpo_wall, started = [], 0.0, mf.now()
+    last_dpo = [j for j in jobs if j.stage == "dpo"][-1]
+    for job, dt, code in chain.run_here(jobs[:-1]):  # verify last, after the summary
         if code:
             print(f"\nsmoke: {job.name} failed (exit {code})", file=sys.stderr)
             return code
-        if job.stage == "dpo" and job is not [j for j in jobs if j.stage == "dpo"][-1]:
+        if job.stage == "dpo" and job is not last_dpo:
             dpo_wall += dt  # one summary row for the whole DPO chain
             continue
         dt, dpo_wall = dt + dpo_wall, 0.0
         m = mf.read(stage_dir(runs, run, job))
-        skipped = m["finished"] < started  # finished before this smoke started it: skipped
+        skipped = m["finished"] < started  # finished before this smoke started: skipped
         out = next(iter(m["outputs"].values()))["path"] if m["outputs"] else "-"
         rows.append([job.stage, f"{dt:.0f} s" + (" (skipped)" if skipped else ""), out.replace(str(rc.ROOT) + "/", ""),
                      figure(job.stage, m)])

@@ -8,6 +8,7 @@ layout that cannot reach the published effective batch is refused before anythin
 import os
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 
 from . import manifest as mf
@@ -141,3 +142,14 @@ def pending(jobs: list) -> list:
         if "--force" in job.args or not done(job):
             return jobs[i:]
     return []
+
+
+def run_here(jobs: list):
+    """Run the jobs one after the other on this machine: yields (job, seconds, exit code); stops at a failure."""
+    for job in jobs:
+        print(f"\n=== {job.name} ===", flush=True)
+        t0 = time.time()
+        code = subprocess.run(job.argv(), cwd=rc.ROOT).returncode
+        yield job, time.time() - t0, code
+        if code:
+            return
