@@ -90,3 +90,21 @@ def test_the_local_launcher_resumes_a_finished_chain_without_rerunning_a_stage(c
     assert done == ["tiny-kit", "data", "sft", "merge", *(f"dpo-stage1-{i}" for i in range(1, 6)), "dpo-stage2-1",
                     "medprompt-medqa_4options", "eval"]
     assert "=== verify ===" in p.stdout and "=== sft ===" not in p.stdout
+
+
+def test_ranks_start_through_srun_and_torchrun_inside_a_multi_node_job(monkeypatch):
+    from scripts.lib import launch
+    target = ["-m", "openrlhf.cli.train_dpo", "--x"]
+    assert launch.on_ranks("torchrun", target, 1) == target
+    assert launch.on_ranks("torchrun", target, 4)[:3] == ["torchrun", "--standalone", "--nproc_per_node=4"]
+    monkeypatch.setenv("SLURM_JOB_ID", "1234")
+    monkeypatch.setenv("SLURM_JOB_NUM_NODES", "2")
+    monkeypatch.setenv("SLURM_JOB_NODELIST", "gpu[07-08]")
+    monkeypatch.setattr(launch, "master_addr", lambda nodes: {"gpu[07-08]": "gpu07"}[nodes])
+    cmd = launch.on_ranks("torchrun", target, 8)
+    assert cmd[:5] == ["srun", "--nodes=2", "--ntasks=2", "--ntasks-per-node=1", "--kill-on-bad-exit=1"]
+    assert cmd[5:8] == ["torchrun", "--nnodes=2", "--nproc_per_node=4"] and cmd[-3:] == target
+    assert "--rdzv_endpoint=gpu07:21234" in cmd and "--rdzv_id=1234" in cmd
+    assert launch.where() == {"kind": "slurm", "job_id": "1234", "job_name": None, "nodes": 2, "node_list": "gpu[07-08]"}
+    with pytest.raises(SystemExit, match="7 ranks cannot be spread evenly over the 2 nodes"):
+        launch.on_ranks("torchrun", target, 7)
