@@ -114,8 +114,8 @@ EOF
 
 stop() {
   [ -f "$DIR/pids" ] || { say "nothing of ours is running"; return; }
-  timeout 10 scancel --full --quiet --state=PENDING,RUNNING 2>/dev/null || true
-  timeout 10 scancel --quiet $(timeout 5 squeue -h -o %A 2>/dev/null) 2>/dev/null || true
+  local jobs; jobs=$(timeout 5 squeue -h -o %A 2>/dev/null || true)
+  [ -z "$jobs" ] || timeout 10 scancel $jobs || true
   wait_for 20 bash -c '[ -z "$(timeout 5 squeue -h)" ]' || say "jobs still listed; stopping anyway"
   local name pidfile pid pids=()
   while read -r name pidfile; do
