@@ -5,6 +5,8 @@ tiny-kit (profiles that use it) -> data -> sft -> merge -> dpo run 1 .. N (one j
 Each job is one stage script; its layout (nodes x GPUs) comes from the recipe's `hardware`, and a
 layout that cannot reach the published effective batch is refused before anything is submitted.
 """
+import copy
+import dataclasses
 import os
 import subprocess
 import sys
@@ -62,9 +64,15 @@ def build(r: rc.Recipe, runs: str, *, fixtures=False, suite="mcqa", database=Non
           force=False) -> list:
     """The jobs of one recipe run, in an order that respects `after`."""
     common = ["--recipe", os.path.dirname(r.rel("recipe")), "--runs", runs, *(["--profile", r.profile] if r.profile else [])]
-    hw = {k: dict(v) for k, v in r.files["recipe"]["hardware"].items()}
-    for stage, (nodes, gpus) in (layout or {}).items():
-        hw[stage].update(nodes=nodes, gpus=gpus)
+    if layout:
+        files = copy.deepcopy(r.files)
+        for stage, (nodes, gpus) in layout.items():
+            files["recipe"]["hardware"][stage].update(nodes=nodes, gpus=gpus)
+        r = dataclasses.replace(r, files=files)
+    bad = rc.check_hardware(r)
+    if bad:
+        raise LayoutError("layout refused before anything was submitted:\n" + "\n".join(f"  {p}" for p in bad))
+    hw = r.files["recipe"]["hardware"]
     jobs = []
 
     def add(name, stage, module, args, hours=None, after=None):
@@ -111,18 +119,14 @@ def build(r: rc.Recipe, runs: str, *, fixtures=False, suite="mcqa", database=Non
 
 def check_batches(r: rc.Recipe, jobs: list) -> list:
     """Every training job's effective batch must be the published one on its layout; refuse otherwise."""
-    problems = []
-    for job in jobs:
-        if job.nodes < 1 or job.gpus % job.nodes:
-            problems.append(f"{job.name}: {job.gpus} GPUs cannot be spread evenly over {job.nodes} nodes")
-            continue
-        if job.stage not in ("sft", "dpo"):
-            continue
-        at = rc.load(r.path, profile=r.profile, world_size=job.ranks, kit=r.kit)
-        world, micro, ga, total, bad = (rc.sft_batch if job.stage == "sft" else rc.dpo_batch)(at)
-        problems += [f"{job.name}: {p}" for p in bad]
-        if not bad:
-            job.batch = f"{micro} x {ga} x {world} = {total}"
+    problems, seen = [], {}
+    for job in (j for j in jobs if j.stage in ("sft", "dpo")):
+        if job.stage not in seen:  # every DPO run has the same layout: check it once
+            at = rc.load(r.path, profile=r.profile, world_size=job.ranks, kit=r.kit)
+            world, micro, ga, total, bad = (rc.sft_batch if job.stage == "sft" else rc.dpo_batch)(at)
+            seen[job.stage] = f"{micro} x {ga} x {world} = {total}"
+            problems += [f"{job.stage} on {job.nodes} x {job.gpus // job.nodes} GPUs: {p}" for p in bad]
+        job.batch = seen[job.stage]
     if problems:
         raise LayoutError("layout refused before anything was submitted:\n" + "\n".join(f"  {p}" for p in problems))
     return jobs
