@@ -27,7 +27,7 @@ REPRO_ARGS = $(if $(PROFILE),--profile $(PROFILE)) --launcher $(LAUNCHER) $(if $
 .PHONY: help install install-base check-recipes tiny-kit data sft merge dpo eval medprompt verify reproduce-8b reproduce-70b cluster-up cluster-down bench smoke test clean
 
 help:          ## list the targets
-	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/'
+	@grep -E '^[a-z0-9-]+:.*## ' Makefile | sed 's/:.*## /\t/'
 install:       ## build every stage environment under .venv/ (skipped when its lock is unchanged)
 	python3 -m scripts.install
 install-base:  ## the orchestration + test environment only
