@@ -48,10 +48,10 @@ def main(argv=None):
         # one rank: axolotl's own process; more: torchrun, across the nodes of a Slurm job (scripts/lib/launch.py)
         train = launch.on_ranks(str(venv.bin_dir("sft") / "torchrun"), ["-m", "axolotl.cli.train", cfg_path], world) \
             if world > 1 else ["axolotl", "train", cfg_path, "--launcher", "python"]
-        for step in (["axolotl", "preprocess", cfg_path], train):
+        for name, step in (("preprocess", ["axolotl", "preprocess", cfg_path]), ("train", train)):
             print(f"[sft] $ {' '.join(map(str, step))}", flush=True)
             if venv.run("sft", step, log=log).returncode:
-                raise SystemExit(f"[sft] {'preprocess' if step[1] == 'preprocess' else 'train'} failed; see {log}")
+                raise SystemExit(f"[sft] {name} failed; see {log}")
         losses = loss_curve(st.partial / "model")
         st.publish("model", st.partial / "model")
         st.m["tools"] = venv.tool_versions("sft", ["axolotl", "torch", "transformers", "deepspeed", "accelerate"])

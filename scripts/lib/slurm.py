@@ -129,9 +129,9 @@ def job_state(job_id: str) -> dict:
 ACTIVE = {"PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "SUSPENDED", "REQUEUED"}
 
 
-def wait(ids: dict, poll=2.0, timeout=None) -> dict:
+def wait(ids: dict, poll=2.0) -> dict:
     """Follow the jobs until none is active; print each state change; return {name: state fields}."""
-    seen, t0 = {}, time.time()
+    seen = {}
     while True:
         states = {name: job_state(jid) for name, jid in ids.items()}
         for name, st in states.items():
@@ -142,6 +142,4 @@ def wait(ids: dict, poll=2.0, timeout=None) -> dict:
                 seen[name] = now
         if not any(st.get("JobState") in ACTIVE for st in states.values()):
             return states
-        if timeout and time.time() - t0 > timeout:
-            raise SystemExit(f"[slurm] still running after {timeout} s: {[n for n, st in states.items() if st.get('JobState') in ACTIVE]}")
         time.sleep(poll)
