@@ -2,9 +2,11 @@
 
 Each tool validates its own file (axolotl's config validation as on a GPU node, with the base model's
 public config.json supplied offline; mergekit's MergeConfiguration and merge-method parameters;
-OpenRLHF's own argument parser on the rendered command lines). On top: unknown keys (which axolotl and
-mergekit accept silently), micro batch x grad accum x world size = the recipe's total batch, and the
-referenced files. Exits 1 naming file, line and key for every problem.
+OpenRLHF's own argument parser on the rendered command lines). On top, what the tools accept silently:
+unknown keys, duplicate keys, values out of range, a merge without a parameter its method requires, micro
+batch x grad accum x world size = the recipe's total batch, the referenced files, and for a recipe that
+states `released_as`, every value that differs from the published one (recipes/published.yaml; a recipe
+without it gets the table of deviations as information). Exits 1 naming file, line and key for every problem.
 
   python -m scripts.check_recipes                              # every recipe under recipes/
   python -m scripts.check_recipes --recipe recipes/aloe-beta-8b --world-size 8
@@ -12,7 +14,7 @@ referenced files. Exits 1 naming file, line and key for every problem.
 import argparse
 import sys
 
-from scripts.lib import checks
+from scripts.lib import checks, values
 from scripts.lib import recipe as rc
 from scripts.lib.table import table
 
@@ -36,6 +38,17 @@ def main(argv=None):
         p, rows = checks.validate(recipes)
         problems += p
         print(table(checks.HEADERS, rows))
+    for r in recipes:  # the published values (recipes/published.yaml): binding for a released model only
+        published, released = values.published_for(r)
+        devs = values.deviations(r, published)
+        if devs:
+            kind = "problems" if released else "information: no released_as, so deviations are allowed"
+            print(f"\n{r.name}: {len(devs)} deviation(s) from the published values ({kind})")
+            print(table(["file", "key", "published", "recipe"],
+                        [(f"{r.rel(s)}:{rc.locate(r.file(s), k) or '-'}", k, p, v) for s, k, p, v in devs]))
+        if released:
+            problems += [r.problem(s, k, f"{v} differs from the published {p} ({r.raw['recipe']['released_as']}, "
+                                   f"recipes/published.yaml)") for s, k, p, v in devs]
     if a.profile and recipes:
         r = next((x for x in recipes if x.path.name == "aloe-beta-8b"), recipes[0])  # the one make smoke runs
         prof = rc.load(r.path, profile=a.profile)

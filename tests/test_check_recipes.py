@@ -1,5 +1,5 @@
 """`make check-recipes`: the published recipes pass every tool's validator; each kind of mistake fails
-naming the file and the key."""
+naming the file, the line and the key; a port may deviate from the published values."""
 import shutil
 import subprocess
 
@@ -26,28 +26,54 @@ def test_published_recipes_are_valid_and_tabled():
     assert "profile cpu-tiny applied to aloe-beta-8b" in p.stdout
 
 
+W = "      weight: 0.5                                  # [C] equal say for the medical and the instruct delta\n"
+# case: (file, text, replacement, key named, hint in the message, text on the line named: default the replacement)
 BAD = {
     "axolotl key": ("sft.yaml", "learning_rate: 2.0e-5", "learnin_rate: 2.0e-5", "learnin_rate", "learning_rate"),
     "merge method": ("merge.yaml", "merge_method: dare_ties", "merge_method: dare_tie", "merge_method", "dare_ties"),
     "merge parameter": ("merge.yaml", "      density: 0.5", "      densitty: 0.5", "densitty", "density"),
     "flat openrlhf flag": ("dpo.yaml", "  data.max_len: 4096", "  pretrain: meta-llama/Llama-3.1-8B", "pretrain",
                            "model.model_name_or_path"),
+    "value out of range": ("merge.yaml", "      density: 0.5", "      density: 1.5", "models.0.parameters.density",
+                           "out of range: must be > 0 and <= 1"),
+    "duplicate key": ("sft.yaml", "seed: 42", "seed: 42\nseed: 7", "seed", "written twice", "seed: 7"),
+    "required merge parameter": ("merge.yaml", W, "", "models.0.parameters", "requires parameter 'weight'",
+                                 "    parameters:"),
+    "changed published value": ("dpo.yaml", "  model.beta: 0.1", "  model.beta: 0.2", "args.model.beta",
+                                "differs from the published 0.1"),
 }
 
 
-@pytest.mark.parametrize("case", sorted(BAD))
-def test_a_mistake_is_named_with_file_and_key(case, tmp_path):
-    fname, old, new, key, hint = BAD[case]
+def planted(tmp_path, fname, old, new):
     copy = tmp_path / "aloe-beta-8b"
     shutil.copytree(ROOT / "recipes/aloe-beta-8b", copy)
     text = (copy / fname).read_text()
     assert old in text
     (copy / fname).write_text(text.replace(old, new, 1))
+    return copy
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_a_mistake_is_named_with_file_line_and_key(case, tmp_path):
+    fname, old, new, key, hint, *at = BAD[case]
+    copy = planted(tmp_path, fname, old, new)
+    text = (copy / fname).read_text()
+    line = text[:text.index(at[0] if at else new)].count("\n") + 1
     p = check(f"RECIPE={copy}")
     assert p.returncode != 0
-    lines = [line for line in p.stderr.splitlines() if f"{fname}:" in line and f": {key}:" in line]
+    lines = [x for x in p.stderr.splitlines() if f"{fname}:{line}: {key}:" in x]
     assert lines, p.stderr
     assert hint in lines[0]
+
+
+def test_a_port_without_released_as_may_deviate_and_gets_the_table(tmp_path):
+    copy = planted(tmp_path, "dpo.yaml", "  model.beta: 0.1", "  model.beta: 0.2")
+    text = (copy / "recipe.yaml").read_text()
+    (copy / "recipe.yaml").write_text("".join(x for x in text.splitlines(True) if not x.startswith("released_as:")))
+    p = check(f"RECIPE={copy}")
+    assert p.returncode == 0, p.stderr
+    assert "1 deviation(s) from the published values (information" in p.stdout
+    assert any("dpo.yaml:11 " in x and "args.model.beta" in x and "0.2" in x for x in p.stdout.splitlines()), p.stdout
 
 
 def test_a_world_size_that_cannot_reach_the_total_batch_fails(tmp_path):

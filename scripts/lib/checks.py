@@ -1,12 +1,13 @@
 """Recipe validation shared by `make check-recipes` and every stage: the tools' own validators
-(run in their stage envs) plus what they lack: unknown keys, batch arithmetic, referenced files."""
+(run in their stage envs) plus what they lack: unknown keys, values out of range (scripts/lib/values.py),
+batch arithmetic, referenced files."""
 import json
 import subprocess
 import tempfile
 from pathlib import Path
 
 from . import recipe as rc
-from . import venv
+from . import values, venv
 
 TOOL_FOR = {"sft": ("sft", "validate_axolotl.py"), "merge": ("merge", "validate_mergekit.py"),
             "dpo": ("dpo", "validate_openrlhf.py")}
@@ -70,7 +71,7 @@ def validate(recipes, stages=("sft", "merge", "dpo")):
     """All problems of these recipes, and the batch table rows."""
     problems, rows = [], []
     for r in recipes:
-        problems += rc.check_schema(r) + rc.referenced_files(r)
+        problems += rc.check_schema(r) + rc.referenced_files(r) + values.check_ranges(r)
     try:
         results = run_tools(recipes, stages)
     except venv.MissingEnv as e:

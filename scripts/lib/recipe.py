@@ -51,18 +51,39 @@ class RecipeError(Exception):
         super().__init__("\n".join(str(p) for p in self.problems))
 
 
+def key_lines(text: str) -> tuple[dict, list]:
+    """({dotted key: line} for every mapping key, [(dotted key, line)] of keys written twice in one mapping).
+    List items are numbered (`models.0.model`); OpenRLHF's dotted keys stay one component (`args.adam.lr`)."""
+    lines, dups = {}, []
+
+    def walk(node, prefix):
+        if isinstance(node, yaml.MappingNode):
+            seen = set()
+            for k, v in node.value:
+                dotted = prefix + str(k.value)
+                if k.value in seen:
+                    dups.append((dotted, k.start_mark.line + 1))
+                seen.add(k.value)
+                lines.setdefault(dotted, k.start_mark.line + 1)
+                walk(v, dotted + ".")
+        elif isinstance(node, yaml.SequenceNode):
+            for i, v in enumerate(node.value):
+                lines.setdefault(f"{prefix}{i}", v.start_mark.line + 1)
+                walk(v, f"{prefix}{i}.")
+
+    walk(yaml.compose(text, Loader=yaml.SafeLoader), "")
+    return lines, dups
+
+
 def locate(path: Path, key: str) -> int | None:
-    """Line number of the last component of a dotted key in a YAML file (best effort)."""
+    """Line of a key in a YAML file: the dotted key itself, else the first key it ends (best effort)."""
     try:
-        lines = Path(path).read_text().splitlines()
-    except OSError:
+        lines = key_lines(Path(path).read_text())[0]
+    except (OSError, yaml.YAMLError):
         return None
-    leaf = key.split(".")[-1] if not key.startswith(("model.", "data.", "train.", "ds.", "adam.")) else key
-    pat = re.compile(r"^\s*-?\s*" + re.escape(leaf) + r"\s*:")
-    for i, line in enumerate(lines, 1):
-        if pat.match(line):
-            return i
-    return None
+    if key in lines:
+        return lines[key]
+    return next((n for k, n in lines.items() if k.endswith("." + key)), None)
 
 
 def suggest(key, known):
@@ -120,6 +141,10 @@ def read_yaml(path: Path):
         raise RecipeError([Problem(str(path), "-", f"not valid YAML: {e}", line + 1 if line is not None else None)])
     if not isinstance(data, dict):
         raise RecipeError([Problem(str(path), "-", "expected a mapping at the top level")])
+    dups = key_lines(path.read_text())[1]  # YAML keeps the last of two equal keys without a word
+    if dups:
+        raise RecipeError([Problem(str(path), k, "key written twice in one mapping (YAML keeps only the last)", n)
+                           for k, n in dups])
     return data
 
 

@@ -2,7 +2,7 @@
 
 usage: validate_mergekit.py JOBS.json     JOBS.json: [{"id", "config": {...}}]
 Prints {id: {"problems": [{"key", "message", "known"}]}}. Pydantic alone accepts unknown keys,
-unknown methods and misspelt parameters; those are checked here against MergeConfiguration's fields
+unknown methods, misspelt parameters and missing required ones; those are checked here against MergeConfiguration's fields
 and the method's declared parameters. Nothing is downloaded.
 """
 import argparse
@@ -43,6 +43,19 @@ def check(raw):
             if k not in per_model:
                 problems.append({"key": k, "message": f"not a per-model parameter of {cfg.merge_method} "
                                  f"(model {m.get('model')})", "known": sorted(per_model)})
+    top_params = raw.get("parameters") or {}
+    for p in method.spec.parameters:  # mergekit only finds a missing one mid-merge, tensor by tensor
+        if not p.required or p.name in top_params:
+            continue
+        if p in method.spec.shared_parameters:
+            problems.append({"key": "parameters", "message": f"{cfg.merge_method} requires parameter {p.name!r}"})
+            continue
+        for i, m in enumerate(raw.get("models") or []):
+            if m.get("model") == raw.get("base_model") and p.scope.name == "NON_BASE":
+                continue
+            if p.name not in (m.get("parameters") or {}):
+                problems.append({"key": f"models.{i}.parameters",
+                                 "message": f"{cfg.merge_method} requires parameter {p.name!r} for model {m.get('model')}"})
     return problems
 
 
