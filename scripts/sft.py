@@ -2,7 +2,7 @@
 
 Reads the training data from the data stage's manifest, renders the recipe's sft.yaml (+ profile),
 validates it with axolotl's own validator and the batch arithmetic, then runs axolotl. Output:
-<runs>/<recipe>/sft/model and its manifest (loss first -> last, tool versions, batch numbers).
+<runs>/<recipe>/sft/model, axolotl's prepared dataset (sft/prepared) and its manifest (loss first -> last, tool versions, batch numbers).
 
   python -m scripts.sft --recipe recipes/aloe-beta-8b --world-size 32
   python -m scripts.sft --profile cpu-tiny
@@ -54,6 +54,7 @@ def main(argv=None):
                 raise SystemExit(f"[sft] {name} failed; see {log}")
         losses = loss_curve(st.partial / "model")
         st.publish("model", st.partial / "model")
+        st.publish("prepared", st.partial / "prepared")  # the tokenised, labelled rows axolotl trained on
         st.m["tools"] = venv.tool_versions("sft", ["axolotl", "torch", "transformers", "deepspeed", "accelerate"])
         st.m["metrics"] = {"loss_first": losses[0] if losses else None, "loss_last": losses[-1] if losses else None,
                            "steps": len(losses)}

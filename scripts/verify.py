@@ -152,7 +152,7 @@ def main(argv=None):
     ap.add_argument("--medprompt", nargs="+", help="Medprompt evaluation.json files or stage folders: fill the "
                     "in-context rows (use with --setting medprompt)")
     ap.add_argument("--floor", type=float, help="tolerance floor (default: the table's)")
-    ap.add_argument("--z", type=float, default=Z, help=f"standard errors of tolerance (default {Z})")
+    ap.add_argument("--z", type=float, help=f"standard errors of tolerance (default: the table's z, else {Z})")
     ap.add_argument("--out", help="report folder (default results/verify/<model>-<table>-<setting>)")
     a = ap.parse_args(argv)
     r = rc.load(a.recipe, profile=a.profile)
@@ -174,7 +174,8 @@ def main(argv=None):
     else:
         results = load_results(results_path)
         scores = with_aggregates(measured_scores(results, measure["metric"], measure["scale"]))
-    rows = compare(row, measure, scores, a.floor if a.floor is not None else measure["floor"], a.z, results["_path"])
+    z = a.z if a.z is not None else measure.get("z", Z)
+    rows = compare(row, measure, scores, a.floor if a.floor is not None else measure["floor"], z, results["_path"])
     out = Path(a.out or rc.ROOT / "results" / "verify" / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', name)}-{a.table}-{a.setting}")
     out.mkdir(parents=True, exist_ok=True)
     headers = ["column", "task", "reported", "measured", "stderr", "delta", "tolerance", "result"]
@@ -185,7 +186,7 @@ def main(argv=None):
     print(f"\n{title}\nmeasured: {results['_path']}\n")
     print(table(headers, shown))
     print(f"\n{summary}  (tolerance = max(floor {measure['floor'] if a.floor is None else a.floor}, "
-          f"{a.z:g} x measured stderr); report: {out}")
+          f"{z:g} x measured stderr); report: {out}")
     (out / "report.md").write_text(f"# {title}\n\nMeasured: `{results['_path']}`\n\n{markdown(headers, shown)}\n\n"
                                    f"{summary}\n\n![reported vs measured](chart.png)\n")
     (out / "verify.json").write_text(json.dumps({"model": name, "table": a.table, "setting": a.setting,
