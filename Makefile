@@ -15,6 +15,9 @@ LIMIT ?=
 DATASET ?=
 DATABASE ?=
 FIXTURES ?=
+SOURCES ?=
+HUB_DIR ?=
+DATA_ARGS = $(if $(FIXTURES),--fixtures) $(if $(SOURCES),--sources $(SOURCES)) $(if $(HUB_DIR),--hub-dir $(HUB_DIR))
 EVAL_ARGS = $(if $(MODEL),--model $(MODEL)) --suite $(SUITE) $(if $(LIMIT),--limit $(LIMIT))
 
 LAUNCHER ?= slurm
@@ -24,7 +27,7 @@ LAYOUT ?=
 WAIT ?=
 REPRO_ARGS = $(if $(PROFILE),--profile $(PROFILE)) --launcher $(LAUNCHER) $(if $(CLUSTER),--cluster $(CLUSTER)) $(if $(DRY_RUN),--dry-run) $(if $(LAYOUT),--layout $(LAYOUT)) $(if $(FIXTURES),--fixtures) $(if $(WAIT),--wait) $(if $(DATABASE),--database $(DATABASE)) $(if $(FORCE),--force) --suite $(SUITE)
 
-.PHONY: help install install-base check-recipes tiny-kit data sft merge dpo eval medprompt verify reproduce-8b reproduce-70b cluster-up cluster-down bench smoke test clean
+.PHONY: help install install-base check-recipes tiny-kit data-check data sft merge dpo eval medprompt verify reproduce-8b reproduce-70b cluster-up cluster-down bench smoke test clean
 
 help:          ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' Makefile | sed 's/:.*## /\t/'
@@ -36,8 +39,10 @@ check-recipes: install ## validate recipes offline [RECIPE=dir] [WORLD_SIZE=n]
 	$(PY) -m scripts.check_recipes $(if $(RECIPE),--recipe $(RECIPE)) $(if $(WORLD_SIZE),--world-size $(WORLD_SIZE))
 tiny-kit: install ## build the tiny Llama-3.1-shaped model kit under runs/tiny-kit
 	$(PY) -m scripts.make_tiny_kit $(if $(FORCE),--force)
-data: install  ## data_prep: the SFT mix, DPO chunks and red-team set [RECIPE= PROFILE= FIXTURES=1]
-	$(PY) -m scripts.data $(ARGS) $(if $(FIXTURES),--fixtures)
+data-check: install ## preflight: every data source and eval dataset opened, first rows only [RECIPE= SOURCES=authors|upstream HUB_DIR=]
+	$(PY) -m scripts.data_check $(if $(RECIPE),--recipe $(RECIPE)) $(if $(SOURCES),--sources $(SOURCES)) $(if $(HUB_DIR),--hub-dir $(HUB_DIR))
+data: install  ## data_prep: the SFT mix, DPO chunks and red-team set [RECIPE= PROFILE= FIXTURES=1 SOURCES=authors|upstream HUB_DIR=]
+	$(PY) -m scripts.data $(ARGS) $(DATA_ARGS)
 sft: install   ## axolotl SFT [RECIPE= PROFILE= WORLD_SIZE= FORCE=1]
 	$(PY) -m scripts.sft $(ARGS)
 merge: install ## mergekit DARE-TIES of the SFT output with Instruct [RECIPE= PROFILE= FORCE=1]

@@ -1,25 +1,96 @@
 """Streaming JSONL, rejects and per-step reports shared by every data_prep step."""
+import bisect
+import codecs
 import json
 import os
 from collections import Counter, defaultdict
 from pathlib import Path
 
 
-def read_jsonl(path):
-    """Yield (line number, row or None, error or None): a broken line is reported, never raised."""
-    with open(path) as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
+BOM_UTF16 = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+
+
+def _lines(path):
+    """(line number, text or None, error or None): UTF-8 (a byte-order mark is dropped) or UTF-16 with its mark."""
+    with open(path, "rb") as f:
+        if f.read(2) in BOM_UTF16:
+            f.seek(0)
             try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                yield n, None, f"malformed JSON ({e.msg})"
-                continue
-            if not isinstance(row, dict):
-                yield n, None, f"wrong type: a JSON {type(row).__name__}, not an object"
-                continue
-            yield n, row, None
+                text = f.read().decode("utf-16")
+            except UnicodeDecodeError as e:
+                yield 1, None, f"invalid UTF-16 ({e.reason} at byte {e.start})"
+                return
+            yield from ((n, line, None) for n, line in enumerate(text.split("\n"), 1))
+            return
+        f.seek(0)
+        for n, raw in enumerate(f, 1):
+            if n == 1 and raw.startswith(codecs.BOM_UTF8):
+                raw = raw[len(codecs.BOM_UTF8):]
+            try:
+                yield n, raw.decode("utf-8"), None
+            except UnicodeDecodeError as e:
+                yield n, None, f"invalid UTF-8 (byte 0x{raw[e.start]:02x} at column {e.start + 1})"
+
+
+def _record(n, value):
+    if not isinstance(value, dict):
+        return n, None, f"wrong type: a JSON {type(value).__name__}, not an object"
+    return n, value, None
+
+
+def _array(lines):
+    """The records of a file holding one JSON array (as the hub serves .json files), element by element."""
+    text = "\n".join(line for _, line, _ in lines)
+    starts = [0]  # offset of each line, to name the line of an element
+    for line in text.split("\n")[:-1]:
+        starts.append(starts[-1] + len(line) + 1)
+    dec, pos = json.JSONDecoder(), text.index("[") + 1
+    while True:
+        while pos < len(text) and text[pos] in " \t\r\n,":
+            pos += 1
+        line = bisect.bisect_right(starts, pos)
+        if pos >= len(text) or text[pos] == "]":
+            return
+        try:
+            value, pos = dec.raw_decode(text, pos)
+        except json.JSONDecodeError as e:
+            yield line, None, f"malformed JSON array ({e.msg}); the rest of the file is unread"
+            return
+        yield _record(line, value)
+
+
+def _is_array(path) -> bool:
+    with open(path, "rb") as f:
+        head = f.read(4096)
+    if head[:2] in BOM_UTF16:
+        head = head.decode("utf-16", errors="ignore").encode()
+    return head.removeprefix(codecs.BOM_UTF8).lstrip().startswith(b"[")
+
+
+def read_jsonl(path):
+    """Yield (line number, row or None, error or None) of a JSON Lines file, or of a file holding one JSON array.
+    Nothing in the file raises: a line that is not UTF-8 or not a JSON object is reported with its reason."""
+    lines = _lines(path)
+    if _is_array(path):
+        lines = list(lines)
+        bad = [(n, err) for n, _, err in lines if err is not None]
+        if not bad:
+            yield from _array(lines)
+            return
+        yield bad[0][0], None, f"{bad[0][1]}; a JSON array with an unreadable line is unread"
+        return
+    for n, line, err in lines:
+        if err is not None:
+            yield n, None, err
+            continue
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            yield n, None, f"malformed JSON ({e.msg})"
+            continue
+        yield _record(n, row)
 
 
 class Writer:
@@ -69,7 +140,9 @@ class Report:
 
     def drop(self, source, reason, row, **where):
         self.dropped[source][reason] += 1
-        self.rejects.write({"step": self.step, "source": source, "reason": reason, **where, "row": row})
+        # ASCII-escaped: a rejected row may hold what UTF-8 cannot encode (a lone surrogate)
+        self.rejects.write_raw(json.dumps({"step": self.step, "source": source, "reason": reason, **where,
+                                           "row": row}) + "\n")
 
     def route(self, writer, row, reason=None, **where):
         """Write the row, or drop it with the reason; either way it is counted."""

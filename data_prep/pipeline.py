@@ -2,7 +2,8 @@
 the previous step's file. Prints a table per step (rows in, out, dropped, seconds, rows/s, peak RSS) and
 writes work/report.json (every step's report) and the training-ready files under --out-dir.
 
-  python -m data_prep.pipeline --work DIR --out-dir DIR [--sources-dir DIR] [--eval-dir DIR] [--seed 0]
+  python -m data_prep.pipeline --work DIR --out-dir DIR [--sources authors|upstream] [--sources-dir DIR | --hub-dir DIR]
+                              [--eval-dir DIR] [--seed 0]
 """
 import argparse
 import json
@@ -28,7 +29,8 @@ def run_step(step: str, args: list) -> tuple:
     return time.perf_counter() - t0, usage.ru_maxrss / 1024
 
 
-def run(work, out_dir, sources_dir=None, eval_dir=None, seed=0, chunks=5, judge=None):
+def run(work, out_dir, sources_dir=None, eval_dir=None, seed=0, chunks=5, judge=None, sources="authors",
+        hub_dir=None):
     work = Path(work)
     work.mkdir(parents=True, exist_ok=True)
     rows, reports, prev = [], {}, None
@@ -36,7 +38,8 @@ def run(work, out_dir, sources_dir=None, eval_dir=None, seed=0, chunks=5, judge=
         out, rej, rep = work / f"{step}.jsonl", work / f"{step}.rejects.jsonl", work / f"{step}.report.json"
         args = ["--out", out, "--rejects", rej, "--report", rep]
         if step == "normalize":
-            args += ["--sources-dir", sources_dir] if sources_dir else []
+            args += ["--sources", sources] + (["--sources-dir", sources_dir] if sources_dir else []) \
+                + (["--hub-dir", hub_dir] if hub_dir else [])
         else:
             args += ["--in", prev]
         if step == "decontaminate":
@@ -63,6 +66,8 @@ def main(argv=None):
     ap.add_argument("--work", required=True)
     ap.add_argument("--out-dir", required=True)
     ap.add_argument("--sources-dir", help="local <source>.jsonl files (default: the hub)")
+    ap.add_argument("--hub-dir", help="a folder laid out like the hub, <owner>/<repo> (default: the hub)")
+    ap.add_argument("--sources", default="authors", help="source set of data_prep/sources.yaml: authors | upstream")
     ap.add_argument("--eval-dir", help="local test sets for decontamination (default: the hub)")
     ap.add_argument("--judge", help="OpenAI-compatible URL of the decontamination judge (off by default)")
     ap.add_argument("--seed", type=int, default=0)
@@ -70,7 +75,7 @@ def main(argv=None):
     a = ap.parse_args(argv)
     sys.path.insert(0, str(ROOT))
     from scripts.lib.table import table
-    rows, _ = run(a.work, a.out_dir, a.sources_dir, a.eval_dir, a.seed, a.chunks, a.judge)
+    rows, _ = run(a.work, a.out_dir, a.sources_dir, a.eval_dir, a.seed, a.chunks, a.judge, a.sources, a.hub_dir)
     print(table(HEADERS, rows))
 
 

@@ -3,6 +3,7 @@
 Every source is normalised to `Question(id, question, options, answer, context)`; `answer` is the index of
 the correct option. A local row that does not fit its schema is an error naming the file and the line.
 """
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,8 +29,8 @@ def _medmcqa(r, i):
 
 
 def _pubmedqa(r, i):
-    return Question(str(r.get("pubid", i)), r["QUESTION"], ["yes", "no", "maybe"],
-                    ["yes", "no", "maybe"].index(r["final_decision"]), "\n".join(r["CONTEXTS"]))
+    return Question(str(r.get("pubid", i)), r["question"], ["yes", "no", "maybe"],
+                    ["yes", "no", "maybe"].index(r["final_decision"]), "\n".join(r["context"]["contexts"]))
 
 
 def _mmlu(r, i):
@@ -44,10 +45,16 @@ def _careqa(r, i):
 SOURCES = {
     "medqa_4options": ("GBaker/MedQA-USMLE-4-options-hf", None, "test", "train", _medqa),
     "medmcqa": ("openlifescienceai/medmcqa", None, "validation", "train", _medmcqa),
-    "pubmedqa": ("bigbio/pubmed_qa", "pubmed_qa_labeled_fold0_source", "test", "train", _pubmedqa),
+    # a script-free copy; test = the official 500 ids, train = the other 500 (recipes/tasks/mcqa/aloe_pubmedqa.yaml)
+    "pubmedqa": ("qiaojin/PubMedQA", "pqa_labeled", "train", "train", _pubmedqa),
     "careqa_en": ("HPAI-BSC/CareQA", "CareQA_en", "test", None, _careqa),
     **{f"mmlu_{s}": ("cais/mmlu", s, "test", "dev", _mmlu) for s in MMLU_MEDICAL},
 }
+
+
+PUBMEDQA_TEST = set(json.loads((Path(__file__).resolve().parents[1] / "recipes/tasks/mcqa/pubmedqa_test_ids.json")
+                                .read_text())["pubids"])
+SUBSETS = {"pubmedqa": {"test": lambda q: q.id in PUBMEDQA_TEST, "train": lambda q: q.id not in PUBMEDQA_TEST}}
 
 
 class DataError(ValueError):
@@ -83,4 +90,6 @@ def load(name: str, split: str = "test", path: str | None = None, limit: int | N
         if want is None:
             raise DataError(f"{name} has no {split} split")
         out = [convert(r, i) for i, r in enumerate(datasets.load_dataset(hub, config, split=want))]
+    keep = SUBSETS.get(name, {}).get(split)
+    out = [q for q in out if keep(q)] if keep else out
     return out[:limit] if limit else out

@@ -1,6 +1,7 @@
 """Stage data: the training-ready files of a recipe, by the data_prep pipeline (in .venv/data).
 
   python -m scripts.data --recipe recipes/aloe-beta-8b            # the published sources, from the hub
+  python -m scripts.data --sources upstream                        # the original releases instead of the copies
   python -m scripts.data --profile cpu-tiny --fixtures            # offline: data_prep/fixtures.py corpora
 With --fixtures it also writes the local evaluation fixtures (each benchmark's schema) and a small
 Medprompt CoT database. Outputs (<runs>/<recipe>/data/, recorded in the manifest): sft.jsonl,
@@ -26,11 +27,14 @@ def write_jsonl(path: Path, rows):
 def main(argv=None):
     ap = cli.stage_parser(__doc__)
     ap.add_argument("--fixtures", action="store_true", help="offline fixture corpora instead of the hub")
+    ap.add_argument("--sources", default="authors", choices=("authors", "upstream"),
+                    help="source set of data_prep/sources.yaml (default: the authors' processed copies)")
+    ap.add_argument("--hub-dir", help="a folder laid out like the hub, <owner>/<repo> (default: the hub)")
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args(argv)
     r = cli.load(a)
     chunks = next(s for s in r.files["dpo"]["stages"] if s["name"] == "stage1")["chunks"]
-    spec = {"fixtures": a.fixtures, "seed": a.seed, "chunks": chunks,
+    spec = {"fixtures": a.fixtures, "sources": a.sources, "seed": a.seed, "chunks": chunks,
             "code": sha256_json([sha256_path(p) for p in CODE])}
     st = Stage(cli.run_dir(a, r) / "data", "data", {"path": "data_prep/sources.yaml", "sha256": sha256_json(spec),
                                                    "rendered": spec}, {}, a.force, seed=a.seed)
@@ -38,7 +42,8 @@ def main(argv=None):
         return 0
     with st:
         p = st.partial
-        pipeline = ["--work", p / "work", "--out-dir", p / "out", "--seed", a.seed, "--chunks", chunks]
+        pipeline = ["--work", p / "work", "--out-dir", p / "out", "--seed", a.seed, "--chunks", chunks,
+                    "--sources", a.sources, *(["--hub-dir", Path(a.hub_dir).resolve()] if a.hub_dir else [])]
         if a.fixtures:
             for task in eval_fixtures.FIXTURES:
                 write_jsonl(p / "eval" / f"{task}.jsonl", eval_fixtures.rows(task, a.seed))
@@ -49,8 +54,9 @@ def main(argv=None):
             if res.returncode:
                 raise SystemExit("[data] fixture corpora failed")
             pipeline += ["--sources-dir", p / "sources", "--eval-dir", p / "eval"]
+        online = {} if a.fixtures or a.hub_dir else venv.ONLINE
         res = venv.run("data", ["python", "-m", "data_prep.pipeline", *pipeline], log=st.dir / "log.txt",
-                       extra_env={"PYTHONPATH": str(venv.ROOT)})
+                       extra_env={"PYTHONPATH": str(venv.ROOT), **online})
         if res.returncode:
             raise SystemExit(f"[data] the pipeline failed; see {st.dir / 'log.txt'}")
         st.publish("sft", p / "out" / "sft.jsonl", "sft.jsonl")

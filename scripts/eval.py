@@ -1,7 +1,7 @@
 """Stage eval: lm-evaluation-harness on a model, with every setting written down.
 
-Suites (from the recipe's eval.yaml): mcqa = the Table 9 tasks (upstream lm-eval tasks), open = the
-Table 11-12 tasks defined in recipes/tasks/open/ (offline metrics; `aloe_` names cannot clash with
+Suites (from the recipe's eval.yaml): mcqa = the Table 9 tasks (upstream lm-eval tasks, and
+aloe_pubmedqa from recipes/tasks/mcqa/), open = the Table 11-12 tasks defined in recipes/tasks/open/ (offline metrics; `aloe_` names cannot clash with
 upstream ones), all = both. `--log_samples` always. Backends: hf (CPU or GPU, .venv/eval) and vllm
 (GPU, .venv/infer-gpu). With --local, every task reads the data stage's fixture in its own schema
 (the dataset path is overridden; prompts and metrics are the task's own).
@@ -20,8 +20,8 @@ import yaml
 from scripts.lib import cli, venv
 from scripts.lib import manifest as mf
 from scripts.lib import recipe as rc
+from scripts.lib.aggregates import TASK_ALIASES
 
-OPEN_TASKS = rc.ROOT / "recipes" / "tasks" / "open"
 SUITES = ("mcqa", "open", "all")
 
 
@@ -36,14 +36,14 @@ def suite_tasks(e: dict, suite: str) -> list:
 
 def render_local_tasks(env: str, tasks: list, fixtures: dict, dest: Path) -> list:
     """One `aloe_local_<task>` per task: the task's own definition (include) reading its local fixture."""
-    found = venv.run(env, ["lm_eval_task_paths.py", "--include-path", OPEN_TASKS, *tasks], capture=True)
+    found = venv.run(env, ["lm_eval_task_paths.py", "--include-path", rc.TASKS, *tasks], capture=True)
     if found.returncode:
         raise SystemExit(f"[eval] {found.stderr.strip().splitlines()[-1]}")
     paths = json.loads(found.stdout.strip().splitlines()[-1])
     dest.mkdir(parents=True, exist_ok=True)
     names = []
     for task in tasks:
-        key = f"eval_{task.removesuffix('_perplexity')}"
+        key = f"eval_{TASK_ALIASES.get(task, task).removesuffix('_perplexity')}"
         if key not in fixtures:
             raise SystemExit(f"[eval] the data stage has no fixture for {task} (expected output {key!r})")
         cfg = {"include": str(Path(paths[task]).resolve()), "task": f"aloe_local_{task}", "dataset_path": "json",
@@ -92,11 +92,11 @@ def main(argv=None):
                "--batch_size", e["batch_size"], "--tasks", ",".join(tasks), "--num_fewshot", e["num_fewshot"],
                "--seed", e["seed"], "--gen_kwargs", f"max_gen_toks={e['max_gen_toks']}",
                "--output_path", st.partial / "lm_eval", "--log_samples",
-               "--include_path", st.partial / "tasks" if a.local else OPEN_TASKS,
+               "--include_path", st.partial / "tasks" if a.local else rc.TASKS,
                *(["--apply_chat_template"] if e["apply_chat_template"] else []),
                *(["--limit", a.limit] if a.limit else [])]
         print(f"[eval] $ {' '.join(map(str, cmd))}", flush=True)
-        if venv.run(env, cmd, log=st.dir / "log.txt").returncode:
+        if venv.run(env, cmd, log=st.dir / "log.txt", extra_env=None if a.local else venv.ONLINE).returncode:
             raise SystemExit(f"[eval] lm-eval failed; see {st.dir / 'log.txt'}")
         results = json.loads(sorted((st.partial / "lm_eval").rglob("results_*.json"))[-1].read_text())
         st.publish("lm_eval", st.partial / "lm_eval")

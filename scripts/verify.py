@@ -24,7 +24,7 @@ import yaml
 
 from scripts.lib import manifest as mf
 from scripts.lib import recipe as rc
-from scripts.lib.aggregates import NEEDS, Score, with_aggregates
+from scripts.lib.aggregates import NEEDS, Score, column_task, with_aggregates
 from scripts.eval import model_eval_dir
 from scripts.lib.table import markdown, table
 
@@ -57,10 +57,10 @@ def load_results(path: Path) -> dict:
 
 
 def measured_scores(results: dict, metric: str, scale: float) -> dict:
-    n = {t.removeprefix("aloe_local_"): v.get("effective") for t, v in (results.get("n-samples") or {}).items()}
+    n = {column_task(t): v.get("effective") for t, v in (results.get("n-samples") or {}).items()}
     out = {}
     for task, vals in results["results"].items():
-        task = task.removeprefix("aloe_local_")  # a local-fixture run stands for the task it overrides
+        task = column_task(task)
         key = f"{metric},none"
         if key in vals and isinstance(vals[key], (int, float)):
             se = vals.get(f"{metric}_stderr,none")

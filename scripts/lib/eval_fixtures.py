@@ -3,7 +3,12 @@
 One builder per dataset schema; `FIXTURES` maps an lm-eval task name to (builder, n rows). The tiny
 model is scored on them by `make eval --local`, through the same task definitions as the real data.
 """
+import json
 import random
+from pathlib import Path
+
+PUBMEDQA_TEST_IDS = json.loads((Path(__file__).resolve().parents[2] / "recipes/tasks/mcqa/pubmedqa_test_ids.json")
+                               .read_text())["pubids"]
 
 DRUGS = {"hypertension": "lisinopril", "diabetes": "metformin", "asthma": "salbutamol", "pneumonia": "amoxicillin",
          "anemia": "iron", "migraine": "sumatriptan", "arthritis": "ibuprofen", "thrombosis": "heparin"}
@@ -29,13 +34,15 @@ def medmcqa(rnd, i):     # openlifescienceai/medmcqa
             "cop": ans, "choice_type": "single", "exp": "", "subject_name": "Pharmacology", "topic_name": ""}
 
 
-def pubmedqa(rnd, i):    # bigbio/pubmed_qa, pubmed_qa_labeled_fold0_source
+def pubmedqa(rnd, i):    # qiaojin/PubMedQA pqa_labeled (aloe_pubmedqa keeps the official test ids only)
     cond = rnd.choice(list(DRUGS))
     label = rnd.choice(["yes", "no", "maybe"])
-    return {"QUESTION": f"Does {DRUGS[cond]} improve outcomes in {cond}?", "CONTEXTS": [
-        f"We studied {rnd.randint(20, 400)} patients with {cond} treated with {DRUGS[cond]}."],
-        "LABELS": ["BACKGROUND"], "MESHES": [], "YEAR": "2020", "reasoning_required_pred": label,
-        "reasoning_free_pred": label, "final_decision": label, "LONG_ANSWER": "", "pubid": i}
+    return {"pubid": int(PUBMEDQA_TEST_IDS[i]),
+            "question": f"Does {DRUGS[cond]} improve outcomes in {cond}?",
+            "context": {"contexts": [f"We studied {rnd.randint(20, 400)} patients with {cond} treated with "
+                                     f"{DRUGS[cond]}."], "labels": ["BACKGROUND"], "meshes": [],
+                        "reasoning_required_pred": [label], "reasoning_free_pred": [label]},
+            "long_answer": "", "final_decision": label}
 
 
 def mmlu(rnd, i):        # cais/mmlu
@@ -57,12 +64,6 @@ def _qa(rnd):
 def careqa_open(rnd, i):
     q, a = _qa(rnd)
     return {"exam_id": i, "question": q, "answer": a, "year": 2024, "category": "Medicine", "unique_id": f"o-{i}"}
-
-
-def meddialog_raw(rnd, i):
-    q, a = _qa(rnd)
-    return {"file_name": f"{i}.txt", "dialogue_id": i, "dialogue_url": "", "description": q,
-            "utterances": {"speaker": ["patient", "doctor"], "utterance": [q, a]}}
 
 
 def meddialog_qsumm(rnd, i):
@@ -112,7 +113,7 @@ def med_text_classification(rnd, i):  # TimSchopf/medical_abstracts
 FIXTURES = {"medqa_4options": (medqa, 40), "medmcqa": (medmcqa, 12), "pubmedqa": (pubmedqa, 12),
             "careqa_en": (careqa_en, 12), **{f"mmlu_{s}": (mmlu, 6) for s in MMLU_MEDICAL},
             **{f"aloe_{t}": (f, 4) for t, f in [
-                ("careqa_open", careqa_open), ("meddialog_raw", meddialog_raw), ("meddialog_qsumm", meddialog_qsumm),
+                ("careqa_open", careqa_open), ("meddialog_qsumm", meddialog_qsumm),
                 ("mediqa_qa2019", mediqa_qa2019), ("medtext", medtext), ("mts_dialog", mts_dialog),
                 ("olaph", olaph), ("meqsum", meqsum), ("mimic_repsum", mimic_repsum),
                 ("med_text_classification", med_text_classification)]}}

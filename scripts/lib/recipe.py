@@ -16,6 +16,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 FILES = ("recipe", "sft", "merge", "dpo", "medprompt", "eval")
 PROFILES = ROOT / "recipes" / "profiles"
+TASKS = ROOT / "recipes" / "tasks"  # the repository's lm-eval tasks: open/ (Tables 11-12), mcqa/ (aloe_pubmedqa)
 DEFAULT_KIT = ROOT / "runs" / "tiny-kit"
 
 # the stages that run as jobs of their own (recipe.yaml `hardware` has one entry each)

@@ -22,6 +22,10 @@ QUIET_ENV = {
 }
 
 
+# For a step that reads the hub itself (real data sources, released models, eval datasets): lifts the switches.
+ONLINE = {"HF_HUB_OFFLINE": "0", "HF_DATASETS_OFFLINE": "0", "TRANSFORMERS_OFFLINE": "0"}
+
+
 class MissingEnv(RuntimeError):
     pass
 

@@ -59,7 +59,6 @@ def _meqsum_question(text):
 # task -> (prompt from a document, reference from a document)
 FIELDS = {
     "careqa_open": (lambda d: d["question"], lambda d: d["answer"]),
-    "meddialog_raw": (lambda d: d["description"], lambda d: d["utterances"]["utterance"][1]),
     "meddialog_qsumm": (lambda d: d["src"], lambda d: d["tgt"]),
     "mediqa_qa2019": (lambda d: d["QUESTION"]["QuestionText"],
                       lambda d: d["QUESTION"]["AnswerList"][0]["Answer"]["AnswerText"]),
