@@ -19,7 +19,8 @@ from scripts.lib import checks, cli, launch, venv
 from scripts.lib import manifest as mf
 from scripts.lib import recipe as rc
 
-REWARDS = re.compile(r"chosen_reward=([-+\d.e]+), reject_reward=([-+\d.e]+)")
+# DPOTrainer's progress bar, once per micro-step (3 significant digits): loss, acc, chosen_reward, reject_reward
+STEP = re.compile(r"loss=([-+\d.e]+), acc=([-+\d.e]+), chosen_reward=([-+\d.e]+), reject_reward=([-+\d.e]+)")
 
 
 def data_files(run_dir: Path):
@@ -49,9 +50,14 @@ def command(argv, world):
     return launch.on_ranks(torchrun, [str(venv.TOOLS / "openrlhf_cpu.py"), *argv], world), env
 
 
-def margins(log: Path):
-    pairs = REWARDS.findall(log.read_text(errors="replace")) if log.exists() else []
-    return [float(c) - float(r) for c, r in pairs]
+def step_metrics(log: Path) -> dict:
+    """Loss, reward accuracy and reward margin at the first micro-step (before any update: policy = reference)
+    and at the last one, from OpenRLHF's own progress log."""
+    steps = [[float(x) for x in m] for m in STEP.findall(log.read_text(errors="replace"))] if log.exists() else []
+    out = {}
+    for when, s in (("first", steps[0] if steps else None), ("last", steps[-1] if steps else None)):
+        out.update({f"loss_{when}": s and s[0], f"acc_{when}": s and s[1], f"reward_margin_{when}": s and s[2] - s[3]})
+    return out
 
 
 def one_run(a, r, parent: Path, n: int, run: dict, model_in: dict, world: int, batch, before_compute) -> dict:
@@ -73,9 +79,7 @@ def one_run(a, r, parent: Path, n: int, run: dict, model_in: dict, world: int, b
             if venv.run("dpo", cmd, extra_env=env, log=log).returncode:
                 raise SystemExit(f"[dpo] run {name} failed; see {log}")
             st.publish("model", st.partial / "model")
-            m = margins(log)
-            st.m["metrics"] = {"reward_margin_first": m[0] if m else None,
-                               "reward_margin_last": m[-1] if m else None}
+            st.m["metrics"] = step_metrics(log)
     return {"run": name, "stage": run["stage"], "index": run["index"], "data": run["data"]["path"],
             "model_in": model_in["path"], "output": st.m["outputs"]["model"], "wall_s": st.m["wall_s"],
             "skipped": st.skipped, **st.m["metrics"]}

@@ -1,7 +1,7 @@
 """Load a model directory with transformers, generate, and compare its weights (runs in .venv/eval).
 
 usage: check_model.py MODEL_DIR [--ref REF_DIR] [--force-eot-at N]
-Prints JSON: generated token count and text; with --ref, how many tensors differ and the largest change;
+Exits 1 naming the tensors when a weight is NaN or infinite. Prints JSON: generated token count and text; with --ref, how many tensors differ and the largest change;
 with --force-eot-at N, whether generation stops when <|eot_id|> is emitted at step N (the model's own
 generation_config decides which tokens stop it).
 """
@@ -40,6 +40,9 @@ def main():
     a = ap.parse_args()
     tok = AutoTokenizer.from_pretrained(a.model)
     model = AutoModelForCausalLM.from_pretrained(a.model, dtype=torch.float32)
+    bad = [k for k, v in weights(a.model).items() if not torch.isfinite(v).all()]
+    if bad:  # a NaN or inf weight still loads and may even generate
+        raise SystemExit(f"check_model: non-finite (NaN or inf) weights in {a.model}: {', '.join(bad)}")
     prompt = tok.apply_chat_template([{"role": "user", "content": "Which drug treats asthma?"}],
                                      tokenize=False, add_generation_prompt=True)
     ids = tok(prompt, add_special_tokens=False, return_tensors="pt")
