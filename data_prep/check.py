@@ -75,11 +75,14 @@ def check_source(entry, hub_dir, rows: int, scan: int) -> dict:
         what = f" whose {entry['filter']['column']} starts with {entry['filter']['prefix']!r}" if entry.get("filter") else ""
         return {**out, "status": f"FAIL: no rows{what} in the first {scan}", "ok": False}
     mapped = nz.columns(entry)
+    known = {*mapped.values(), *nz.OPTIONAL.get(entry["format"], ()), *entry.get("unused", ())}
     missing = [c for c in mapped.values() if c not in seen]
-    unmapped = [c for c in seen if c not in mapped.values()]
-    if missing:
-        return {**out, "status": f"FAIL: missing column {', '.join(map(repr, missing))}"
-                                 + (f" (unmapped: {', '.join(map(repr, unmapped))})" if unmapped else ""), "ok": False}
+    unmapped = [c for c in seen if c not in known]
+    if missing or unmapped:
+        what = [f"missing column {', '.join(map(repr, missing))}"] if missing else []
+        what += [f"unmapped: {', '.join(map(repr, unmapped))}" if missing else
+                 f"extra column {', '.join(map(repr, unmapped))} (map it, or list it as `unused`)"] if unmapped else []
+        return {**out, "status": "FAIL: " + (f"{what[0]} ({what[1]})" if len(what) == 2 else what[0]), "ok": False}
     errors = []
     for row in got:
         try:
@@ -134,15 +137,20 @@ def main(argv=None):
         src_rows.append(r)
         print(f"[data-check] {r['source']}: {r['status']} ({r['s']} s)", file=sys.stderr, flush=True)
     keys = ["source", "hub", "config/split", "columns", "fits", "rows", "status"]
+    headers = ["source", "hub id", "config/split", "columns seen", "format fits", "rows sampled", "status"]
     print(f"sources ({a.sources} set{', mirror ' + a.hub_dir if a.hub_dir else ', the hub'}):")
-    print(table(keys, [[clip(str(r[k]), 60 if k == "status" else 48) for k in keys] for r in src_rows]))
+    print(table(headers, [[clip(str(r[k]), 60 if k == "status" else 48) for k in keys] for r in src_rows]))
     eval_rows = []
     if a.eval:
         eval_rows = [check_eval(t, ds, a.hub_dir) for t, ds in json.loads(Path(a.eval).read_text()).items()]
         ekeys = ["task", "dataset", "config", "revision", "status"]
         print("\neval datasets:")
         print(table(ekeys, [[clip(str(r[k]), 60) for k in ekeys] for r in eval_rows]))
-    failed = [r["source"] for r in src_rows if not r["ok"]] + [r["task"] for r in eval_rows if not r["ok"]]
+    bad = [(r["source"], r["status"]) for r in src_rows if not r["ok"]] + \
+        [(r["task"], r["status"]) for r in eval_rows if not r["ok"]]
+    failed = [name for name, _ in bad]
+    if bad:
+        print("\nwhy:\n" + "\n".join(f"  {name}: {status}" for name, status in bad))
     print(f"\n{len(src_rows)} sources, {len(eval_rows)} eval tasks in {time.perf_counter() - t0:.1f} s: "
           + (f"{len(failed)} FAILED: {', '.join(failed)}" if failed else "all ok"))
     if a.json:

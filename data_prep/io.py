@@ -20,7 +20,7 @@ def _lines(path):
             except UnicodeDecodeError as e:
                 yield 1, None, f"invalid UTF-16 ({e.reason} at byte {e.start})"
                 return
-            yield from ((n, line, None) for n, line in enumerate(text.split("\n"), 1))
+            yield from ((n, line, None) for n, line in enumerate(text.splitlines(keepends=True), 1))
             return
         f.seek(0)
         for n, raw in enumerate(f, 1):
@@ -40,10 +40,10 @@ def _record(n, value):
 
 def _array(lines):
     """The records of a file holding one JSON array (as the hub serves .json files), element by element."""
-    text = "\n".join(line for _, line, _ in lines)
+    text = "".join(line for _, line, _ in lines)
     starts = [0]  # offset of each line, to name the line of an element
-    for line in text.split("\n")[:-1]:
-        starts.append(starts[-1] + len(line) + 1)
+    for _, line, _ in lines[:-1]:
+        starts.append(starts[-1] + len(line))
     dec, pos = json.JSONDecoder(), text.index("[") + 1
     while True:
         while pos < len(text) and text[pos] in " \t\r\n,":

@@ -37,6 +37,7 @@ COLUMNS = {"alpaca": {"instruction": "instruction", "output": "output"},
            "preference": {"prompt": "prompt", "chosen": "chosen", "rejected": "rejected"},
            "cod": {"conversations": "CoD_conversations"},
            "tagged_text": {"text": "text"}}
+OPTIONAL = {"alpaca": {"input"}, "mcqa_cot": {"options"}}  # read when present
 NO_INPUT = {"", "<noinput>", "<no input>"}
 TAG = re.compile(r"<(HUMAN|ASSISTANT)>:")
 EMBEDDED_OPTION = re.compile(r"(?:^|\s)([A-J])[.)]\s")

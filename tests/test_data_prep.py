@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT
-from data_prep import clean, dedup, fixtures, outputs
-from scripts.lib import eval_fixtures
+from data_prep import clean, dedup, fixtures, normalize, outputs
+from data_prep.io import read_jsonl
+from scripts.lib import eval_fixtures, venv
 
 TEST_Q = eval_fixtures.rows("medqa_4options")[0]["sent1"]
 
@@ -76,11 +77,7 @@ def test_shares_and_outputs(piped):
     assert {b: round(v["share"], 2) for b, v in blocks.items()} == {"medical": 0.6, "synthetic_cot": 0.2, "general": 0.2}
     sft = jsonl(d / "out" / "sft.jsonl")
     assert sft and all(set(r) == {"messages"} for r in sft)
-    assert any(m["content"].startswith(("Answer", "Write", "Summarise", "Give", "Provide", "Read", "Analyse",
-                                        "What", "As a", "You are", "Explain", "Describe", "Turn", "Document",
-                                        "Produce", "Respond", "Reply", "Continue"))
-               for r in sft for m in r["messages"] if m["role"] == "user")  # templates were prepended
-    assert "normalize" in stdout and "peak RSS MB" in stdout
+    assert len(sft) == 50 and sum(len(r["messages"]) > 2 for r in sft) == 10  # the general block is multi-turn
 
 
 def test_dpo_chunks_are_an_equal_seeded_partition(piped, tmp_path):
@@ -121,3 +118,101 @@ def test_clean_text_and_answers():
     assert clean.normalize_mc_answer("Explanation: Ans. b") == "Answer: [B]"
     assert clean.normalize_mc_answer("Answer: [B]") is None
     assert clean.normalize_mc_answer("B is the best because") is None
+
+
+@pytest.fixture(scope="module")
+def upstream(tmp_path_factory):
+    """The upstream source set through the whole pipeline, read from a mirror laid out like the hub."""
+    d = tmp_path_factory.mktemp("up")
+    env = {"PYTHONPATH": str(ROOT)}
+    assert venv.run("data", ["python", "-m", "data_prep.fixtures", "--hub-dir", d / "hub"], extra_env=env,
+                    capture=True).returncode == 0
+    p = venv.run("data", ["python", "-m", "data_prep.pipeline", "--work", d / "work", "--out-dir", d / "out",
+                          "--sources", "upstream", "--hub-dir", d / "hub", "--eval-dir", d], extra_env=env, capture=True)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    return d
+
+
+def test_upstream_sources_convert_through_the_hub_loader(upstream):
+    report = json.loads((upstream / "work" / "normalize.report.json").read_text())["per_source"]
+    # one UltraMedical file feeds three entries, each its own id prefix: 6 rows each, not 18
+    assert [report[f"ultramedical_{s}"]["out"] for s in ("textbookqa", "medical_instruct", "wikiinstruct")] == [6, 6, 6]
+    assert all(v["dropped"] == {} for v in report.values()), report
+    rows = jsonl(upstream / "work" / "normalize.jsonl")
+    by = {}
+    for r in rows:
+        by.setdefault(r["source"], []).append(r)
+    users = [m["content"] for r in rows for m in r.get("messages", []) if m["role"] == "user"]
+    assert not any("<noinput>" in u or "<HUMAN>" in u for u in users)
+    cod = by["cod_patient_sym_disease"][0]["messages"]
+    assert [m["role"] for m in cod] == ["user", "assistant"] and "## Diagnosis:" in cod[1]["content"]
+    assert len(by["cod_patient_sym_disease"]) == 6  # the `en` config only, of a repo with two
+    mental = by["mental_health_conversational"][0]["messages"]
+    assert [m["role"] for m in mental] == ["user", "assistant"] and "<ASSISTANT>" not in mental[1]["content"]
+
+
+def test_templates_are_prepended_where_a_source_has_no_prompt(upstream):
+    before = {r["id"]: r for r in jsonl(upstream / "work" / "prune.jsonl")}
+    after = [r for r in jsonl(upstream / "work" / "template.jsonl") if "messages" in r]
+    needs = [r for r in after if r.get("needs_prompt")]
+    assert {r["source"] for r in needs} >= {"medquad", "medtext", "liveqa", "mts_dialog"}
+    for r in after:
+        user, old = r["messages"][0]["content"], before[r["id"]]["messages"][0]["content"]
+        assert (user != old and old in user) if r.get("needs_prompt") else user == old, r["id"]
+    report = json.loads((upstream / "work" / "template.report.json").read_text())["per_source"]
+    assert sum(v["changed"].get("instruction template prepended", 0) for v in report.values()) == len(needs)
+
+
+def test_a_source_that_cannot_be_read_is_named_and_the_others_kept(tmp_path):
+    hub = tmp_path / "hub"
+    env = {"PYTHONPATH": str(ROOT)}
+    assert venv.run("data", ["python", "-m", "data_prep.fixtures", "--hub-dir", hub], extra_env=env,
+                    capture=True).returncode == 0
+    (hub / "HPAI-BSC/ultramedical/ultramedical.json").write_text('[{"conversations": [')  # cut off mid-file
+    p = venv.run("data", ["python", "-m", "data_prep.normalize", "--hub-dir", hub, "--out", tmp_path / "n.jsonl",
+                          "--rejects", tmp_path / "r.jsonl", "--report", tmp_path / "r.json"], extra_env=env,
+                 capture=True)
+    assert p.returncode == 1 and "ultramedical" in p.stderr.splitlines()[-1]
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert list(report["failed_sources"]) == ["ultramedical"]
+    kept = {r["source"] for r in jsonl(tmp_path / "n.jsonl")}
+    assert "meds_ins" in kept and "aloe_beta_dpo" in kept and len(kept) == 12
+
+
+@pytest.mark.parametrize("raw, expect", [
+    (b'\xef\xbb\xbf{"a": 1}\n{"a": 2}\n', [(1, {"a": 1}, None), (2, {"a": 2}, None)]),                # BOM
+    ('{"a": 1}\n{"a": 2}\n'.encode("utf-16"), [(1, {"a": 1}, None), (2, {"a": 2}, None)]),              # UTF-16
+    (b'{"a": 1}\n{"a": "\xff"}\n{"a": 3}\n', [(1, {"a": 1}, None), (2, None, "invalid UTF-8"), (3, {"a": 3}, None)]),
+    (b'[\n {"a": 1},\n {"a": 2}\n]\n', [(2, {"a": 1}, None), (3, {"a": 2}, None)]),                     # JSON array
+    (b'[\n {"a": 1},\n {"a": \n', [(2, {"a": 1}, None), (3, None, "malformed JSON array")]),
+    (b'a,b\n1,2\n', [(1, None, "malformed JSON"), (2, None, "malformed JSON")]),                          # CSV
+    (b'[1, 2]\n"x"\n', [(1, None, "wrong type: a JSON int"), (1, None, "wrong type: a JSON int")]),
+])
+def test_every_kind_of_broken_file_is_read_or_rejected_by_line(tmp_path, raw, expect):
+    f = tmp_path / "x.jsonl"
+    f.write_bytes(raw)
+    got = list(read_jsonl(f))
+    assert [(n, row) for n, row, _ in got] == [(n, row) for n, row, _ in expect]
+    assert all((err or "").startswith(want or "") and (err is None) == (want is None)
+               for (_, _, err), (_, _, want) in zip(got, expect))
+
+
+def test_converters_for_the_real_layouts():
+    rnd = __import__("random").Random(1)
+    alpaca = normalize.convert({"instruction": "Q", "input": "<noinput>", "output": "A"}, "alpaca")
+    assert alpaca["messages"][0]["content"] == "Q"
+    assert normalize.convert({"body": "Q?", "ideal_answer": ["A.", "B."]}, "qa",
+                             {"question": "body", "answer": "ideal_answer"})["messages"][1]["content"] == "A."
+    tagged = normalize.convert({"text": "<HUMAN>: hi\n<ASSISTANT>: hello\n<HUMAN>: more\n<ASSISTANT>: ok"},
+                               "tagged_text")["messages"]
+    assert [(m["role"], m["content"]) for m in tagged] == [("user", "hi"), ("assistant", "hello"),
+                                                            ("user", "more"), ("assistant", "ok")]
+    for bad, fmt, reason in [({"text": "no tags"}, "tagged_text", "not '<HUMAN>"),
+                             ({"CoD_conversations": "[{"}, "cod", "malformed JSON in 'CoD_conversations'"),
+                             (fixtures.cot_row(rnd, "E"), "mcqa_cot", "answer E is not among the options A, B, C, D"),
+                             ({"question": "Q", "options": ["x", "y"], "response": "Answer: [C]"}, "mcqa_cot",
+                              "answer C is not among the options A, B"),
+                             ({"prompt": "p", "chosen": "same", "rejected": "same"}, "preference", "chosen and rejected")]:
+        with pytest.raises(normalize.Malformed, match=reason.replace("[", "\\[").replace("(", "\\(")):
+            normalize.convert(bad, fmt)
+    assert normalize.convert(fixtures.cot_row(rnd, "D"), "mcqa_cot")["messages"][1]["content"].endswith("Answer: D.")
