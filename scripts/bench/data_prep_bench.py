@@ -42,7 +42,7 @@ def corpus(d: Path, n: int, words: int, seed=0):
                     q, a = prev[0], prev[1].rsplit(" ", 1)[0] + " x"   # near duplicate
                 prev = (q, a)
                 if source == "meds_ins":
-                    row = {"instruction": q, "input": "", "output": a}
+                    row = {"conversations": [{"from": "human", "value": q}, {"from": "gpt", "value": a}]}
                 elif source == "medmcqa_cot_llama31":
                     row = {"question": q, "options": {"A": "a", "B": "b", "C": "c", "D": "d"}, "response": a}
                 else:
