@@ -1,12 +1,14 @@
 """The whole chain on the tiny model (shared `make smoke` run): each stage's output is a working model,
 different from its input; DPO ran 6 times in order, each from the previous output; the merge is
 reproducible; the merged and final models stop at <|eot_id|>; a rerun skips everything."""
-import json
+import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -39,6 +41,18 @@ def test_the_data_prep_outputs_are_what_axolotl_and_openrlhf_read(chain):
     assert data["sft"]["path"].endswith("data/sft.jsonl") and (run / "data" / "work" / "report.json").exists()
 
 
+def test_sft_trains_every_assistant_turn_terminator_and_masks_the_user_turns(chain):
+    runs, run, _ = chain
+    res = tool("sft", "sft_turns.py", outputs(run, "sft")["prepared"]["path"], runs / "tiny-kit" / "base")
+    turns = res["turns"]
+    assert res["rows"] > 0 and {t["role"] for t in turns} == {"user", "assistant"}, turns[:4]
+    for t in turns:
+        if t["role"] == "assistant":
+            assert t["eot_trained"] and t["trained_tokens"] > 1, t  # the answer and its closing <|eot_id|>
+        else:
+            assert t["trained_tokens"] == 0, t
+
+
 def test_dpo_ran_six_times_in_order_each_from_the_previous_output(chain):
     _, run, _ = chain
     m = mf.read(run / "dpo")
@@ -53,7 +67,18 @@ def test_dpo_ran_six_times_in_order_each_from_the_previous_output(chain):
     assert [r["data"] for r in runs] == [data[f"dpo_chunk_{i}"]["path"] for i in range(5)] + \
         [data["dpo_redteam"]["path"]]
     assert m["outputs"]["model"] == runs[-1]["output"]
-    assert all(r.get("reward_margin_last") is not None for r in runs)
+    for r in runs:  # every run starts as its own reference: the loss of its first step is ln 2
+        assert abs(r["loss_first"] - math.log(2)) < 1e-3 and r["reward_margin_first"] == 0, r
+
+
+@pytest.mark.parametrize("fault", ["nan", "inf"])
+def test_check_model_fails_on_a_non_finite_weight(chain, tmp_path, fault):
+    runs, _, _ = chain
+    model = tmp_path / "model"
+    shutil.copytree(runs / "tiny-kit" / "base", model)
+    assert venv.run("eval", ["plant_fault.py", model, fault]).returncode == 0
+    p = venv.run("eval", ["check_model.py", model], capture=True)
+    assert p.returncode != 0 and "non-finite (NaN or inf) weights" in p.stderr, p.stderr[-2000:]
 
 
 def test_merging_twice_with_the_seed_is_bit_identical(chain, tmp_path):
@@ -109,12 +134,15 @@ def test_a_stage_killed_midway_completes_on_rerun(chain, tmp_path):
     assert not (tmp_path / run.name / "sft" / ".partial").exists()
 
 
-def test_smoke_prints_the_summary_table(chain):
-    _, _, out = chain
-    assert "smoke summary" in out
-    for stage in ("tiny-kit", "data", "sft", "merge", "dpo", "eval", "medprompt"):
-        assert any(line.startswith(stage + " ") for line in out.splitlines()), stage
-    assert "loss" in out and "reward margin" in out and "parse rate" in out and "NOT the paper's numbers" in out
+def test_smoke_summary_shows_the_manifests_numbers(chain):
+    _, run, out = chain
+    rows = {line.split("|")[0].strip(): line for line in out[out.index("smoke summary"):].splitlines() if "|" in line}
+    sft = mf.read(run / "sft")["metrics"]
+    assert f"loss {sft['loss_first']:.4f} -> {sft['loss_last']:.4f} ({sft['steps']} steps)" in rows["sft"]
+    margins = [f"{r['reward_margin_last']:+.2e}" for r in mf.read(run / "dpo")["runs"]]
+    assert f"6 runs; reward margin at the end of each: {', '.join(margins)}" in rows["dpo"]
+    mp = mf.read(run / "medprompt-medqa_4options")["metrics"]
+    assert f"acc {mp['accuracy']:.3f}, parse rate {mp['parse_rate']:.2f}" in rows["medprompt"]
 
 
 @pytest.mark.parametrize("stage", ["sft", "merge", "dpo"])
@@ -123,5 +151,7 @@ def test_manifest_records_the_run(chain, stage):
     m = mf.read(run / stage)
     assert m["schema"] == mf.SCHEMA and m["status"] == "done" and m["recipe"]["sha256"]
     assert m["tools"] and m["git_sha"] and m["wall_s"] is not None and m["world_size"] == 1
-    assert all(v.get("sha256") or v.get("path") for v in m["inputs"].values())
-    json.dumps(m)
+    for name, v in m["inputs"].items():  # every local input is recorded with the hash of what the stage read
+        if Path(v["path"]).exists():
+            assert v["sha256"] == mf.sha256_path(v["path"]), (stage, name)
+    assert any(Path(v["path"]).exists() for v in m["inputs"].values())

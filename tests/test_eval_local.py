@@ -1,11 +1,20 @@
 """The evaluation suites run offline: every task definition (Table 9 upstream tasks and the repository's
-open-ended Table 11-12 tasks) on the tiny model against local fixtures in each dataset's schema."""
+open-ended Table 11-12 tasks) on the tiny model against local fixtures in each dataset's schema; verify holds
+the tiny model to its measured numbers and fails a broken model or an incomplete results file."""
 import json
 import math
+import shutil
+from pathlib import Path
+
+import yaml
 
 from conftest import ROOT, run_py
+from scripts.eval import model_eval_dir
 from scripts.lib import manifest as mf
 from scripts.lib import recipe as rc
+from scripts.lib import venv
+
+EXPECTED = ROOT / "results" / "tiny_expected.yaml"
 
 
 def test_open_suite_runs_offline_with_its_own_metrics(chain):
@@ -26,11 +35,38 @@ def test_open_suite_runs_offline_with_its_own_metrics(chain):
     assert m["recipe"]["rendered"]["suite"] == "open" and m["tools"]["lm_eval"] == "0.4.13"
 
 
-def test_verify_reads_the_smoke_eval_and_reports_every_column(chain, tmp_path):
-    runs, run, _ = chain
-    p = run_py("scripts.verify", "--profile", "cpu-tiny", "--runs", runs, "--reported",
-               ROOT / "results/tiny_expected.yaml", "--table", "fixture", "--model", "tiny", "--out", tmp_path)
+def verify_tiny(runs, out, *extra):
+    return run_py("scripts.verify", "--profile", "cpu-tiny", "--runs", runs, "--reported", EXPECTED, "--table",
+                  "fixture", "--model", "tiny", "--out", out, *extra, check=False)
+
+
+def test_verify_passes_the_smoke_eval_on_its_measured_numbers(chain, tmp_path):
+    runs, _, _ = chain
+    p = verify_tiny(runs, tmp_path)
+    assert p.returncode == 0, p.stdout + p.stderr
     rows = json.loads((tmp_path / "verify.json").read_text())["rows"]
+    floor = yaml.safe_load(EXPECTED.read_text())["tables"]["fixture"]["measure"]["floor"]
     assert {r["column"] for r in rows} == {"avg", "multimedqa", "medmcqa", "medqa_4options", "pubmedqa",
                                            "mmlu_medical", "careqa_en"}
-    assert "NOT the paper" in (ROOT / "results/tiny_expected.yaml").read_text() and "within tolerance" in p.stdout
+    assert all(r["tolerance"] == floor <= 2.5 and abs(r["delta"]) < 0.01 for r in rows), rows  # deterministic
+
+
+def test_verify_fails_on_a_model_with_shuffled_weights(chain, tmp_path):
+    runs, run, _ = chain
+    model = tmp_path / "shuffled"
+    shutil.copytree(mf.read(run / "dpo")["outputs"]["model"]["path"], model)
+    assert venv.run("eval", ["plant_fault.py", model, "shuffle"]).returncode == 0
+    run_py("scripts.eval", "--profile", "cpu-tiny", "--runs", runs, "--local", "--model", model)
+    p = verify_tiny(runs, tmp_path / "report", "--results", model_eval_dir(runs, str(model), "mcqa") / "lm_eval")
+    assert p.returncode == 1 and "FAIL" in p.stdout, p.stdout + p.stderr
+
+
+def test_verify_fails_on_a_results_file_with_a_task_missing(chain, tmp_path):
+    _, run, _ = chain
+    results = json.loads(next(Path(mf.read(run / "eval-mcqa")["outputs"]["lm_eval"]["path"]).rglob("results_*.json"))
+                         .read_text())
+    dropped = next(t for t in results["results"] if t.endswith("mmlu_anatomy"))
+    del results["results"][dropped]
+    (tmp_path / "results_x.json").write_text(json.dumps(results))
+    p = verify_tiny(run.parent, tmp_path / "report", "--results", tmp_path / "results_x.json")
+    assert p.returncode != 0 and "mmlu_anatomy" in p.stderr and "mmlu_medical" in p.stderr, p.stderr
