@@ -96,7 +96,8 @@ def validate(recipes, stages=("sft", "merge", "dpo")):
                 problems += _tool_problems(r, "dpo", results["dpo"][f"{i}:{st['name']}"])
                 args = {**r.files["dpo"]["args"], **(st.get("args") or {})}
                 n = int(st.get("chunks", 1))
-                rows.append([r.name, f"dpo {st['name']}", st.get("dataset"), world, micro, ga, total,
+                data = st.get("dataset") + (f" ({st['config']})" if st.get("config") else "")
+                rows.append([r.name, f"dpo {st['name']}", data, world, micro, ga, total,
                              args.get("adam.lr"), f"{args.get('train.max_epochs')} x {n} chunks" if n > 1
                              else args.get("train.max_epochs")])
     return problems, rows

@@ -25,7 +25,7 @@ HARDWARE_STAGES = ("data", "sft", "merge", "dpo", "medprompt", "eval")
 SCHEMA = {
     "recipe": {"name", "released_as", "base_config", "hardware", "sft_total_batch", "merge_seed"},
     "dpo": {"args", "stages"},
-    "dpo.stage": {"name", "dataset", "files", "chunks", "args"},
+    "dpo.stage": {"name", "dataset", "config", "files", "chunks", "args"},  # config: the dataset's hub config
     "medprompt": {"embedding_model", "k", "ensembles", "choice_shuffle", "reranker", "database",
                   "temperature", "top_p", "max_tokens", "max_retries", "retry_extra_tokens", "adaptive", "round_size",
                   "seed"},

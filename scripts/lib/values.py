@@ -58,11 +58,13 @@ def published_for(r: rc.Recipe) -> tuple[dict, bool]:
     """({file: {dotted key: value}}, released): the values published for the recipe's `released_as`, or
     only those common to every released model when it states none or one not listed."""
     table = yaml.safe_load(PUBLISHED.read_text())
-    own = table["models"].get(r.raw["recipe"].get("released_as"))
-    out = {stem: dict(keys) for stem, keys in table["common"].items()}
-    for stem, keys in (own or {}).items():
+    released = r.raw["recipe"].get("released_as") in table["models"]
+    own = dict(table["models"][r.raw["recipe"]["released_as"]]) if released else {}
+    common = table["common"] if own.pop("common", True) else {}  # `common: false`: a model of another paper
+    out = {stem: dict(keys) for stem, keys in common.items()}
+    for stem, keys in own.items():
         out.setdefault(stem, {}).update(keys)
-    return out, own is not None
+    return out, released
 
 
 def deviations(r: rc.Recipe, published: dict) -> list:
