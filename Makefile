@@ -27,7 +27,7 @@ LAYOUT ?=
 WAIT ?=
 REPRO_ARGS = $(if $(PROFILE),--profile $(PROFILE)) --launcher $(LAUNCHER) $(if $(CLUSTER),--cluster $(CLUSTER)) $(if $(DRY_RUN),--dry-run) $(if $(LAYOUT),--layout $(LAYOUT)) $(if $(FIXTURES),--fixtures) $(if $(WAIT),--wait) $(if $(DATABASE),--database $(DATABASE)) $(if $(FORCE),--force) --suite $(SUITE)
 
-.PHONY: help install install-base check-recipes tiny-kit data-check data sft merge dpo eval medprompt verify reproduce-8b reproduce-70b cluster-up cluster-down bench smoke test clean
+.PHONY: help install install-base check-recipes tiny-kit data-check data sft merge dpo eval medprompt verify reproduce reproduce-8b reproduce-70b reproduce-qwen-7b reproduce-qwen-72b reproduce-alpha cluster-up cluster-down bench smoke test clean
 
 help:          ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' Makefile | sed 's/:.*## /\t/'
@@ -61,6 +61,14 @@ reproduce-8b: $(if $(DRY_RUN),install-base,install) ## the published 8B chain as
 	$(PY) -m scripts.reproduce --recipe recipes/aloe-beta-8b $(REPRO_ARGS)
 reproduce-70b: $(if $(DRY_RUN),install-base,install) ## the same for 70B
 	$(PY) -m scripts.reproduce --recipe recipes/aloe-beta-70b $(REPRO_ARGS)
+reproduce-qwen-7b: $(if $(DRY_RUN),install-base,install) ## the same for Qwen2.5-Aloe-Beta-7B
+	$(PY) -m scripts.reproduce --recipe recipes/qwen2.5-aloe-beta-7b $(REPRO_ARGS)
+reproduce-qwen-72b: $(if $(DRY_RUN),install-base,install) ## the same for Qwen2.5-Aloe-Beta-72B
+	$(PY) -m scripts.reproduce --recipe recipes/qwen2.5-aloe-beta-72b $(REPRO_ARGS)
+reproduce-alpha: $(if $(DRY_RUN),install-base,install) ## the same for Llama3-Aloe-8B-Alpha (mostly [C] values: see its README)
+	$(PY) -m scripts.reproduce --recipe recipes/llama3-aloe-8b-alpha $(REPRO_ARGS)
+reproduce: $(if $(DRY_RUN),install-base,install) ## the same for any recipe folder: RECIPE=recipes/<name>
+	$(PY) -m scripts.reproduce --recipe $(or $(RECIPE),$(error RECIPE= is required)) $(REPRO_ARGS)
 cluster-up:    ## a real 2-node Slurm cluster on this machine, for tests (root; installs Debian's slurm)
 	scripts/slurm_local.sh start 2
 cluster-down:  ## stop what cluster-up started
