@@ -82,6 +82,20 @@ def medprompt_scores(paths: list) -> dict:
     return out
 
 
+def reported_name(reported: dict, model: str) -> str:
+    """The name a model is reported under: its alias in `models`, else the last part of its hub id."""
+    aliases = {v: k for k, v in (reported.get("models") or {}).items()}
+    return aliases.get(model, model.rstrip("/").split("/")[-1])
+
+
+def reporting(reported: dict, tables: list, setting: str, model: str) -> list:
+    """The tables among these that report the model under the setting (all of them when none does, so that the
+    error names what is known): table9 for the Aloe Beta models, the leaderboard for the Alpha."""
+    name = reported_name(reported, model)
+    found = [t for t in tables if name in ((reported["tables"].get(t) or {}).get("settings", {}).get(setting) or {})]
+    return found or tables
+
+
 def reported_row(reported: dict, table: str, setting: str, model: str):
     tables = reported.get("tables", {})
     if table not in tables:
@@ -92,8 +106,7 @@ def reported_row(reported: dict, table: str, setting: str, model: str):
     rows = t["settings"].get(setting)
     if rows is None:
         raise VerifyError(f"verify: setting {setting!r} not in {table}; known: {sorted(t['settings'])}")
-    aliases = {v: k for k, v in (reported.get("models") or {}).items()}
-    name = aliases.get(model, model.rstrip("/").split("/")[-1])
+    name = reported_name(reported, model)
     if name not in rows:
         raise VerifyError(f"verify: {table} {setting} reports no model {name!r}; known: {sorted(rows)}")
     return name, t, rows[name]
@@ -147,7 +160,7 @@ def main(argv=None):
     ap.add_argument("--runs", default=str(rc.ROOT / "runs"))
     ap.add_argument("--reported", default=str(REPORTED), help="reported numbers (default results/reported.yaml)")
     ap.add_argument("--suite", default="mcqa", help="which eval stage of the recipe run to read (default mcqa)")
-    ap.add_argument("--table", default="table9")
+    ap.add_argument("--table", help="default: table9, or the leaderboard for a model only it reports (the Alpha)")
     ap.add_argument("--setting", default="0-shot")
     ap.add_argument("--medprompt", nargs="+", help="Medprompt evaluation.json files or stage folders: fill the "
                     "in-context rows (use with --setting medprompt)")
@@ -166,6 +179,7 @@ def main(argv=None):
         ev = mf.read_done(own if own and own.exists() else Path(a.runs) / r.name / f"eval-{a.suite}", "verify")
         results_path = Path(ev["outputs"]["lm_eval"]["path"])
     reported = yaml.safe_load(Path(a.reported).read_text())
+    a.table = a.table or reporting(reported, ["table9", "leaderboard"], a.setting, model)[0]
     name, tab, row = reported_row(reported, a.table, a.setting, model)
     measure = tab["measure"]
     if a.medprompt:
