@@ -18,7 +18,9 @@ FIXTURES ?=
 SOURCES ?=
 HUB_DIR ?=
 DATA_ARGS = $(if $(FIXTURES),--fixtures) $(if $(SOURCES),--sources $(SOURCES)) $(if $(HUB_DIR),--hub-dir $(HUB_DIR))
-EVAL_ARGS = $(if $(MODEL),--model $(MODEL)) --suite $(SUITE) $(if $(LIMIT),--limit $(LIMIT))
+BASELINE ?=
+EVAL_ARGS = $(if $(MODEL),--model $(MODEL)) --suite $(SUITE) $(if $(LIMIT),--limit $(LIMIT)) $(if $(FIXTURES),--local)
+EVAL_MODULE = $(if $(filter safety,$(SUITE)),scripts.safety,scripts.eval)
 
 LAUNCHER ?= slurm
 CLUSTER ?=
@@ -49,12 +51,12 @@ merge: install ## mergekit DARE-TIES of the SFT output with Instruct [RECIPE= PR
 	$(PY) -m scripts.merge $(ARGS)
 dpo: install   ## OpenRLHF DPO: stage 1 (5 chunks, chained) then stage 2 [RECIPE= PROFILE= FORCE=1]
 	$(PY) -m scripts.dpo $(ARGS)
-eval: install  ## lm-eval on MODEL= (hub id or path; default the recipe run's model) [SUITE=mcqa|open|all BACKEND=hf|vllm LIMIT=n]
-	$(PY) -m scripts.eval $(ARGS) $(EVAL_ARGS) --backend $(BACKEND)
+eval: install  ## lm-eval on MODEL= (hub id or path; default the recipe run's model) [SUITE=mcqa|open|all|safety BACKEND=hf|vllm LIMIT=n FIXTURES=1]
+	$(PY) -m $(EVAL_MODULE) $(ARGS) $(EVAL_ARGS) --backend $(BACKEND)
 medprompt: install ## Medprompt on DATASET= with MODEL= [RECIPE= PROFILE= DATABASE=jsonl LIMIT=n]
 	$(PY) -m scripts.medprompt $(ARGS) $(if $(MODEL),--model $(MODEL)) $(if $(DATASET),--dataset $(DATASET)) $(if $(DATABASE),--database $(DATABASE)) $(if $(LIMIT),--limit $(LIMIT))
-verify: install-base ## measured against reported (results/reported.yaml), with tolerances [MODEL= SUITE=]
-	$(PY) -m scripts.verify $(if $(RECIPE),--recipe $(RECIPE)) $(if $(PROFILE),--profile $(PROFILE)) $(if $(MODEL),--model $(MODEL)) --suite $(SUITE)
+verify: install-base ## measured against reported (results/reported.yaml), with tolerances [MODEL= SUITE= BASELINE=instruct model: the gain too]
+	$(PY) -m scripts.verify $(if $(RECIPE),--recipe $(RECIPE)) $(if $(PROFILE),--profile $(PROFILE)) $(if $(MODEL),--model $(MODEL)) $(if $(BASELINE),--baseline $(BASELINE)) --suite $(SUITE)
 smoke: install ## the whole chain on the tiny model on CPU, ending in a summary table [FORCE=1]
 	$(PY) -m scripts.smoke $(if $(FORCE),--force)
 reproduce-8b: $(if $(DRY_RUN),install-base,install) ## the published 8B chain as a Slurm job graph [LAUNCHER=slurm|local CLUSTER= DRY_RUN=1 LAYOUT=sft=4x4 WAIT=1 DATABASE=]

@@ -23,6 +23,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from evals import records
+
 from . import data, database, generate, prompts, shuffle
 from .parse import parse_answer
 from .retrieval import Retriever
@@ -34,21 +36,10 @@ def prompt_sha(messages) -> str:
 
 
 def read_done(path: Path) -> dict:
-    """(qid, member) -> the attempts already generated, in order. A last line cut by a kill is removed
-    first, so that the records appended on resume start on a line of their own."""
+    """(qid, member) -> the attempts already generated, in order (evals.records.resume drops a cut line)."""
     done = {}
-    if path.exists():
-        data = path.read_bytes()
-        if data and not data.endswith(b"\n"):
-            with open(path, "r+b") as f:
-                f.truncate(data.rfind(b"\n") + 1)
-        for line in path.read_text().splitlines():
-            if line.strip():
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError:  # a line cut by a kill: regenerated
-                    continue
-                done.setdefault((rec["qid"], rec["member"]), []).append(rec)
+    for rec in records.resume(path):
+        done.setdefault((rec["qid"], rec["member"]), []).append(rec)
     return done
 
 

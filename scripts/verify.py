@@ -6,11 +6,18 @@ the paper reports for that model: the delta, a tolerance = max(floor, Z x measur
 pass or fail. The floor (1 point for accuracies) absorbs what the paper cannot pin down: hardware,
 batch size and library versions. Prints a table, writes report.md, verify.json and chart.png (reported
 against measured, with 95% error bars) under results/verify/<model>/, and exits 1 when a number is out
-of tolerance.
+of tolerance. A suite's default tables: mcqa -> table9, open -> table11a, table11b, table12, safety -> table13,
+table14 (S-Eval ASR from scripts/safety.py, written in lm-eval's results shape).
+
+Calibrated (--baseline <instruct model>): also the gain over the baseline, per column: reported gain (the paper's
+two numbers) against measured gain (both models measured here), tolerance = max(floor, Z x sqrt(se_model^2 +
+se_baseline^2)). A harness offset common to both models cancels in the gain, so with --baseline the exit status
+follows the gain verdicts; the absolute verdicts are still printed beside them.
 
   python -m scripts.verify --model HPAI-BSC/Llama3.1-Aloe-Beta-8B --results runs/eval/<model>/lm_eval
   python -m scripts.verify --model HPAI-BSC/Llama3.1-Aloe-Beta-8B --setting medprompt --medprompt runs/*/medprompt-*
   python -m scripts.verify --profile cpu-tiny --reported results/tiny_expected.yaml --table fixture --model tiny
+  python -m scripts.verify --model HPAI-BSC/Llama3.1-Aloe-Beta-8B --baseline meta-llama/Llama-3.1-8B-Instruct
 """
 import argparse
 import json
@@ -30,6 +37,10 @@ from scripts.lib.table import markdown, table
 
 Z = 1.96
 REPORTED = rc.ROOT / "results" / "reported.yaml"
+SUITE_TABLES = {"mcqa": ["table9", "leaderboard"], "open": ["table11a", "table11b", "table12"],
+                "safety": ["table13", "table14"]}
+HEADERS = ["column", "task", "reported", "measured", "stderr", "delta", "tolerance", "result"]
+GAIN_HEADERS = ["reported gain", "measured gain", "gain tolerance", "gain result"]
 
 
 class VerifyError(SystemExit):
@@ -62,9 +73,10 @@ def measured_scores(results: dict, metric: str, scale: float) -> dict:
     for task, vals in results["results"].items():
         task = column_task(task)
         key = f"{metric},none"
-        if key in vals and isinstance(vals[key], (int, float)):
+        if key in vals and (vals[key] is None or isinstance(vals[key], (int, float))):  # None: nothing to score
             se = vals.get(f"{metric}_stderr,none")
-            out[task] = Score(vals[key] * scale, se * scale if isinstance(se, (int, float)) else None, n.get(task))
+            out[task] = Score(None if vals[key] is None else vals[key] * scale,
+                              se * scale if isinstance(se, (int, float)) else None, n.get(task))
     return out
 
 
@@ -125,9 +137,12 @@ def compare(reported_values: dict, measure: dict, scores: dict, floor: float, z:
             continue
         s = scores[task]
         tol = max(floor, z * s.stderr) if s.stderr is not None else floor
+        if s.value is None:  # e.g. no verdict of the judge parsed: nothing reproduces
+            rows.append([col, task, rep, None, None, None, round(tol, 3), False])
+            continue
         delta = s.value - rep
-        rows.append([col, task, rep, round(s.value, 2), None if s.stderr is None else round(s.stderr, 2),
-                     round(delta, 2), round(tol, 2), abs(delta) <= tol])
+        rows.append([col, task, rep, round(s.value, 3), None if s.stderr is None else round(s.stderr, 3),
+                     round(delta, 3), round(tol, 3), abs(delta) <= tol])
     if missing:
         raise VerifyError(f"verify: {source} lacks results for: {'; '.join(missing)}")
     return rows
@@ -141,7 +156,7 @@ def chart(rows, title, path):
     x = range(len(cols))
     fig, ax = plt.subplots(figsize=(max(5, 1.1 * len(cols) + 2), 4))
     ax.bar([i - 0.2 for i in x], [r[2] for r in rows], 0.4, label="reported", color="#9db4d6")
-    ax.bar([i + 0.2 for i in x], [r[3] for r in rows], 0.4, yerr=[(r[4] or 0) * Z for r in rows], capsize=4,
+    ax.bar([i + 0.2 for i in x], [r[3] or 0 for r in rows], 0.4, yerr=[(r[4] or 0) * Z for r in rows], capsize=4,
            label="measured (95% CI)", color=["#4c9a5b" if r[7] else "#c0504d" for r in rows])
     ax.set_xticks(list(x), cols, rotation=30, ha="right")
     ax.set_title(textwrap.fill(title, 70), fontsize=9)
@@ -151,63 +166,121 @@ def chart(rows, title, path):
     plt.close(fig)
 
 
+def gains(rows: list, base_rows: list, scores: dict, base_scores: dict, floor: float, z: float) -> list:
+    """Per column of rows: [reported gain, measured gain, tolerance, ok] against the baseline's row."""
+    base = {x[0]: x for x in base_rows}
+    out = []
+    for col, task, rep, meas, *_ in rows:
+        b = base.get(col)
+        if b is None or meas is None or b[3] is None:
+            out.append([None if b is None else round(rep - b[2], 3), None, None, False])
+            continue
+        se = [scores[task].stderr, base_scores[task].stderr]
+        tol = max(floor, z * math.sqrt(sum(x ** 2 for x in se))) if None not in se else floor
+        rep_gain, meas_gain = rep - b[2], scores[task].value - base_scores[task].value
+        out.append([round(rep_gain, 3), round(meas_gain, 3), round(tol, 3), abs(meas_gain - rep_gain) <= tol])
+    return out
+
+
+def results_of(a, r, model: str | None, explicit: str | None) -> Path:
+    """The results to read: given, else `make eval MODEL=` results of this model, else the recipe run's own."""
+    if explicit:
+        return Path(explicit)
+    own = model_eval_dir(a.runs, model, a.suite) if model else None
+    ev = mf.read_done(own if own and own.exists() else Path(a.runs) / r.name / f"eval-{a.suite}", "verify")
+    outputs = ev["outputs"]
+    return Path((outputs.get("lm_eval") or outputs["results"])["path"])
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", help="reported model name or hub id (default: the recipe's released_as)")
     ap.add_argument("--results", help="lm-eval results JSON or folder (default: the recipe run's eval stage)")
+    ap.add_argument("--baseline", help="reported name or hub id of the base Instruct model: also check the gain")
+    ap.add_argument("--baseline-results", help="the baseline's results (default: its `make eval MODEL=` stage)")
     ap.add_argument("--recipe", default="recipes/aloe-beta-8b")
     ap.add_argument("--profile")
     ap.add_argument("--runs", default=str(rc.ROOT / "runs"))
     ap.add_argument("--reported", default=str(REPORTED), help="reported numbers (default results/reported.yaml)")
     ap.add_argument("--suite", default="mcqa", help="which eval stage of the recipe run to read (default mcqa)")
-    ap.add_argument("--table", help="default: table9, or the leaderboard for a model only it reports (the Alpha)")
+    ap.add_argument("--table", help="comma-separated tables (default: those of the suite that report the model; "
+                    "mcqa: table9, or the leaderboard for the Alpha)")
     ap.add_argument("--setting", default="0-shot")
     ap.add_argument("--medprompt", nargs="+", help="Medprompt evaluation.json files or stage folders: fill the "
                     "in-context rows (use with --setting medprompt)")
     ap.add_argument("--floor", type=float, help="tolerance floor (default: the table's)")
     ap.add_argument("--z", type=float, help=f"standard errors of tolerance (default: the table's z, else {Z})")
-    ap.add_argument("--out", help="report folder (default results/verify/<model>-<table>-<setting>)")
+    ap.add_argument("--out", help="report folder (default results/verify/<model>-<table>-<setting>; with several "
+                    "tables, one subfolder each)")
     a = ap.parse_args(argv)
+    if a.baseline and a.medprompt:
+        raise VerifyError("verify: --baseline compares lm-eval-shaped results; Medprompt rows have no baseline row")
     r = rc.load(a.recipe, profile=a.profile)
     model = a.model or r.files["recipe"]["released_as"]
-    if a.medprompt:
-        results_path = None
-    elif a.results:
-        results_path = Path(a.results)
-    else:  # `make eval MODEL=` results of this model, else the recipe run's own eval stage
-        own = model_eval_dir(a.runs, a.model, a.suite) if a.model else None
-        ev = mf.read_done(own if own and own.exists() else Path(a.runs) / r.name / f"eval-{a.suite}", "verify")
-        results_path = Path(ev["outputs"]["lm_eval"]["path"])
     reported = yaml.safe_load(Path(a.reported).read_text())
-    a.table = a.table or reporting(reported, ["table9", "leaderboard"], a.setting, model)[0]
-    name, tab, row = reported_row(reported, a.table, a.setting, model)
-    measure = tab["measure"]
     if a.medprompt:
         results = {"_path": ", ".join(a.medprompt)}
-        scores = with_aggregates(medprompt_scores(a.medprompt))
     else:
-        results = load_results(results_path)
-        scores = with_aggregates(measured_scores(results, measure["metric"], measure["scale"]))
+        results = load_results(results_of(a, r, a.model, a.results))
+    base_results = load_results(results_of(a, r, a.baseline, a.baseline_results)) if a.baseline else None
+    tables = (a.table.split(",") if a.table
+              else reporting(reported, SUITE_TABLES.get(a.suite, ["table9"]), a.setting, model))
+    failed = 0
+    for t in tables:
+        out = Path(a.out) / t if a.out and len(tables) > 1 else a.out
+        failed += verify_table(a, reported, t, model, results, base_results, out)
+    return 1 if failed else 0
+
+
+def scores_of(results: dict, measure: dict, medprompt=None) -> dict:
+    if medprompt:
+        return with_aggregates(medprompt_scores(medprompt))
+    return with_aggregates(measured_scores(results, measure["metric"], measure["scale"]))
+
+
+def verify_table(a, reported, table_name, model, results, base_results, out) -> int:
+    """Print, report and chart one table; returns how many verdicts that decide the exit status failed."""
+    name, tab, row = reported_row(reported, table_name, a.setting, model)
+    measure = tab["measure"]
+    floor = a.floor if a.floor is not None else measure["floor"]
     z = a.z if a.z is not None else measure.get("z", Z)
-    rows = compare(row, measure, scores, a.floor if a.floor is not None else measure["floor"], z, results["_path"])
-    out = Path(a.out or rc.ROOT / "results" / "verify" / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', name)}-{a.table}-{a.setting}")
-    out.mkdir(parents=True, exist_ok=True)
-    headers = ["column", "task", "reported", "measured", "stderr", "delta", "tolerance", "result"]
-    shown = [[*x[:7], "pass" if x[7] else "FAIL"] for x in rows]
+    scores = scores_of(results, measure, a.medprompt)
+    rows = compare(row, measure, scores, floor, z, results["_path"])
+    headers, shown = list(HEADERS), [[*x[:7], "pass" if x[7] else "FAIL" if x[3] is not None else "FAIL (no score)"]
+                                     for x in rows]
+    decide = [x[7] for x in rows]
     title = f"{name}: {tab['source']}, {a.setting}"
-    n_fail = sum(not x[7] for x in rows)
-    summary = f"{len(rows) - n_fail} of {len(rows)} within tolerance" + (f"; {n_fail} FAIL" if n_fail else "")
-    print(f"\n{title}\nmeasured: {results['_path']}\n")
+    note = f"tolerance = max(floor {floor:g}, {z:g} x measured stderr)"
+    if base_results is not None:
+        base_name, _, base_row = reported_row(reported, table_name, a.setting, a.baseline)
+        base_scores = scores_of(base_results, measure)
+        base_rows = compare({c: v for c, v in base_row.items() if c in row}, measure, base_scores, floor, z,
+                            base_results["_path"])
+        g = gains(rows, base_rows, scores, base_scores, floor, z)
+        headers += GAIN_HEADERS
+        shown = [[*x, *y[:3], "pass" if y[3] else "FAIL"] for x, y in zip(shown, g, strict=True)]
+        decide = [y[3] for y in g]
+        title += f"; gain over {base_name}"
+        note += (f"; gain tolerance = max(floor {floor:g}, {z:g} x sqrt(se^2 + baseline se^2)); "
+                 "the exit status follows the gain")
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+    out = Path(out or rc.ROOT / "results" / "verify" / f"{slug}-{table_name}-{a.setting}")
+    out.mkdir(parents=True, exist_ok=True)
+    n_fail = sum(not ok for ok in decide)
+    what = "gains " if base_results is not None else ""
+    summary = f"{len(decide) - n_fail} of {len(decide)} {what}within tolerance" + (f"; {n_fail} FAIL" if n_fail else "")
+    measured = results["_path"] + (f"; baseline {base_results['_path']}" if base_results is not None else "")
+    print(f"\n{title}\nmeasured: {measured}\n")
     print(table(headers, shown))
-    print(f"\n{summary}  (tolerance = max(floor {measure['floor'] if a.floor is None else a.floor}, "
-          f"{z:g} x measured stderr); report: {out}")
-    (out / "report.md").write_text(f"# {title}\n\nMeasured: `{results['_path']}`\n\n{markdown(headers, shown)}\n\n"
-                                   f"{summary}\n\n![reported vs measured](chart.png)\n")
-    (out / "verify.json").write_text(json.dumps({"model": name, "table": a.table, "setting": a.setting,
-                                                 "results": results["_path"], "rows": [dict(zip(headers, x)) for x in rows]},
+    print(f"\n{summary}  ({note}); report: {out}")
+    (out / "report.md").write_text(f"# {title}\n\nMeasured: `{measured}`\n\n{markdown(headers, shown)}\n\n"
+                                   f"{summary} ({note})\n\n![reported vs measured](chart.png)\n")
+    rows_json = [dict(zip(headers, x, strict=True)) for x in shown]
+    (out / "verify.json").write_text(json.dumps({"model": name, "table": table_name, "setting": a.setting,
+                                                 "baseline": a.baseline, "results": measured, "rows": rows_json},
                                                 indent=2))
     chart(rows, title, out / "chart.png")
-    return 1 if n_fail else 0
+    return n_fail
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ class Score:
     n: int | None = None
 
 
-def _mean(scores):
+def mean(scores):
     value = sum(s.value for s in scores) / len(scores)
     se = None if any(s.stderr is None for s in scores) else math.sqrt(sum(s.stderr ** 2 for s in scores)) / len(scores)
     return Score(value, se)
@@ -48,11 +48,11 @@ def with_aggregates(per_task: dict) -> dict:
     """per_task plus mmlu_medical, multimedqa and avg wherever their members are all present."""
     out = dict(per_task)
     if all(t in out for t in MMLU_MEDICAL):
-        out["mmlu_medical"] = _mean([out[t] for t in MMLU_MEDICAL])
+        out["mmlu_medical"] = mean([out[t] for t in MMLU_MEDICAL])
     if all(t in out and out[t].n for t in MULTIMEDQA):
         out["multimedqa"] = _weighted([out[t] for t in MULTIMEDQA])
     if all(t in out for t in AVG):
-        out["avg"] = _mean([out[t] for t in AVG])
+        out["avg"] = mean([out[t] for t in AVG])
     return out
 
 

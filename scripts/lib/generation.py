@@ -1,0 +1,60 @@
+"""Resumable generation from a stage script: requests -> evals.run in the backend's environment -> {id: record}.
+
+hf runs in .venv/infer (CPU or GPU), vllm in .venv/infer-gpu, openai against a server (any environment).
+"""
+
+import json
+from pathlib import Path
+
+from evals import records
+
+from . import venv
+
+
+def env(backend: str) -> str:
+    return "infer-gpu" if backend == "vllm" else "infer"
+
+
+def generate(
+    name: str,
+    requests: list,
+    out_dir: Path,
+    *,
+    backend: str,
+    model: str,
+    dtype: str,
+    temperature: float,
+    top_p: float,
+    max_tokens: int,
+    log: Path,
+    gpus: int = 1,
+    base_url: str | None = None,
+    online: bool = False,
+) -> dict:
+    """Generate <out_dir>/<name>.jsonl for requests [{id, messages, seed}]; ids already there are kept."""
+    out_dir = Path(out_dir)
+    records.write(out_dir / f"{name}_requests.jsonl", requests)
+    cfg = {
+        "requests": str(out_dir / f"{name}_requests.jsonl"),
+        "out": str(out_dir / f"{name}.jsonl"),
+        "backend": backend,
+        "model": model,
+        "dtype": dtype,
+        "temperature": temperature,
+        "top_p": top_p,
+        "max_tokens": max_tokens,
+        "batch_size": 16,
+        "flush": 1024 if backend == "vllm" else 16,
+        "base_url": base_url,
+        "gpus": gpus,
+    }
+    (out_dir / f"{name}_config.json").write_text(json.dumps(cfg, indent=2))
+    extra = {"PYTHONPATH": str(venv.ROOT), **(venv.ONLINE if online else {})}
+    if venv.run(
+        env(backend),
+        ["python", "-m", "evals.run", "--config", out_dir / f"{name}_config.json"],
+        log=log,
+        extra_env=extra,
+    ).returncode:
+        raise SystemExit(f"[{name}] generation failed; see {log}")
+    return {r["id"]: r for r in records.resume(out_dir / f"{name}.jsonl")}
