@@ -29,17 +29,21 @@ LAYOUT ?=
 WAIT ?=
 REPRO_ARGS = $(if $(PROFILE),--profile $(PROFILE)) --launcher $(LAUNCHER) $(if $(CLUSTER),--cluster $(CLUSTER)) $(if $(DRY_RUN),--dry-run) $(if $(LAYOUT),--layout $(LAYOUT)) $(if $(FIXTURES),--fixtures) $(if $(WAIT),--wait) $(if $(DATABASE),--database $(DATABASE)) $(if $(FORCE),--force) --suite $(SUITE)
 
-.PHONY: help install install-base check-recipes tiny-kit data-check data sft merge dpo eval medprompt verify reproduce reproduce-8b reproduce-70b reproduce-qwen-7b reproduce-qwen-72b reproduce-alpha cluster-up cluster-down bench smoke test clean
+.PHONY: help lock install install-base lint check-recipes tiny-kit data-check data sft merge dpo eval medprompt verify reproduce reproduce-8b reproduce-70b reproduce-qwen-7b reproduce-qwen-72b reproduce-alpha new-recipe cluster-up cluster-down bench smoke test clean
 
 help:          ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' Makefile | sed 's/:.*## /\t/'
-install:       ## build every stage environment under .venv/ (skipped when its lock is unchanged)
+lock:          ## regenerate envs/<stage>.lock (+ .cuda.lock) from envs/<stage>.in with uv (needs the package index)
+	python3 -m scripts.lock
+install:       ## every .venv/<stage> exactly as its lock (uv, hashes required; checked package for package)
 	python3 -m scripts.install
 install-base:  ## the orchestration + test environment only
 	python3 -m scripts.install base
+lint: install-base ## ruff: lint and format check of the Python code
+	.venv/base/bin/ruff check . && .venv/base/bin/ruff format --check .
 check-recipes: install ## validate recipes offline [RECIPE=dir] [WORLD_SIZE=n]
 	$(PY) -m scripts.check_recipes $(if $(RECIPE),--recipe $(RECIPE)) $(if $(WORLD_SIZE),--world-size $(WORLD_SIZE))
-tiny-kit: install ## build the tiny Llama-3.1-shaped model kit under runs/tiny-kit
+tiny-kit: install ## build the tiny model kit under runs/tiny-kit: Llama-3.1-shaped (base, instruct) and Qwen2.5-shaped (qwen-base, qwen-instruct)
 	$(PY) -m scripts.make_tiny_kit $(if $(FORCE),--force)
 data-check: install ## preflight: every data source and eval dataset opened, first rows only [RECIPE= SOURCES=authors|upstream HUB_DIR=]
 	$(PY) -m scripts.data_check $(if $(RECIPE),--recipe $(RECIPE)) $(if $(SOURCES),--sources $(SOURCES)) $(if $(HUB_DIR),--hub-dir $(HUB_DIR))
@@ -57,8 +61,10 @@ medprompt: install ## Medprompt on DATASET= with MODEL= [RECIPE= PROFILE= DATABA
 	$(PY) -m scripts.medprompt $(ARGS) $(if $(MODEL),--model $(MODEL)) $(if $(DATASET),--dataset $(DATASET)) $(if $(DATABASE),--database $(DATABASE)) $(if $(LIMIT),--limit $(LIMIT))
 verify: install-base ## measured against reported (results/reported.yaml), with tolerances [MODEL= SUITE= BASELINE=instruct model: the gain too]
 	$(PY) -m scripts.verify $(if $(RECIPE),--recipe $(RECIPE)) $(if $(PROFILE),--profile $(PROFILE)) $(if $(MODEL),--model $(MODEL)) $(if $(BASELINE),--baseline $(BASELINE)) --suite $(SUITE)
-smoke: install ## the whole chain on the tiny model on CPU, ending in a summary table [FORCE=1]
-	$(PY) -m scripts.smoke $(if $(FORCE),--force)
+smoke: install ## the whole chain on the tiny model on CPU, ending in a summary table [RECIPE=recipes/qwen2.5-aloe-beta-7b FORCE=1]
+	$(PY) -m scripts.smoke $(if $(RECIPE),--recipe $(RECIPE)) $(if $(FORCE),--force)
+new-recipe: install-base ## port a recipe to another base model: BASE=<hub id or dir> NAME=<folder> [FROM=recipes/aloe-beta-8b INSTRUCT= CONFIG=config.json ARGS_PORT="--sft-gpus 16 ..."]
+	$(PY) -m scripts.new_recipe --from $(or $(FROM),recipes/aloe-beta-8b) --base $(BASE) --name $(NAME) $(if $(INSTRUCT),--instruct $(INSTRUCT)) $(if $(CONFIG),--config $(CONFIG)) $(ARGS_PORT)
 reproduce-8b: $(if $(DRY_RUN),install-base,install) ## the published 8B chain as a Slurm job graph [LAUNCHER=slurm|local CLUSTER= DRY_RUN=1 LAYOUT=sft=4x4 WAIT=1 DATABASE=]
 	$(PY) -m scripts.reproduce --recipe recipes/aloe-beta-8b $(REPRO_ARGS)
 reproduce-70b: $(if $(DRY_RUN),install-base,install) ## the same for 70B
@@ -77,7 +83,7 @@ cluster-down:  ## stop what cluster-up started
 	scripts/slurm_local.sh stop
 bench: tiny-kit ## the benchmarks under scripts/bench/ (figures are in the README)
 	PYTHONPATH=$(CURDIR) .venv/infer/bin/python -m scripts.bench.medprompt_bench --kit runs/tiny-kit && $(PY) -m scripts.bench.data_prep_bench
-test: install  ## the test suite (GPU-only tests, *_gpu.py, are skipped without CUDA)
+test: install lint ## lint, then the test suite (GPU-only tests, *_gpu.py, are skipped without CUDA)
 	$(PY) -m pytest tests
 clean:         ## remove run outputs (keeps the environments)
 	rm -rf runs

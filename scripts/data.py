@@ -15,10 +15,6 @@ from scripts.lib import cli, eval_fixtures, venv
 from scripts.lib.manifest import Stage, sha256_json, sha256_path
 from scripts.lib.table import table
 
-CODE = [Path(__file__), Path(eval_fixtures.__file__), *sorted((venv.ROOT / "data_prep").glob("*.py")),
-        *sorted((venv.ROOT / "data_prep").glob("*.yaml"))]
-
-
 def write_jsonl(path: Path, rows):
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -34,10 +30,10 @@ def main(argv=None):
     a = ap.parse_args(argv)
     r = cli.load(a)
     chunks = next(s for s in r.files["dpo"]["stages"] if s["name"] == "stage1")["chunks"]
-    spec = {"fixtures": a.fixtures, "sources": a.sources, "seed": a.seed, "chunks": chunks,
-            "code": sha256_json([sha256_path(p) for p in CODE])}
+    spec = {"fixtures": a.fixtures, "sources": a.sources, "seed": a.seed, "chunks": chunks}
     st = Stage(cli.run_dir(a, r) / "data", "data", {"path": "data_prep/sources.yaml", "sha256": sha256_json(spec),
-                                                   "rendered": spec}, {}, a.force, seed=a.seed)
+                                                   "rendered": spec}, {}, a.force, seed=a.seed,
+               env="data", code=[venv.ROOT / "data_prep"])
     if st.skip():
         return 0
     with st:

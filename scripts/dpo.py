@@ -68,6 +68,7 @@ def one_run(a, r, parent: Path, n: int, run: dict, model_in: dict, world: int, b
     info = {"path": r.rel("dpo"), "profile": r.profile, "sha256": mf.sha256_json(argv), "rendered": argv}
     force = a.force and a.upto in (None, n)  # --upto N --force reruns run N; earlier ones only if their inputs changed
     st = mf.Stage(stage_dir, f"dpo {name}", info, {"model": model_in, "data": run["data"]}, force,
+                  env="dpo", code=[venv.TOOLS / "openrlhf_cpu.py"],
                   seed=run["args"].get("train.seed"), world_size=world, micro_batch=batch[1],
                   grad_accum=batch[2], total_batch=batch[3])
     if not st.skip():
@@ -121,6 +122,7 @@ def main(argv=None):
         return 0
     inputs = {"model": merged, **{f"data_{i}": x["data"] for i, x in enumerate(runs)}}
     st = mf.Stage(run_dir / "dpo", "dpo", cli.recipe_info(r, "dpo", r.files["dpo"]), inputs, a.force, clean=False,
+                  env="dpo", code=[venv.TOOLS / "openrlhf_cpu.py"],
                   world_size=world, micro_batch=batch[1], grad_accum=batch[2], total_batch=batch[3])
     if st.skip():
         return 0

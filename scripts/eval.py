@@ -77,10 +77,11 @@ def main(argv=None):
     tasks = suite_tasks(e, a.suite)
     settings = {k: e[k] for k in ("num_fewshot", "apply_chat_template", "batch_size", "dtype", "seed", "max_gen_toks")}
     settings.update(suite=a.suite, tasks=tasks, backend=a.backend, limit=a.limit, local=a.local)
-    st = mf.Stage(stage_dir, "eval", cli.recipe_info(r, "eval", settings), inputs, a.force, seed=e["seed"])
+    env = "infer-gpu" if a.backend == "vllm" else "eval"
+    st = mf.Stage(stage_dir, "eval", cli.recipe_info(r, "eval", settings), inputs, a.force, seed=e["seed"], env=env,
+                  code=[rc.TASKS, venv.TOOLS / "lm_eval_task_paths.py"])
     if st.skip():
         return 0
-    env = "infer-gpu" if a.backend == "vllm" else "eval"
     with st:
         if a.local:
             tasks = render_local_tasks(env, tasks, inputs["data"], st.partial / "tasks")

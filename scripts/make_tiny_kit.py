@@ -1,5 +1,6 @@
 """Build the tiny-model kit (runs/tiny-kit): a Llama-3.1-shaped base and "instruct" model with a Llama-3
-tokenizer and chat template, offline, deterministic, in seconds. Runs the builder in .venv/eval."""
+tokenizer and chat template (base, instruct), and a Qwen2.5-shaped pair with Qwen's tokenizer layout and
+ChatML template (qwen-base, qwen-instruct); offline, deterministic, in seconds. Runs the builder in .venv/eval."""
 import json
 import sys
 from pathlib import Path
@@ -21,11 +22,11 @@ def main(argv=None):
         res = venv.run("eval", ["build_tiny_kit.py", st.partial], capture=True)
         if res.returncode:
             raise SystemExit(f"tiny kit build failed:\n{res.stderr[-3000:]}")
-        for name in ("base", "instruct"):
+        for name in ("base", "instruct", "qwen-base", "qwen-instruct"):
             st.publish(name, st.partial / name)
         st.m["metrics"] = json.loads(res.stdout.strip().splitlines()[-1])
         st.m["tools"] = venv.tool_versions("eval", ["torch", "transformers", "tokenizers"])
-    print(f"[tiny-kit] {kit}: base, instruct")
+    print(f"[tiny-kit] {kit}: base, instruct, qwen-base, qwen-instruct")
     return 0
 
 

@@ -49,8 +49,9 @@ def main(argv=None):
     inputs = {"model": model, "database": {"path": str(database), "sha256": mf.sha256_path(Path(database))}}
     if data_path:
         inputs["questions"] = fixtures[f"eval_{a.dataset}"]
+    env = "infer-gpu" if backend == "vllm" else "infer"
     st = mf.Stage(stage_dir, "medprompt", cli.recipe_info(r, "medprompt", cfg), inputs, a.force, clean=False,
-                  seed=cfg["seed"])
+                  seed=cfg["seed"], env=env, code=[venv.ROOT / "medprompt"])
     if st.skip():
         return 0
     if a.force or (st.previous or {}).get("key") != st.key:
@@ -58,7 +59,6 @@ def main(argv=None):
     with st:
         cfg_path = st.dir / "medprompt.json"
         cfg_path.write_text(json.dumps(cfg, indent=2))
-        env = "infer-gpu" if backend == "vllm" else "infer"
         res = venv.run(env, ["python", "-m", "medprompt.run", "--config", cfg_path], log=st.dir / "log.txt",
                        extra_env={"PYTHONPATH": str(venv.ROOT)})
         if res.returncode:

@@ -37,6 +37,7 @@ def main(argv=None):
     inputs = {"sft": sft, **{f"model_{i}": mf.model_input(m["model"]) for i, m in enumerate(cfg["models"])
                              if m["model"] != sft["path"]}, "base": mf.model_input(cfg["base_model"])}
     st = mf.Stage(run / "merge", "merge", cli.recipe_info(r, "merge", cfg), inputs, a.force, seed=seed,
+                  env="merge", code=[venv.TOOLS / "repair_merge.py"],
                   world_size=r.world("merge"))
     if st.skip():
         return 0

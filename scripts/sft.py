@@ -36,7 +36,7 @@ def main(argv=None):
     cfg = rc.render_sft(r, data["path"], output_dir=stage_dir / ".partial" / "model",
                         prepared=stage_dir / ".partial" / "prepared", grad_accum=ga)
     inputs = {"data": data, "base_model": mf.model_input(cfg["base_model"])}
-    st = mf.Stage(stage_dir, "sft", cli.recipe_info(r, "sft", cfg), inputs, a.force, seed=cfg.get("seed"),
+    st = mf.Stage(stage_dir, "sft", cli.recipe_info(r, "sft", cfg), inputs, a.force, env="sft", seed=cfg.get("seed"),
                   world_size=world, micro_batch=micro, grad_accum=ga, total_batch=total)
     if st.skip():
         return 0

@@ -4,7 +4,11 @@ Keys (documented once, as lm-eval's result_schema.py does):
   schema       "aloe-repro/manifest@1"
   stage        stage name: tiny-kit | data | sft | merge | dpo | eval
   status       running | done | failed; only `done` manifests are read by the next stage
-  key          sha256 over the rendered recipe and the inputs' hashes: a `done` stage with the same key is skipped
+  key          sha256 over the rendered recipe, the inputs' hashes, the environment and the code: a `done` stage
+               with the same key is skipped
+  environment  {env: stamp}: the lock (and install plan) hash of each stage environment it ran in
+  code         {sha256, files}: the code the stage runs (its script, the scripts/lib helpers it imported,
+               its tool programs and packages)
   recipe       {path, profile, sha256, rendered}: the exact configuration the tool ran
   inputs       {name: {path, sha256}}: files hashed by content; stage outputs by their manifest's output hash
   outputs      {name: {path, sha256}}: what this stage produced (directories hashed file by file)
@@ -22,10 +26,11 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
-from . import launch
+from . import launch, venv
 from .recipe import ROOT
 
 SCHEMA = "aloe-repro/manifest@1"
@@ -45,6 +50,22 @@ def sha256_path(p: Path) -> str:
             for block in iter(lambda: fh.read(1 << 20), b""):
                 h.update(block)
     return h.hexdigest()
+
+
+def code_files(extra=()) -> list:
+    """The stage's script, the scripts/lib modules it imported, and extra files or packages (their .py/.yaml)."""
+    lib = ROOT / "scripts" / "lib"
+    mods = [Path(m.__file__).resolve() for m in list(sys.modules.values()) if getattr(m, "__file__", None)]
+    main = getattr(sys.modules["__main__"], "__file__", None)
+    files = {p for p in mods if p.parent == lib or (main and p == Path(main).resolve())}
+    for e in map(Path, extra):
+        files |= {f for f in e.rglob("*") if f.suffix in (".py", ".yaml")} if e.is_dir() else {e.resolve()}
+    return sorted(str(f.relative_to(ROOT) if f.is_relative_to(ROOT) else f) for f in files)
+
+
+def code_identity(extra=()) -> dict:
+    files = code_files(extra)
+    return {"sha256": sha256_json([[f, sha256_path(ROOT / f)] for f in files]), "files": files}
 
 
 def model_input(ref: str) -> dict:
@@ -100,19 +121,22 @@ def now():
 class Stage:
     """One stage run: skip if done with the same key, else run from a clean directory and record it.
 
-    st = Stage(dir, "sft", recipe_info, inputs, force)      # clean=False keeps sub-runs (dpo)
+    st = Stage(dir, "sft", recipe_info, inputs, force, env="sft", code=[tool])   # clean=False keeps sub-runs
     if st.skip():            # done with the same key: says so and returns True
         return
     with st:                 # a clean .partial/, manifest "running" -> "done" | "failed"
         ... produce into st.partial ...; st.publish("model", st.partial / "model")
     """
 
-    def __init__(self, stage_dir: Path, stage: str, recipe: dict, inputs: dict, force=False, clean=True,
-                 **numbers):
+    def __init__(self, stage_dir: Path, stage: str, recipe: dict, inputs: dict, force=False, clean=True, *,
+                 env: str, code=(), **numbers):
         self.dir, self.stage, self.clean = Path(stage_dir), stage, clean
-        self.key = sha256_json({"recipe": recipe.get("sha256"), "inputs": inputs, "numbers": numbers})
+        environment, code = {env: venv.stamp(env)}, code_identity(code)
+        self.key = sha256_json({"recipe": recipe.get("sha256"), "inputs": inputs, "numbers": numbers,
+                                "environment": environment, "code": code["sha256"]})
         self.m = {"schema": SCHEMA, "stage": stage, "status": "running", "key": self.key, "recipe": recipe,
-                  "inputs": inputs, "outputs": {}, "tools": {}, **numbers, "launcher": launch.where(),
+                  "inputs": inputs, "environment": environment, "code": code, "outputs": {}, "tools": {},
+                  **numbers, "launcher": launch.where(),
                   "git_sha": git_sha(),
                   "started": now(), "finished": None, "wall_s": None, "metrics": {}}
         old = read(self.dir)

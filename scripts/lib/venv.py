@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-VENVS = ROOT / ".venv"
+VENVS = Path(os.environ.get("ALOE_VENVS", ROOT / ".venv"))  # ALOE_VENVS: environments kept elsewhere
 TOOLS = ROOT / "scripts" / "tools"
 
 # Offline and quiet: the hub is unreachable here and telemetry can hang a process at exit.
@@ -24,6 +24,17 @@ QUIET_ENV = {
 
 # For a step that reads the hub itself (real data sources, released models, eval datasets): lifts the switches.
 ONLINE = {"HF_HUB_OFFLINE": "0", "HF_DATASETS_OFFLINE": "0", "TRANSFORMERS_OFFLINE": "0"}
+
+
+STAMP = ".installed"  # written by scripts/install.py: the hash of the lock and plan the env was built from
+
+
+def stamp(stage: str) -> str:
+    """What an environment was built from; part of the identity of every stage run in it."""
+    f = VENVS / stage / STAMP
+    if not f.exists():
+        raise MissingEnv(f"stage environment .venv/{stage} is missing: run `make install` first")
+    return f.read_text().strip()
 
 
 class MissingEnv(RuntimeError):
