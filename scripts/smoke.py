@@ -1,4 +1,5 @@
-"""make smoke: the whole published 8B chain on the tiny model on CPU, with the real tools.
+"""make smoke [RECIPE=]: a published recipe's whole chain on the tiny model on CPU, with the real tools
+(default the 8B recipe; a Qwen recipe runs on the kit's Qwen2-shaped models).
 
 tiny-kit -> data (data_prep on fixture corpora) -> sft (axolotl) -> merge (mergekit) -> dpo (OpenRLHF, 5 + 1 runs) -> eval
 (lm-eval on local fixtures of the Table 9 tasks) -> medprompt (kNN few-shot, shuffled ensembles, vote)
@@ -6,19 +7,19 @@ tiny-kit -> data (data_prep on fixture corpora) -> sft (axolotl) -> merge (merge
 its own process reading the previous stage's manifest; a finished stage with the same inputs is skipped. Ends with a summary table read from the
 manifests. Tiny-model numbers show the machinery works; they are not the paper's numbers.
 
-  python -m scripts.smoke [--force] [--runs DIR]
+  python -m scripts.smoke [--recipe recipes/qwen2.5-aloe-beta-7b] [--force] [--runs DIR]
 """
 import argparse
 import subprocess
 import sys
 from pathlib import Path
 
-from scripts.lib import chain
+from scripts.lib import chain, cli
 from scripts.lib import manifest as mf
 from scripts.lib import recipe as rc
 from scripts.lib.table import table
 
-RECIPE, PROFILE = "recipes/aloe-beta-8b", "cpu-tiny"
+PROFILE = "cpu-tiny"
 
 
 def stage_dir(runs: Path, run: Path, job) -> Path:
@@ -28,7 +29,7 @@ def stage_dir(runs: Path, run: Path, job) -> Path:
 def figure(stage, m):
     x = m.get("metrics") or {}
     if stage == "tiny-kit":
-        return f"{x.get('params')} params, vocab {x.get('vocab')}"
+        return "; ".join(f"{family} {v.get('params')} params, vocab {v.get('vocab')}" for family, v in x.items())
     if stage == "data":
         steps = x.get("steps", {})
         dropped = sum(v["dropped"] for v in steps.values())
@@ -54,10 +55,11 @@ def figure(stage, m):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", default=str(rc.ROOT / "runs"), help="root of run outputs (default runs/)")
+    ap.add_argument("--recipe", default=cli.DEFAULT_RECIPE, help=f"recipe folder (default {cli.DEFAULT_RECIPE})")
     ap.add_argument("--force", action="store_true", help="rerun every stage")
     a = ap.parse_args(argv)
     runs = Path(a.runs).resolve()
-    r = rc.load(RECIPE, profile=PROFILE, kit=runs / "tiny-kit")
+    r = rc.load(a.recipe, profile=PROFILE, kit=runs / "tiny-kit")
     run = runs / r.name
     jobs = chain.build(r, str(runs), fixtures=True, force=a.force)  # the chain `make reproduce-8b` runs
     rows, dpo_wall, started = [], 0.0, mf.now()

@@ -1,11 +1,15 @@
-"""Build the tiny Llama-3.1-shaped model kit offline (runs in .venv/eval; deterministic, seconds).
+"""Build the tiny model kit offline (runs in .venv/eval; deterministic, seconds): two families.
 
 usage: build_tiny_kit.py OUT_DIR
-Writes OUT_DIR/base (stands for meta-llama/Llama-3.1-8B: eos <|end_of_text|>) and OUT_DIR/instruct
-(stands for Llama-3.1-8B-Instruct: base weights plus seeded noise, briefly tuned to answer multiple-choice
-questions as "... Answer: [X]", eos list end_of_text/eom/eot).
-Both share a byte-level BPE tokenizer with the Llama-3 special tokens and a Llama-3.1-style chat template.
-head_dim is 32 because vLLM's CPU attention rejects 16.
+Llama: OUT_DIR/base (stands for meta-llama/Llama-3.1-8B: eos <|end_of_text|>) and OUT_DIR/instruct (stands for
+Llama-3.1-8B-Instruct: base weights plus seeded noise, briefly tuned to answer multiple-choice questions as
+"... Answer: [X]", eos list end_of_text/eom/eot); a byte-level BPE tokenizer with the Llama-3 special tokens
+and a Llama-3.1-style chat template.
+Qwen: OUT_DIR/qwen-base and OUT_DIR/qwen-instruct, the same for Qwen/Qwen2.5-7B and -Instruct: a Qwen2 model,
+Qwen2's pre-tokenizer, the special tokens <|endoftext|> <|im_start|> <|im_end|>, no BOS, pad = <|endoftext|>,
+eos <|endoftext|> (base) and <|im_end|> (instruct; generation eos <|im_end|>, <|endoftext|>), Qwen2.5's
+ChatML template (without its tool branch).
+head_dim is 32 in both because vLLM's CPU attention rejects 16.
 """
 import argparse
 import json
@@ -14,15 +18,23 @@ from pathlib import Path
 
 import torch
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
 
-SPECIALS = ["<|begin_of_text|>", "<|end_of_text|>", "<|reserved_special_token_0|>", "<|reserved_special_token_1|>",
+LLAMA_SPECIALS = ["<|begin_of_text|>", "<|end_of_text|>", "<|reserved_special_token_0|>", "<|reserved_special_token_1|>",
             "<|finetune_right_pad_id|>", "<|reserved_special_token_2|>", "<|start_header_id|>",
             "<|end_header_id|>", "<|eom_id|>", "<|eot_id|>", "<|python_tag|>"]
+QWEN_SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 VOCAB = 1024
-SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"
-         r"|\s*[\r\n]+|\s+(?!\S)|\s+")  # the Llama 3 pre-tokenizer pattern
-CHAT_TEMPLATE = """{{- bos_token }}
+LLAMA_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"
+               r"|\s*[\r\n]+|\s+(?!\S)|\s+")  # the Llama 3 pre-tokenizer pattern
+QWEN_SPLIT = LLAMA_SPLIT.replace(r"\p{N}{1,3}", r"\p{N}")  # Qwen2 splits digits one by one
+QWEN_TEMPLATE = """{%- if messages[0]['role'] == 'system' %}{{- '<|im_start|>system\\n' + messages[0]['content'] + '<|im_end|>\\n' }}
+{%- else %}{{- '<|im_start|>system\\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\\n' }}{%- endif %}
+{%- for message in messages %}{%- if not (message.role == 'system' and loop.first) %}
+{{- '<|im_start|>' + message.role + '\\n' + message.content + '<|im_end|>' + '\\n' }}{%- endif %}{%- endfor %}
+{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}
+"""
+LLAMA_TEMPLATE = """{{- bos_token }}
 {%- if not date_string is defined %}{%- set date_string = "26 Jul 2024" %}{%- endif %}
 {%- if messages[0]['role'] == 'system' %}{%- set system_message = messages[0]['content']|trim %}{%- set messages = messages[1:] %}
 {%- else %}{%- set system_message = "" %}{%- endif %}
@@ -65,20 +77,19 @@ def corpus(n=4000, seed=0):
         yield s
 
 
-def build_tokenizer():
+def build_tokenizer(specials, split, bos=None):
     tok = Tokenizer(models.BPE(ignore_merges=True))
     tok.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex(SPLIT), behavior="isolated"),
+        pre_tokenizers.Split(Regex(split), behavior="isolated"),
         pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=VOCAB - len(SPECIALS), show_progress=False,
+    trainer = trainers.BpeTrainer(vocab_size=VOCAB - len(specials), show_progress=False,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     tok.train_from_iterator(list(corpus()), trainer=trainer)
-    tok.add_special_tokens(SPECIALS)
-    bos = tok.token_to_id("<|begin_of_text|>")
-    tok.post_processor = processors.TemplateProcessing(single="<|begin_of_text|> $A",
-                                                       pair="<|begin_of_text|> $A <|begin_of_text|>:1 $B:1",
-                                                       special_tokens=[("<|begin_of_text|>", bos)])
+    tok.add_special_tokens(specials)
+    if bos:  # Llama prepends <|begin_of_text|>; Qwen adds no special token
+        tok.post_processor = processors.TemplateProcessing(single=f"{bos} $A", pair=f"{bos} $A {bos}:1 $B:1",
+                                                           special_tokens=[(bos, tok.token_to_id(bos))])
     return tok
 
 
@@ -114,11 +125,7 @@ def instruction_tune(model, tok, steps=120, lr=3e-3):
     return loss.item()
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("out_dir")
-    out = Path(ap.parse_args().out_dir)
-    tok = build_tokenizer()
+def llama(tok):
     ids = {t: tok.token_to_id(t) for t in ("<|begin_of_text|>", "<|end_of_text|>", "<|eom_id|>", "<|eot_id|>")}
     cfg = LlamaConfig(vocab_size=tok.get_vocab_size(), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                       num_attention_heads=4, num_key_value_heads=2, head_dim=32, max_position_embeddings=131072,
@@ -126,33 +133,63 @@ def main():
                       rope_parameters={"rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0,
                                        "low_freq_factor": 1.0, "high_freq_factor": 4.0,
                                        "original_max_position_embeddings": 8192})
-    torch.manual_seed(0)
-    base_sd = LlamaForCausalLM(cfg).state_dict()
     instruct_eos = [ids["<|end_of_text|>"], ids["<|eom_id|>"], ids["<|eot_id|>"]]
-    variants = {"base": (None, ids["<|end_of_text|>"], "<|end_of_text|>"),
-                "instruct": (2, instruct_eos, "<|eot_id|>")}
-    losses = {}
-    for name, (noise_seed, eos, eos_token) in variants.items():
-        model = LlamaForCausalLM(cfg)
+    tokens = {"bos_token": "<|begin_of_text|>", "pad_token": "<|finetune_right_pad_id|>", "model_max_length": 131072}
+    return LlamaForCausalLM, cfg, {"bos_token_id": ids["<|begin_of_text|>"]}, LLAMA_TEMPLATE, tokens, {
+        "": (None, ids["<|end_of_text|>"], "<|end_of_text|>"), "instruct": (2, instruct_eos, "<|eot_id|>")}
+
+
+def qwen(tok):
+    ids = {t: tok.token_to_id(t) for t in QWEN_SPECIALS}
+    end, im_end = ids["<|endoftext|>"], ids["<|im_end|>"]
+    cfg = Qwen2Config(vocab_size=tok.get_vocab_size(), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                      num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=32768,  # head_dim 64 / 2 = 32
+                      rms_norm_eps=1e-6, bos_token_id=end, tie_word_embeddings=False, use_sliding_window=False,
+                      rope_parameters={"rope_type": "default", "rope_theta": 1000000.0})
+    tokens = {"bos_token": None, "pad_token": "<|endoftext|>", "model_max_length": 32768}
+    return Qwen2ForCausalLM, cfg, {"bos_token_id": end, "pad_token_id": end}, QWEN_TEMPLATE, tokens, {
+        "": (None, end, "<|endoftext|>"), "instruct": (2, [im_end, end], "<|im_end|>")}
+
+
+# family: (output prefix, special tokens, pre-tokenizer pattern, BOS the tokenizer adds, model builder)
+FAMILIES = {"llama": ("", LLAMA_SPECIALS, LLAMA_SPLIT, "<|begin_of_text|>", llama),
+            "qwen": ("qwen-", QWEN_SPECIALS, QWEN_SPLIT, None, qwen)}
+
+
+def build(out: Path, family: str) -> dict:
+    prefix, specials, split, bos, make = FAMILIES[family]
+    tok = build_tokenizer(specials, split, bos)
+    model_cls, cfg, gen_ids, template, tokens, variants = make(tok)
+    torch.manual_seed(0)
+    base_sd = model_cls(cfg).state_dict()
+    metrics = {}
+    for variant, (noise_seed, eos, eos_token) in variants.items():
+        model = model_cls(cfg)
         sd = {k: v.clone() for k, v in base_sd.items()}
         if noise_seed is not None:  # "instruct" = base + a seeded task vector
             g = torch.Generator().manual_seed(noise_seed)
             sd = {k: v + 0.02 * torch.randn(v.shape, generator=g) for k, v in sd.items()}
         model.load_state_dict(sd)
-        hf = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|begin_of_text|>", eos_token=eos_token,
-                                     pad_token="<|finetune_right_pad_id|>", model_max_length=131072,
-                                     clean_up_tokenization_spaces=False)
-        hf.chat_template = CHAT_TEMPLATE
-        if name == "instruct":  # an instruct model answers in a format: it has seen instruction data
-            losses[name] = instruction_tune(model, hf)
+        hf = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=eos_token, clean_up_tokenization_spaces=False,
+                                     **tokens)
+        hf.chat_template = template
+        if variant == "instruct":  # an instruct model answers in a format: it has seen instruction data
+            metrics["instruct_tuning_loss"] = round(instruction_tune(model, hf), 3)
+            metrics["eos_instruct"] = eos
         model.config.eos_token_id = eos
-        model.generation_config = GenerationConfig(bos_token_id=ids["<|begin_of_text|>"], eos_token_id=eos,
-                                                   do_sample=True, temperature=0.6, top_p=0.9)
+        model.generation_config = GenerationConfig(eos_token_id=eos, do_sample=True, temperature=0.6, top_p=0.9,
+                                                   **gen_ids)
+        name = prefix + (variant or "base")
         model.save_pretrained(out / name)
         hf.save_pretrained(out / name)
-    n = sum(v.numel() for v in base_sd.values())
-    print(json.dumps({"params": n, "vocab": tok.get_vocab_size(), "eos_instruct": instruct_eos,
-                      "instruct_tuning_loss": round(losses["instruct"], 3)}))
+    return {"params": sum(v.numel() for v in base_sd.values()), "vocab": tok.get_vocab_size(), **metrics}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("out_dir")
+    out = Path(ap.parse_args().out_dir)
+    print(json.dumps({family: build(out, family) for family in FAMILIES}))
 
 
 if __name__ == "__main__":

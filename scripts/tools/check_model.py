@@ -1,8 +1,8 @@
 """Load a model directory with transformers, generate, and compare its weights (runs in .venv/eval).
 
-usage: check_model.py MODEL_DIR [--ref REF_DIR] [--force-eot-at N]
+usage: check_model.py MODEL_DIR [--ref REF_DIR] [--force-eot-at N [--eot TOKEN]]
 Exits 1 naming the tensors when a weight is NaN or infinite. Prints JSON: generated token count and text; with --ref, how many tensors differ and the largest change;
-with --force-eot-at N, whether generation stops when <|eot_id|> is emitted at step N (the model's own
+with --force-eot-at N, whether generation stops when the turn terminator (--eot, default <|eot_id|>) is emitted at step N (the model's own
 generation_config decides which tokens stop it).
 """
 import argparse
@@ -37,6 +37,7 @@ def main():
     ap.add_argument("model")
     ap.add_argument("--ref")
     ap.add_argument("--force-eot-at", type=int)
+    ap.add_argument("--eot", default="<|eot_id|>", help="the turn terminator (Qwen: <|im_end|>)")
     a = ap.parse_args()
     tok = AutoTokenizer.from_pretrained(a.model)
     model = AutoModelForCausalLM.from_pretrained(a.model, dtype=torch.float32)
@@ -49,7 +50,7 @@ def main():
     n_prompt, max_new = ids["input_ids"].shape[1], 12
     extra = {}
     if a.force_eot_at is not None:
-        eot = tok.convert_tokens_to_ids("<|eot_id|>")
+        eot = tok.convert_tokens_to_ids(a.eot)
         extra["logits_processor"] = LogitsProcessorList([ForceToken(eot, a.force_eot_at, n_prompt)])
     torch.manual_seed(0)
     out = model.generate(**ids, max_new_tokens=max_new, do_sample=False, pad_token_id=tok.pad_token_id, **extra)
