@@ -9,10 +9,11 @@ are removed: a port is not a released model, so check-recipes shows its deviatio
 as information. Prints every value published for the source model (recipes/published.yaml), to review for
 the new base.
 
-  python -m scripts.new_recipe --from recipes/aloe-beta-8b --base mistralai/Mistral-7B-v0.3 --name mistral-aloe-7b \\
-      --instruct mistralai/Mistral-7B-Instruct-v0.3 --config config.json --chat-template mistral_v3_tekken --eot-token "</s>"
-  python -m scripts.new_recipe --from recipes/aloe-beta-8b --base Qwen/Qwen2.5-7B --name qwen-port --sft-gpus 16 --sft-nodes 4
+  python -m scripts.new_recipe --base mistralai/Mistral-7B-v0.3 --name mistral-aloe-7b --config config.json \\
+      --instruct mistralai/Mistral-7B-Instruct-v0.3 --chat-template mistral_v3_tekken --eot-token "</s>"
+  python -m scripts.new_recipe --from recipes/aloe-beta-8b --base Qwen/Qwen2.5-7B --name qwen-port --sft-gpus 16
 """
+
 import argparse
 import json
 import os
@@ -26,8 +27,10 @@ from scripts.lib import values
 from scripts.lib.table import table
 
 # model_type -> (axolotl chat_template, turn terminator, pad token): the released Aloe recipes' choices per family
-FAMILIES = {"llama": ("llama3", "<|eot_id|>", "<|finetune_right_pad_id|>"),
-            "qwen2": ("qwen_25", "<|im_end|>", "<|endoftext|>")}
+FAMILIES = {
+    "llama": ("llama3", "<|eot_id|>", "<|finetune_right_pad_id|>"),
+    "qwen2": ("qwen_25", "<|im_end|>", "<|endoftext|>"),
+}
 PORTED = "# [C] new_recipe"
 
 
@@ -44,7 +47,7 @@ def base_config(base: str, given: str | None) -> dict:
         with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=30) as f:
             return json.loads(f.read())
     except OSError as e:
-        raise SystemExit(f"new_recipe: cannot read {url} ({e}); pass the base's config.json with --config")
+        raise SystemExit(f"new_recipe: cannot read {url} ({e}); pass the base's config.json with --config") from e
 
 
 def set_line(text: str, path: Path, key: str, value: str, why: str = "") -> str:
@@ -65,18 +68,25 @@ def set_line(text: str, path: Path, key: str, value: str, why: str = "") -> str:
 
 def batch(total: int, micro: int, gpus: int, what: str) -> int:
     if total % (micro * gpus):
-        raise SystemExit(f"new_recipe: {what}: a total batch of {total} cannot be reached on {gpus} GPUs with micro "
-                         f"batch {micro}; GPU counts that work: {rc.divisors(total // micro)}")
+        raise SystemExit(
+            f"new_recipe: {what}: a total batch of {total} cannot be reached on {gpus} GPUs with micro "
+            f"batch {micro}; GPU counts that work: {rc.divisors(total // micro)}"
+        )
     return total // (micro * gpus)
 
 
 def port(src: rc.Recipe, out: Path, base: str, instruct: str, cfg: dict, template: tuple, hw: dict) -> dict:
     """Write the new folder; returns its texts by file stem."""
     s = src.raw
-    ids = [(s["merge"]["models"][-1]["model"], instruct), (s["sft"]["base_model"], base),
-           (f"runs/{src.path.name}/", f"runs/{out.name}/")]
-    note = (f"# Ported by scripts.new_recipe from recipes/{src.path.name} ({s['recipe'].get('released_as')}) to {base}:\n"
-            f"# [P] tags name what was published for the source model, not for this base; review them.\n")
+    ids = [
+        (s["merge"]["models"][-1]["model"], instruct),
+        (s["sft"]["base_model"], base),
+        (f"runs/{src.path.name}/", f"runs/{out.name}/"),
+    ]
+    note = (
+        f"# Ported by scripts.new_recipe from recipes/{src.path.name} ({s['recipe'].get('released_as')}) to {base}:\n"
+        f"# [P] tags name what was published for the source model, not for this base; review them.\n"
+    )
     texts = {}
     for stem in rc.FILES:
         text = src.file(stem).read_text()
@@ -92,8 +102,13 @@ def port(src: rc.Recipe, out: Path, base: str, instruct: str, cfg: dict, templat
     t = set_line(t, f, "special_tokens.pad_token", f"pad_token: {pad}", "the base family's pad token")
     micro = int(s["sft"].get("micro_batch_size", 1))
     ga = batch(int(s["recipe"]["sft_total_batch"]), micro, hw["sft"]["gpus"], "SFT")
-    t = set_line(t, f, "gradient_accumulation_steps", f"gradient_accumulation_steps: {ga}",
-                 f"{s['recipe']['sft_total_batch']} / ({micro} x {hw['sft']['gpus']} GPUs)")
+    t = set_line(
+        t,
+        f,
+        "gradient_accumulation_steps",
+        f"gradient_accumulation_steps: {ga}",
+        f"{s['recipe']['sft_total_batch']} / ({micro} x {hw['sft']['gpus']} GPUs)",
+    )
     texts["sft"] = t
     dargs = s["dpo"]["args"]
     batch(int(dargs["train.batch_size"]), int(dargs.get("train.micro_batch_size", 1)), hw["dpo"]["gpus"], "DPO")
@@ -102,7 +117,9 @@ def port(src: rc.Recipe, out: Path, base: str, instruct: str, cfg: dict, templat
     t = set_line(t, f, "name", f"name: {out.name}", "a port, not a released model (no released_as)")
     t = set_line(t, f, "base_config", f"base_config: {rel(out / 'base_config.json')}", "the base's public config.json")
     for stage, h in hw.items():
-        t = set_line(t, f, f"hardware.{stage}", f"{stage}: {{gpus: {h['gpus']}, nodes: {h['nodes']}}}", "the port's hardware")
+        t = set_line(
+            t, f, f"hardware.{stage}", f"{stage}: {{gpus: {h['gpus']}, nodes: {h['nodes']}}}", "the port's hardware"
+        )
     texts["recipe"] = t
     out.mkdir(parents=True)
     for stem, text in texts.items():
@@ -138,19 +155,34 @@ def main(argv=None):
     family = FAMILIES.get(cfg.get("model_type"), (None, None, None))
     template = (a.chat_template or family[0], a.eot_token or family[1], a.pad_token or family[2])
     if None in template:
-        raise SystemExit(f"new_recipe: no chat template known for model_type {cfg.get('model_type')!r} "
-                         f"(known: {sorted(FAMILIES)}): pass --chat-template, --eot-token and --pad-token")
-    hw = {stage: {"gpus": getattr(a, f"{stage}_gpus") if getattr(a, f"{stage}_gpus") is not None else h["gpus"],
-                  "nodes": getattr(a, f"{stage}_nodes") or h["nodes"]}
-          for stage, h in src.raw["recipe"]["hardware"].items() if stage != "data"}
+        raise SystemExit(
+            f"new_recipe: no chat template known for model_type {cfg.get('model_type')!r} "
+            f"(known: {sorted(FAMILIES)}): pass --chat-template, --eot-token and --pad-token"
+        )
+    hw = {
+        stage: {
+            "gpus": getattr(a, f"{stage}_gpus") if getattr(a, f"{stage}_gpus") is not None else h["gpus"],
+            "nodes": getattr(a, f"{stage}_nodes") or h["nodes"],
+        }
+        for stage, h in src.raw["recipe"]["hardware"].items()
+        if stage != "data"
+    }
     port(src, out, a.base.rstrip("/"), a.instruct or f"{a.base.rstrip('/')}-Instruct", cfg, template, hw)
     new = rc.load(out)
     published, _ = values.published_for(src)
-    rows = sorted(((new.rel(stem), rc.locate(new.file(stem), k) or 0, k, v, values.flatten(new.raw[stem]).get(k, "<absent>"))
-                   for stem, keys in published.items() for k, v in keys.items()), key=lambda x: x[:2])
+    rows = sorted(
+        (
+            (new.rel(stem), rc.locate(new.file(stem), k) or 0, k, v, values.flatten(new.raw[stem]).get(k, "<absent>"))
+            for stem, keys in published.items()
+            for k, v in keys.items()
+        ),
+        key=lambda x: x[:2],
+    )
     rows = [(f"{f}:{n or '-'}", *rest) for f, n, *rest in rows]
-    print(f"wrote {rel(out)} ({src.path.name} -> {a.base})\n\nvalues published for {src.raw['recipe'].get('released_as')}"
-          f" (recipes/published.yaml): review each for the new base\n")
+    print(
+        f"wrote {rel(out)} ({src.path.name} -> {a.base})\n\nvalues published for {src.raw['recipe'].get('released_as')}"
+        f" (recipes/published.yaml): review each for the new base\n"
+    )
     print(table(["file", "key", f"published for {src.path.name}", "in the port"], rows))
     print(f"\nnext: make check-recipes RECIPE={rel(out)}")
     return 0

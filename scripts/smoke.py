@@ -9,6 +9,7 @@ manifests. Tiny-model numbers show the machinery works; they are not the paper's
 
   python -m scripts.smoke [--recipe recipes/qwen2.5-aloe-beta-7b] [--force] [--runs DIR]
 """
+
 import argparse
 import subprocess
 import sys
@@ -47,8 +48,10 @@ def figure(stage, m):
         accs = [v["acc"] for v in x.values() if isinstance(v.get("acc"), float)]
         return f"{len(x)} fixture tasks, mean acc {sum(accs) / len(accs):.3f} (chance about 0.26)"
     if stage == "medprompt":
-        return (f"acc {x['accuracy']:.3f}, parse rate {x['parse_rate']:.2f}, {x['generated_tokens']} tokens "
-                f"({x['members_run']} members)")
+        return (
+            f"acc {x['accuracy']:.3f}, parse rate {x['parse_rate']:.2f}, {x['generated_tokens']} tokens "
+            f"({x['members_run']} members)"
+        )
     return ""
 
 
@@ -75,8 +78,14 @@ def main(argv=None):
         m = mf.read(stage_dir(runs, run, job))
         skipped = m["finished"] < started  # finished before this smoke started: skipped
         out = next(iter(m["outputs"].values()))["path"] if m["outputs"] else "-"
-        rows.append([job.stage, f"{dt:.0f} s" + (" (skipped)" if skipped else ""), out.replace(str(rc.ROOT) + "/", ""),
-                     figure(job.stage, m)])
+        rows.append(
+            [
+                job.stage,
+                f"{dt:.0f} s" + (" (skipped)" if skipped else ""),
+                out.replace(str(rc.ROOT) + "/", ""),
+                figure(job.stage, m),
+            ]
+        )
     print("\nsmoke summary (tiny model on CPU: these figures show the chain works, not the paper's numbers)")
     print(table(["stage", "wall", "output", "what shows it worked"], rows))
     print("\n=== verify (the tiny model against its fixture expectation; NOT the paper's numbers) ===", flush=True)

@@ -11,6 +11,7 @@ eos <|endoftext|> (base) and <|im_end|> (instruct; generation eos <|im_end|>, <|
 ChatML template (without its tool branch).
 head_dim is 32 in both because vLLM's CPU attention rejects 16.
 """
+
 import argparse
 import json
 import random
@@ -18,18 +19,40 @@ from pathlib import Path
 
 import torch
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+from transformers import (
+    GenerationConfig,
+    LlamaConfig,
+    LlamaForCausalLM,
+    PreTrainedTokenizerFast,
+    Qwen2Config,
+    Qwen2ForCausalLM,
+)
 
-LLAMA_SPECIALS = ["<|begin_of_text|>", "<|end_of_text|>", "<|reserved_special_token_0|>", "<|reserved_special_token_1|>",
-            "<|finetune_right_pad_id|>", "<|reserved_special_token_2|>", "<|start_header_id|>",
-            "<|end_header_id|>", "<|eom_id|>", "<|eot_id|>", "<|python_tag|>"]
+LLAMA_SPECIALS = [
+    "<|begin_of_text|>",
+    "<|end_of_text|>",
+    "<|reserved_special_token_0|>",
+    "<|reserved_special_token_1|>",
+    "<|finetune_right_pad_id|>",
+    "<|reserved_special_token_2|>",
+    "<|start_header_id|>",
+    "<|end_header_id|>",
+    "<|eom_id|>",
+    "<|eot_id|>",
+    "<|python_tag|>",
+]
 QWEN_SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 VOCAB = 1024
-LLAMA_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"
-               r"|\s*[\r\n]+|\s+(?!\S)|\s+")  # the Llama 3 pre-tokenizer pattern
+LLAMA_SPLIT = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"
+    r"|\s*[\r\n]+|\s+(?!\S)|\s+"
+)  # the Llama 3 pre-tokenizer pattern
 QWEN_SPLIT = LLAMA_SPLIT.replace(r"\p{N}{1,3}", r"\p{N}")  # Qwen2 splits digits one by one
-QWEN_TEMPLATE = """{%- if messages[0]['role'] == 'system' %}{{- '<|im_start|>system\\n' + messages[0]['content'] + '<|im_end|>\\n' }}
-{%- else %}{{- '<|im_start|>system\\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\\n' }}{%- endif %}
+QWEN_TEMPLATE = """{%- if messages[0]['role'] == 'system' %}
+{{- '<|im_start|>system\\n' + messages[0]['content'] + '<|im_end|>\\n' }}
+{%- else %}
+{{- '<|im_start|>system\\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\\n' }}
+{%- endif %}
 {%- for message in messages %}{%- if not (message.role == 'system' and loop.first) %}
 {{- '<|im_start|>' + message.role + '\\n' + message.content + '<|im_end|>' + '\\n' }}{%- endif %}{%- endfor %}
 {%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}
@@ -71,25 +94,30 @@ def corpus(n=4000, seed=0):
         s = rnd.choice(SENTENCES)
         while "{" in s:
             i = s.index("{")
-            k = s[i + 1:s.index("}", i)]
+            k = s[i + 1 : s.index("}", i)]
             v = str(rnd.randint(1, 95)) if k == "n" else rnd.choice("ABCD") if k == "L" else rnd.choice(WORDS[k])
-            s = s[:i] + v + s[i + len(k) + 2:]
+            s = s[:i] + v + s[i + len(k) + 2 :]
         yield s
 
 
 def build_tokenizer(specials, split, bos=None):
     tok = Tokenizer(models.BPE(ignore_merges=True))
-    tok.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex(split), behavior="isolated"),
-        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(split), behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=VOCAB - len(specials), show_progress=False,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    trainer = trainers.BpeTrainer(
+        vocab_size=VOCAB - len(specials), show_progress=False, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
     tok.train_from_iterator(list(corpus()), trainer=trainer)
     tok.add_special_tokens(specials)
     if bos:  # Llama prepends <|begin_of_text|>; Qwen adds no special token
-        tok.post_processor = processors.TemplateProcessing(single=f"{bos} $A", pair=f"{bos} $A {bos}:1 $B:1",
-                                                           special_tokens=[(bos, tok.token_to_id(bos))])
+        tok.post_processor = processors.TemplateProcessing(
+            single=f"{bos} $A", pair=f"{bos} $A {bos}:1 $B:1", special_tokens=[(bos, tok.token_to_id(bos))]
+        )
     return tok
 
 
@@ -102,9 +130,14 @@ def cot_chats(n=256, seed=1):
         opts = rnd.sample(WORDS["drug"], 4)
         letter = rnd.choice("ABCD")
         body = "\n".join(f"{L}. {o}" for L, o in zip("ABCD", opts))
-        yield [{"role": "user", "content": f"Question: Which drug treats {cond}?\nOptions:\n{body}"},
-               {"role": "assistant", "content": f"Let's think step by step. {cond} affects the "
-                                                f"{rnd.choice(WORDS['organ'])}. Answer: [{letter}]"}]
+        yield [
+            {"role": "user", "content": f"Question: Which drug treats {cond}?\nOptions:\n{body}"},
+            {
+                "role": "assistant",
+                "content": f"Let's think step by step. {cond} affects the "
+                f"{rnd.choice(WORDS['organ'])}. Answer: [{letter}]",
+            },
+        ]
 
 
 def instruction_tune(model, tok, steps=120, lr=3e-3):
@@ -127,33 +160,72 @@ def instruction_tune(model, tok, steps=120, lr=3e-3):
 
 def llama(tok):
     ids = {t: tok.token_to_id(t) for t in ("<|begin_of_text|>", "<|end_of_text|>", "<|eom_id|>", "<|eot_id|>")}
-    cfg = LlamaConfig(vocab_size=tok.get_vocab_size(), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, head_dim=32, max_position_embeddings=131072,
-                      rms_norm_eps=1e-5, bos_token_id=ids["<|begin_of_text|>"], tie_word_embeddings=False,
-                      rope_parameters={"rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0,
-                                       "low_freq_factor": 1.0, "high_freq_factor": 4.0,
-                                       "original_max_position_embeddings": 8192})
+    cfg = LlamaConfig(
+        vocab_size=tok.get_vocab_size(),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=32,
+        max_position_embeddings=131072,
+        rms_norm_eps=1e-5,
+        bos_token_id=ids["<|begin_of_text|>"],
+        tie_word_embeddings=False,
+        rope_parameters={
+            "rope_type": "llama3",
+            "rope_theta": 500000.0,
+            "factor": 8.0,
+            "low_freq_factor": 1.0,
+            "high_freq_factor": 4.0,
+            "original_max_position_embeddings": 8192,
+        },
+    )
     instruct_eos = [ids["<|end_of_text|>"], ids["<|eom_id|>"], ids["<|eot_id|>"]]
     tokens = {"bos_token": "<|begin_of_text|>", "pad_token": "<|finetune_right_pad_id|>", "model_max_length": 131072}
-    return LlamaForCausalLM, cfg, {"bos_token_id": ids["<|begin_of_text|>"]}, LLAMA_TEMPLATE, tokens, {
-        "": (None, ids["<|end_of_text|>"], "<|end_of_text|>"), "instruct": (2, instruct_eos, "<|eot_id|>")}
+    return (
+        LlamaForCausalLM,
+        cfg,
+        {"bos_token_id": ids["<|begin_of_text|>"]},
+        LLAMA_TEMPLATE,
+        tokens,
+        {"": (None, ids["<|end_of_text|>"], "<|end_of_text|>"), "instruct": (2, instruct_eos, "<|eot_id|>")},
+    )
 
 
 def qwen(tok):
     ids = {t: tok.token_to_id(t) for t in QWEN_SPECIALS}
     end, im_end = ids["<|endoftext|>"], ids["<|im_end|>"]
-    cfg = Qwen2Config(vocab_size=tok.get_vocab_size(), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                      num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=32768,  # head_dim 64 / 2 = 32
-                      rms_norm_eps=1e-6, bos_token_id=end, tie_word_embeddings=False, use_sliding_window=False,
-                      rope_parameters={"rope_type": "default", "rope_theta": 1000000.0})
+    cfg = Qwen2Config(
+        vocab_size=tok.get_vocab_size(),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        max_position_embeddings=32768,  # head_dim 64 / 2 = 32
+        rms_norm_eps=1e-6,
+        bos_token_id=end,
+        tie_word_embeddings=False,
+        use_sliding_window=False,
+        rope_parameters={"rope_type": "default", "rope_theta": 1000000.0},
+    )
     tokens = {"bos_token": None, "pad_token": "<|endoftext|>", "model_max_length": 32768}
-    return Qwen2ForCausalLM, cfg, {"bos_token_id": end, "pad_token_id": end}, QWEN_TEMPLATE, tokens, {
-        "": (None, end, "<|endoftext|>"), "instruct": (2, [im_end, end], "<|im_end|>")}
+    return (
+        Qwen2ForCausalLM,
+        cfg,
+        {"bos_token_id": end, "pad_token_id": end},
+        QWEN_TEMPLATE,
+        tokens,
+        {"": (None, end, "<|endoftext|>"), "instruct": (2, [im_end, end], "<|im_end|>")},
+    )
 
 
 # family: (output prefix, special tokens, pre-tokenizer pattern, BOS the tokenizer adds, model builder)
-FAMILIES = {"llama": ("", LLAMA_SPECIALS, LLAMA_SPLIT, "<|begin_of_text|>", llama),
-            "qwen": ("qwen-", QWEN_SPECIALS, QWEN_SPLIT, None, qwen)}
+FAMILIES = {
+    "llama": ("", LLAMA_SPECIALS, LLAMA_SPLIT, "<|begin_of_text|>", llama),
+    "qwen": ("qwen-", QWEN_SPECIALS, QWEN_SPLIT, None, qwen),
+}
 
 
 def build(out: Path, family: str) -> dict:
@@ -170,15 +242,17 @@ def build(out: Path, family: str) -> dict:
             g = torch.Generator().manual_seed(noise_seed)
             sd = {k: v + 0.02 * torch.randn(v.shape, generator=g) for k, v in sd.items()}
         model.load_state_dict(sd)
-        hf = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=eos_token, clean_up_tokenization_spaces=False,
-                                     **tokens)
+        hf = PreTrainedTokenizerFast(
+            tokenizer_object=tok, eos_token=eos_token, clean_up_tokenization_spaces=False, **tokens
+        )
         hf.chat_template = template
         if variant == "instruct":  # an instruct model answers in a format: it has seen instruction data
             metrics["instruct_tuning_loss"] = round(instruction_tune(model, hf), 3)
             metrics["eos_instruct"] = eos
         model.config.eos_token_id = eos
-        model.generation_config = GenerationConfig(eos_token_id=eos, do_sample=True, temperature=0.6, top_p=0.9,
-                                                   **gen_ids)
+        model.generation_config = GenerationConfig(
+            eos_token_id=eos, do_sample=True, temperature=0.6, top_p=0.9, **gen_ids
+        )
         name = prefix + (variant or "base")
         model.save_pretrained(out / name)
         hf.save_pretrained(out / name)

@@ -5,6 +5,7 @@ Exits 1 naming the tensors when a weight is NaN or infinite. Prints JSON: genera
 with --force-eot-at N, whether generation stops when the turn terminator (--eot, default <|eot_id|>) is emitted at step N (the model's own
 generation_config decides which tokens stop it).
 """
+
 import argparse
 import json
 from pathlib import Path
@@ -44,8 +45,9 @@ def main():
     bad = [k for k, v in weights(a.model).items() if not torch.isfinite(v).all()]
     if bad:  # a NaN or inf weight still loads and may even generate
         raise SystemExit(f"check_model: non-finite (NaN or inf) weights in {a.model}: {', '.join(bad)}")
-    prompt = tok.apply_chat_template([{"role": "user", "content": "Which drug treats asthma?"}],
-                                     tokenize=False, add_generation_prompt=True)
+    prompt = tok.apply_chat_template(
+        [{"role": "user", "content": "Which drug treats asthma?"}], tokenize=False, add_generation_prompt=True
+    )
     ids = tok(prompt, add_special_tokens=False, return_tensors="pt")
     n_prompt, max_new = ids["input_ids"].shape[1], 12
     extra = {}
@@ -55,16 +57,23 @@ def main():
     torch.manual_seed(0)
     out = model.generate(**ids, max_new_tokens=max_new, do_sample=False, pad_token_id=tok.pad_token_id, **extra)
     new = out[0, n_prompt:]
-    res = {"generated_tokens": int(new.shape[0]), "max_new_tokens": max_new,
-           "text": tok.decode(new), "eos_token_id": model.generation_config.eos_token_id}
+    res = {
+        "generated_tokens": int(new.shape[0]),
+        "max_new_tokens": max_new,
+        "text": tok.decode(new),
+        "eos_token_id": model.generation_config.eos_token_id,
+    }
     if a.force_eot_at is not None:
         res["stopped_at_eot"] = int(new.shape[0]) == a.force_eot_at + 1
     if a.ref:
         w, r = weights(a.model), weights(a.ref)
         common = sorted(set(w) & set(r))
         diffs = {k: (w[k] - r[k]).abs().max().item() for k in common if w[k].shape == r[k].shape}
-        res.update(tensors=len(common), tensors_changed=sum(d > 0 for d in diffs.values()),
-                   max_abs_change=max(diffs.values()) if diffs else None)
+        res.update(
+            tensors=len(common),
+            tensors_changed=sum(d > 0 for d in diffs.values()),
+            max_abs_change=max(diffs.values()) if diffs else None,
+        )
     print(json.dumps(res))
 
 
