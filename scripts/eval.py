@@ -1,10 +1,11 @@
 """Stage eval: lm-evaluation-harness on a model, with every setting written down.
 
-Suites (from the recipe's eval.yaml): mcqa = the Table 9 tasks (upstream lm-eval tasks, and
-aloe_pubmedqa from recipes/tasks/mcqa/), open = the Table 11-12 tasks defined in recipes/tasks/open/ (offline metrics; `aloe_` names cannot clash with
-upstream ones), all = both. `--log_samples` always. Backends: hf (CPU or GPU, .venv/eval) and vllm
-(GPU, .venv/infer-gpu). With --local, every task reads the data stage's fixture in its own schema
-(the dataset path is overridden; prompts and metrics are the task's own).
+Suites (from the recipe's eval.yaml): mcqa = the Table 9 tasks (upstream lm-eval tasks, and aloe_pubmedqa from
+recipes/tasks/mcqa/), open = the Table 11-12 tasks defined in recipes/tasks/open/ (offline metrics; `aloe_` names
+cannot clash with upstream ones), all = both, general = eval.yaml general_tasks (lm-eval's `leaderboard` group: the
+Open LLM Leaderboard 2 tasks the model cards report, with their own shots). `--log_samples` always. Backends: hf
+(CPU or GPU, .venv/eval) and vllm (GPU, .venv/infer-gpu). With --local, every task reads the data stage's fixture
+in its own schema (the dataset path is overridden; prompts and metrics are the task's own).
 
   python -m scripts.eval --model HPAI-BSC/Llama3.1-Aloe-Beta-8B --backend vllm     # a released model
   python -m scripts.eval --profile cpu-tiny --local --suite all                     # the tiny model, fixtures
@@ -22,7 +23,13 @@ from scripts.lib import manifest as mf
 from scripts.lib import recipe as rc
 from scripts.lib.aggregates import TASK_ALIASES
 
-SUITES = ("mcqa", "open", "all")
+SUITES = ("mcqa", "open", "all", "general")
+# [C] the general suite runs as the Open LLM Leaderboard 2 ran chat models (lm-eval's leaderboard README and the
+# leaderboard's docs): each task's own few-shot count and generation budget (no --num_fewshot, no max_gen_toks:
+# MATH and IFEval generate more than eval.yaml's 256 tokens), chat template on, shots as turns.
+GENERAL_ARGS = ["--apply_chat_template", "--fewshot_as_multiturn"]
+# lm-eval's `ifeval` and `math` extras, which the leaderboard group imports at task load (lm_eval METADATA)
+GENERAL_MODULES = ("langdetect", "immutabledict", "antlr4", "sympy")
 
 
 def model_eval_dir(runs, model: str, suite: str) -> Path:
@@ -31,7 +38,24 @@ def model_eval_dir(runs, model: str, suite: str) -> Path:
 
 
 def suite_tasks(e: dict, suite: str) -> list:
-    return {"mcqa": e["tasks"], "open": e["open_tasks"], "all": e["tasks"] + e["open_tasks"]}[suite]
+    return {"mcqa": e["tasks"], "open": e["open_tasks"], "all": e["tasks"] + e["open_tasks"],
+            "general": e["general_tasks"]}[suite]
+
+
+def suite_args(e: dict, suite: str) -> list:
+    """Shots, generation budget and chat template: the recipe's, or the leaderboard's own for the general suite."""
+    if suite == "general":
+        return GENERAL_ARGS
+    return ["--num_fewshot", e["num_fewshot"], "--gen_kwargs", f"max_gen_toks={e['max_gen_toks']}",
+            *(["--apply_chat_template"] if e["apply_chat_template"] else [])]
+
+
+def check_general_env(env: str):
+    missing = venv.run(env, ["python", "-c", "import importlib.util as u; "
+                             f"print(' '.join(m for m in {GENERAL_MODULES!r} if not u.find_spec(m)))"], capture=True)
+    if missing.returncode or missing.stdout.strip():
+        raise SystemExit(f"[eval] the leaderboard tasks need lm-eval's ifeval and math extras; {env} lacks: "
+                         f"{missing.stdout.strip() or missing.stderr.strip()}")
 
 
 def render_local_tasks(env: str, tasks: list, fixtures: dict, dest: Path) -> list:
@@ -76,7 +100,8 @@ def main(argv=None):
         inputs["data"] = mf.read_done(run / "data", "eval")["outputs"]
     tasks = suite_tasks(e, a.suite)
     settings = {k: e[k] for k in ("num_fewshot", "apply_chat_template", "batch_size", "dtype", "seed", "max_gen_toks")}
-    settings.update(suite=a.suite, tasks=tasks, backend=a.backend, limit=a.limit, local=a.local)
+    settings.update(suite=a.suite, tasks=tasks, backend=a.backend, limit=a.limit, local=a.local,
+                    args=suite_args(e, a.suite))
     env = "infer-gpu" if a.backend == "vllm" else "eval"
     st = mf.Stage(stage_dir, "eval", cli.recipe_info(r, "eval", settings), inputs, a.force, seed=e["seed"], env=env,
                   code=[rc.TASKS, venv.TOOLS / "lm_eval_task_paths.py"])
@@ -85,16 +110,17 @@ def main(argv=None):
     with st:
         if a.local:
             tasks = render_local_tasks(env, tasks, inputs["data"], st.partial / "tasks")
+        if a.suite == "general":
+            check_general_env(env)
         model_args = f"pretrained={model['path']},dtype={e['dtype']}"
         if a.backend == "vllm":  # tensor parallel over the stage's GPUs (recipe.yaml hardware: 4 for 70B)
             model_args += f",tensor_parallel_size={r.world('eval')}"
         cmd = ["lm-eval", "run", "--model", a.backend, "--model_args", model_args,
                *(["--device", "cuda" if venv.has_cuda() else "cpu"] if a.backend == "hf" else []),
-               "--batch_size", e["batch_size"], "--tasks", ",".join(tasks), "--num_fewshot", e["num_fewshot"],
-               "--seed", e["seed"], "--gen_kwargs", f"max_gen_toks={e['max_gen_toks']}",
+               "--batch_size", e["batch_size"], "--tasks", ",".join(tasks), *suite_args(e, a.suite),
+               "--seed", e["seed"],
                "--output_path", st.partial / "lm_eval", "--log_samples",
                "--include_path", st.partial / "tasks" if a.local else rc.TASKS,
-               *(["--apply_chat_template"] if e["apply_chat_template"] else []),
                *(["--limit", a.limit] if a.limit else [])]
         print(f"[eval] $ {' '.join(map(str, cmd))}", flush=True)
         if venv.run(env, cmd, log=st.dir / "log.txt", extra_env=None if a.local else venv.ONLINE).returncode:
@@ -105,7 +131,8 @@ def main(argv=None):
             st.publish("tasks", st.partial / "tasks")
         st.m["tools"] = venv.tool_versions(env, ["lm_eval", "torch", "transformers", "vllm"])
         st.m["metrics"] = {t: {k.split(",")[0]: v for k, v in vals.items()
-                               if k.split(",")[0] in ("acc", "acc_stderr", "rouge1", "word_perplexity")}
+                               if k.split(",")[0] in ("acc", "acc_stderr", "acc_norm", "exact_match", "rouge1",
+                                                      "word_perplexity", "prompt_level_strict_acc")}
                            for t, vals in results["results"].items()}
     print(f"[eval] done: {stage_dir}")
     return 0

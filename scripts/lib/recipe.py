@@ -29,7 +29,8 @@ SCHEMA = {
     "medprompt": {"embedding_model", "k", "ensembles", "choice_shuffle", "reranker", "database",
                   "temperature", "top_p", "max_tokens", "max_retries", "retry_extra_tokens", "adaptive", "round_size",
                   "seed"},
-    "eval": {"tasks", "open_tasks", "num_fewshot", "apply_chat_template", "batch_size", "dtype", "seed", "max_gen_toks"},
+    "eval": {"tasks", "open_tasks", "general_tasks", "num_fewshot", "apply_chat_template", "batch_size", "dtype",
+             "seed", "max_gen_toks"},
     "profile": {"extends", "models", *FILES},
 }
 
