@@ -2,7 +2,8 @@
 
 Reads the training data from the data stage's manifest, renders the recipe's sft.yaml (+ profile),
 validates it with axolotl's own validator and the batch arithmetic, then runs axolotl. Output:
-<runs>/<recipe>/sft/model, axolotl's prepared dataset (sft/prepared) and its manifest (loss first -> last, tool versions, batch numbers).
+<runs>/<recipe>/sft/model, axolotl's prepared dataset (sft/prepared) and its manifest (loss first -> last,
+tool versions, batch numbers).
 
   python -m scripts.sft --recipe recipes/aloe-beta-8b --world-size 32
   python -m scripts.sft --profile cpu-tiny

@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, run_py, tool
+
 from scripts.lib import manifest as mf
 from scripts.lib import venv
 

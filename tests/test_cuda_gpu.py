@@ -4,13 +4,14 @@ reproducibly, and the Medprompt HF backend generates on the GPU.
 
   python -m pytest tests/test_cuda_gpu.py      (mergekit may come as a carried wheel; without it that test skips)
 """
+
 import json
 import subprocess
 import sys
 
 import pytest
-
 from conftest import ROOT
+
 from scripts.lib import recipe as rc
 
 torch = pytest.importorskip("torch")
@@ -28,13 +29,14 @@ def kit(tmp_path_factory):
 def generate(model_dir, dtype, device, n=8):
     tok = transformers.AutoTokenizer.from_pretrained(model_dir)
     model = transformers.AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype).to(device).eval()
-    prompt = tok.apply_chat_template([{"role": "user", "content": "Which drug treats asthma?"}], tokenize=False,
-                                     add_generation_prompt=True)
+    prompt = tok.apply_chat_template(
+        [{"role": "user", "content": "Which drug treats asthma?"}], tokenize=False, add_generation_prompt=True
+    )
     ids = tok(prompt, add_special_tokens=False, return_tensors="pt").to(device)
     with torch.no_grad():
         logits = model(**ids).logits
         out = model.generate(**ids, max_new_tokens=n, min_new_tokens=n, do_sample=False, pad_token_id=tok.pad_token_id)
-    return model, logits, out[0, ids["input_ids"].shape[1]:]
+    return model, logits, out[0, ids["input_ids"].shape[1] :]
 
 
 def test_the_tiny_kit_generates_in_bf16_on_cuda_close_to_fp32(kit):
@@ -61,8 +63,20 @@ def test_mergekit_merges_the_recipes_dare_ties_on_cuda_reproducibly(kit, tmp_pat
     (tmp_path / "merge.yaml").write_text(json.dumps(cfg))
     outs = []
     for name in ("a", "b"):
-        subprocess.run([sys.executable, "-m", "mergekit.scripts.run_yaml", tmp_path / "merge.yaml", tmp_path / name,
-                        "--cuda", "--random-seed", "42"], check=True, cwd=ROOT)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "mergekit.scripts.run_yaml",
+                tmp_path / "merge.yaml",
+                tmp_path / name,
+                "--cuda",
+                "--random-seed",
+                "42",
+            ],
+            check=True,
+            cwd=ROOT,
+        )
         outs.append((tmp_path / name / "model.safetensors").read_bytes())
     assert outs[0] == outs[1]
     _, logits, new = generate(tmp_path / "a", torch.bfloat16, "cuda")
@@ -71,9 +85,13 @@ def test_mergekit_merges_the_recipes_dare_ties_on_cuda_reproducibly(kit, tmp_pat
 
 def test_medprompt_hf_backend_generates_on_cuda(kit):
     from medprompt.generate import HFGenerator
+
     gen = HFGenerator(str(kit / "instruct"), dtype="bfloat16", batch_size=2)
     assert gen.device == "cuda" and next(gen.model.parameters()).is_cuda
-    msgs = [[{"role": "user", "content": f"Which drug treats {c}? A. x B. y C. z D. w"}] for c in ("asthma", "anemia", "gout")]
+    msgs = [
+        [{"role": "user", "content": f"Which drug treats {c}? A. x B. y C. z D. w"}]
+        for c in ("asthma", "anemia", "gout")
+    ]
     out = gen.generate(msgs, seeds=[0, 0, 0], max_tokens=12)
     assert len(out) == 3 and all(0 < c.completion_tokens <= 12 and c.prompt_tokens > 0 for c in out)
     again = gen.generate(msgs, seeds=[0, 0, 0], max_tokens=12)  # greedy: the same text on a rerun

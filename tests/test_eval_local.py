@@ -7,8 +7,8 @@ import shutil
 from pathlib import Path
 
 import yaml
-
 from conftest import ROOT, run_py
+
 from scripts.eval import model_eval_dir
 from scripts.lib import manifest as mf
 from scripts.lib import recipe as rc

@@ -3,12 +3,13 @@ falls by 30% and the SFT model answers a fixture question greedily; DPO's first 
 reference), its reward accuracy and margin end above where they started, and the DPO model prefers its pairs'
 chosen answers more often than the merge output did. The numbers are read from axolotl's trainer state,
 OpenRLHF's progress log and the models themselves."""
+
 import json
 import math
 
 import pytest
-
 from conftest import ROOT, run_py, tool
+
 from scripts.lib import manifest as mf
 from scripts.lib import recipe as rc
 from scripts.lib.eval_fixtures import DRUGS
@@ -21,12 +22,24 @@ def fixture_rows():
     """SFT: which drug treats each of 8 conditions (check_model.py asks the asthma one); DPO: the same
     questions, the right drug chosen over two wrong ones (the merge with Instruct forgets most of it)."""
     conds = list(DRUGS)
-    sft = [{"messages": [{"role": "user", "content": f"Which drug treats {c}?"},
-                         {"role": "assistant", "content": f"{DRUGS[c].capitalize()}."}]} for c in conds]
-    pairs = [{"prompt": [{"role": "user", "content": f"Which drug treats {c}?"}],
-              "chosen": [{"role": "assistant", "content": f"{DRUGS[c].capitalize()}."}],
-              "rejected": [{"role": "assistant", "content": f"{DRUGS[conds[(i + k) % len(conds)]].capitalize()}."}]}
-             for i, c in enumerate(conds) for k in (1, 3)]
+    sft = [
+        {
+            "messages": [
+                {"role": "user", "content": f"Which drug treats {c}?"},
+                {"role": "assistant", "content": f"{DRUGS[c].capitalize()}."},
+            ]
+        }
+        for c in conds
+    ]
+    pairs = [
+        {
+            "prompt": [{"role": "user", "content": f"Which drug treats {c}?"}],
+            "chosen": [{"role": "assistant", "content": f"{DRUGS[c].capitalize()}."}],
+            "rejected": [{"role": "assistant", "content": f"{DRUGS[conds[(i + k) % len(conds)]].capitalize()}."}],
+        }
+        for i, c in enumerate(conds)
+        for k in (1, 3)
+    ]
     return sft, pairs
 
 

@@ -6,8 +6,8 @@ import re
 
 import pytest
 import yaml
-
 from conftest import ROOT
+
 from scripts.lib import recipe as rc
 from scripts.lib import values
 
@@ -35,7 +35,8 @@ def test_published_values_match_and_appear_once(recipe):
     assert values.deviations(r, published) == []
     for stem, keys in published.items():
         for key in keys:
-            leaf = key.split("args.")[-1] if "args." in key else next(p for p in reversed(key.split(".")) if not p.isdigit())
+            parts = [p for p in key.split(".") if not p.isdigit()]
+            leaf = key.split("args.")[-1] if "args." in key else parts[-1]
             holders = sorted({s for s, d in r.raw.items() if leaf in set(key_names(d))})
             # per-stage or per-model keys recur by design; merge.yaml's base_model is the merge base (a choice)
             if leaf not in ("gpus", "nodes", "model", "adam.lr", "chunks", "base_model"):

@@ -1,5 +1,6 @@
 """Value checks the tools skip: numbers outside their valid range, and the recipe's deviations from the
 values published for the model it states as `released_as` (recipes/published.yaml)."""
+
 import fnmatch
 import math
 
@@ -11,20 +12,33 @@ PUBLISHED = rc.ROOT / "recipes" / "published.yaml"
 INF = math.inf
 # (file, dotted key pattern) -> (low, high, low inclusive); high is inclusive
 RANGES = {
-    ("sft", "learning_rate"): (0, 1, False), ("sft", "num_epochs"): (0, INF, False),
-    ("sft", "max_steps"): (1, INF, True), ("sft", "warmup_steps"): (0, INF, True),
-    ("sft", "weight_decay"): (0, 1, True), ("sft", "max_grad_norm"): (0, INF, False),
-    ("sft", "micro_batch_size"): (1, INF, True), ("sft", "gradient_accumulation_steps"): (1, INF, True),
-    ("sft", "sequence_len"): (1, INF, True), ("sft", "val_set_size"): (0, 1, True),
+    ("sft", "learning_rate"): (0, 1, False),
+    ("sft", "num_epochs"): (0, INF, False),
+    ("sft", "max_steps"): (1, INF, True),
+    ("sft", "warmup_steps"): (0, INF, True),
+    ("sft", "weight_decay"): (0, 1, True),
+    ("sft", "max_grad_norm"): (0, INF, False),
+    ("sft", "micro_batch_size"): (1, INF, True),
+    ("sft", "gradient_accumulation_steps"): (1, INF, True),
+    ("sft", "sequence_len"): (1, INF, True),
+    ("sft", "val_set_size"): (0, 1, True),
     ("recipe", "sft_total_batch"): (1, INF, True),
-    ("merge", "*parameters.density"): (0, 1, False), ("merge", "*parameters.epsilon"): (0, 1, True),
-    ("dpo", "*args.adam.lr"): (0, 1, False), ("dpo", "*args.model.beta"): (0, INF, False),
-    ("dpo", "*args.train.max_epochs"): (1, INF, True), ("dpo", "*args.data.max_len"): (1, INF, True),
-    ("dpo", "*args.train.micro_batch_size"): (1, INF, True), ("dpo", "*args.train.batch_size"): (1, INF, True),
-    ("dpo", "*args.ds.zero_stage"): (0, 3, True), ("dpo", "stages.*.chunks"): (1, INF, True),
-    ("medprompt", "k"): (1, INF, True), ("medprompt", "ensembles"): (1, INF, True),
-    ("medprompt", "temperature"): (0, 2, True), ("medprompt", "top_p"): (0, 1, False),
-    ("medprompt", "max_tokens"): (1, INF, True), ("eval", "num_fewshot"): (0, INF, True),
+    ("merge", "*parameters.density"): (0, 1, False),
+    ("merge", "*parameters.epsilon"): (0, 1, True),
+    ("dpo", "*args.adam.lr"): (0, 1, False),
+    ("dpo", "*args.model.beta"): (0, INF, False),
+    ("dpo", "*args.train.max_epochs"): (1, INF, True),
+    ("dpo", "*args.data.max_len"): (1, INF, True),
+    ("dpo", "*args.train.micro_batch_size"): (1, INF, True),
+    ("dpo", "*args.train.batch_size"): (1, INF, True),
+    ("dpo", "*args.ds.zero_stage"): (0, 3, True),
+    ("dpo", "stages.*.chunks"): (1, INF, True),
+    ("medprompt", "k"): (1, INF, True),
+    ("medprompt", "ensembles"): (1, INF, True),
+    ("medprompt", "temperature"): (0, 2, True),
+    ("medprompt", "top_p"): (0, 1, False),
+    ("medprompt", "max_tokens"): (1, INF, True),
+    ("eval", "num_fewshot"): (0, INF, True),
     ("eval", "batch_size"): (1, INF, True),
 }
 
@@ -45,12 +59,22 @@ def check_ranges(r: rc.Recipe) -> list:
     for stem in rc.FILES:
         for key, v in flatten(r.files[stem]).items():
             for (s, pat), (lo, hi, lo_in) in RANGES.items():
-                if s != stem or not fnmatch.fnmatchcase(key, pat) or isinstance(v, bool) or \
-                        not isinstance(v, (int, float)):
+                if (
+                    s != stem
+                    or not fnmatch.fnmatchcase(key, pat)
+                    or isinstance(v, bool)
+                    or not isinstance(v, (int, float))
+                ):
                     continue
                 if not (lo <= v if lo_in else lo < v) or v > hi:
-                    out.append(r.problem(stem, key, f"{v} is out of range: must be {'>=' if lo_in else '>'} {lo}"
-                                         + (f" and <= {hi}" if hi != INF else "")))
+                    out.append(
+                        r.problem(
+                            stem,
+                            key,
+                            f"{v} is out of range: must be {'>=' if lo_in else '>'} {lo}"
+                            + (f" and <= {hi}" if hi != INF else ""),
+                        )
+                    )
     return out
 
 
@@ -72,6 +96,9 @@ def deviations(r: rc.Recipe, published: dict) -> list:
     rows = []
     for stem, keys in published.items():
         flat = flatten(r.raw[stem])
-        rows += [(stem, key, value, flat.get(key, "<absent>")) for key, value in keys.items()
-                 if flat.get(key, "<absent>") != value]
+        rows += [
+            (stem, key, value, flat.get(key, "<absent>"))
+            for key, value in keys.items()
+            if flat.get(key, "<absent>") != value
+        ]
     return rows

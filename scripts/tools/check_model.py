@@ -1,9 +1,10 @@
 """Load a model directory with transformers, generate, and compare its weights (runs in .venv/eval).
 
 usage: check_model.py MODEL_DIR [--ref REF_DIR] [--force-eot-at N [--eot TOKEN]]
-Exits 1 naming the tensors when a weight is NaN or infinite. Prints JSON: generated token count and text; with --ref, how many tensors differ and the largest change;
-with --force-eot-at N, whether generation stops when the turn terminator (--eot, default <|eot_id|>) is emitted at step N (the model's own
-generation_config decides which tokens stop it).
+Exits 1 naming the tensors when a weight is NaN or infinite. Prints JSON: generated token count and text;
+with --ref, how many tensors differ and the largest change; with --force-eot-at N, whether generation stops
+when the turn terminator (--eot, default <|eot_id|>) is emitted at step N (the model's own generation_config
+decides which tokens stop it).
 """
 
 import argparse

@@ -4,6 +4,7 @@ usage: plant_fault.py MODEL_DIR shuffle|nan|inf
 shuffle: every tensor's values permuted (seeded): same statistics, no learnt structure;
 nan / inf: one value of the first tensor set to NaN / +inf.
 """
+
 import argparse
 from pathlib import Path
 

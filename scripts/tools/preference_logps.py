@@ -4,6 +4,7 @@ usage: preference_logps.py MODEL_DIR PAIRS.jsonl     rows: {"prompt": [msgs], "c
 Prints JSON: pairs, prefers_chosen (chosen's summed completion log-probability above rejected's), as
 OpenRLHF's DPO scores them: the chat template over prompt + answer, the answer's tokens only.
 """
+
 import argparse
 import json
 from pathlib import Path
@@ -20,7 +21,7 @@ def completion_logp(model, tok, prompt, answer):
     with torch.no_grad():
         logps = torch.log_softmax(model(ids).logits[0, :-1].float(), -1)
     targets = ids[0, 1:]
-    return logps[n - 1:].gather(1, targets[n - 1:, None]).sum().item()
+    return logps[n - 1 :].gather(1, targets[n - 1 :, None]).sum().item()
 
 
 def main():
@@ -31,8 +32,10 @@ def main():
     tok = AutoTokenizer.from_pretrained(a.model)
     model = AutoModelForCausalLM.from_pretrained(a.model, dtype=torch.float32).eval()
     rows = [json.loads(x) for x in Path(a.pairs).read_text().splitlines() if x.strip()]
-    wins = sum(completion_logp(model, tok, r["prompt"], r["chosen"]) > completion_logp(model, tok, r["prompt"], r["rejected"])
-               for r in rows)
+    wins = sum(
+        completion_logp(model, tok, r["prompt"], r["chosen"]) > completion_logp(model, tok, r["prompt"], r["rejected"])
+        for r in rows
+    )
     print(json.dumps({"pairs": len(rows), "prefers_chosen": wins}))
 
 

@@ -5,6 +5,7 @@ Prints JSON {"rows", "turns": [{"row", "role", "trained_tokens", "eot_trained"}]
 (<|start_header_id|>role<|end_header_id|> ... <|eot_id|>) with how many of its tokens carry a label and
 whether its closing <|eot_id|> does (axolotl marks untrained tokens with label -100).
 """
+
 import argparse
 import json
 from pathlib import Path
@@ -20,8 +21,13 @@ def turns(ids, labels, tok):
         s = ids.index(start, i)
         e = ids.index(end, s)
         close = ids.index(eot, e) if eot in ids[e:] else len(ids) - 1
-        out.append({"role": tok.decode(ids[s + 1:e]), "trained_tokens": sum(x != -100 for x in labels[s:close + 1]),
-                    "eot_trained": ids[close] == eot and labels[close] == eot})
+        out.append(
+            {
+                "role": tok.decode(ids[s + 1 : e]),
+                "trained_tokens": sum(x != -100 for x in labels[s : close + 1]),
+                "eot_trained": ids[close] == eot and labels[close] == eot,
+            }
+        )
         i = close + 1
     return out
 

@@ -2,8 +2,8 @@
 
 usage: validate_mergekit.py JOBS.json     JOBS.json: [{"id", "config": {...}}]
 Prints {id: {"problems": [{"key", "message", "known"}]}}. Pydantic alone accepts unknown keys,
-unknown methods, misspelt parameters and missing required ones; those are checked here against MergeConfiguration's fields
-and the method's declared parameters. Nothing is downloaded.
+unknown methods, misspelt parameters and missing required ones; those are checked here against
+MergeConfiguration's fields and the method's declared parameters. Nothing is downloaded.
 """
 import argparse
 import json
@@ -54,8 +54,8 @@ def check(raw):
             if m.get("model") == raw.get("base_model") and p.scope.name == "NON_BASE":
                 continue
             if p.name not in (m.get("parameters") or {}):
-                problems.append({"key": f"models.{i}.parameters",
-                                 "message": f"{cfg.merge_method} requires parameter {p.name!r} for model {m.get('model')}"})
+                message = f"{cfg.merge_method} requires parameter {p.name!r} for model {m.get('model')}"
+                problems.append({"key": f"models.{i}.parameters", "message": message})
     return problems
 
 
