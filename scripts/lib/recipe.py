@@ -7,7 +7,6 @@ to local paths, `{kit}` is the tiny-model kit.
 """
 import copy
 import difflib
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
