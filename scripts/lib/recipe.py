@@ -26,8 +26,8 @@ SCHEMA = {
     "dpo": {"args", "stages"},
     "dpo.stage": {"name", "dataset", "config", "files", "chunks", "args"},  # config: the dataset's hub config
     "medprompt": {"embedding_model", "k", "ensembles", "choice_shuffle", "reranker", "database",
-                  "temperature", "top_p", "max_tokens", "max_retries", "retry_extra_tokens", "adaptive", "round_size",
-                  "seed"},
+                  "temperature", "top_p", "max_tokens", "max_attempts", "retry_extra_tokens", "retry_extra_temperature",
+                  "retry", "adaptive", "round_size", "seed"},
     "eval": {"tasks", "open_tasks", "general_tasks", "num_fewshot", "apply_chat_template", "batch_size", "dtype",
              "seed", "max_gen_toks"},
     "profile": {"extends", "models", *FILES},
