@@ -12,7 +12,7 @@ generate(messages, seeds, max_tokens) is the plain call (one budget, the generat
           with backoff `http_retries` times, then the request comes back as a Completion with `error`.
           Per-request seeds only with request_seed=True (the server's engine is not known here).
 A Request with a `prefix` continues the assistant turn from that text (Medprompt's `retry: answer`); its
-`choices` constrain the continuation to one of those strings where the backend can (vllm, openai to vLLM).
+`choices` constrain the continuation to one of those strings (hf: one-token choices; vllm; openai to a vLLM server).
 """
 
 import json
@@ -101,19 +101,14 @@ class HFGenerator(Generator):
         return self.tok.apply_chat_template(r.messages, tokenize=False, add_generation_prompt=True) + r.prefix
 
     def stream(self, requests: list):
-        # batches of one token budget and temperature, in request order
-        order = sorted(range(len(requests)), key=lambda i: (requests[i].max_tokens, requests[i].temperature, i))
-        batches, cur = [], []
-        for i in order:
-            if cur and (
-                len(cur) == self.batch_size
-                or (requests[cur[0]].max_tokens, requests[cur[0]].temperature)
-                != (requests[i].max_tokens, requests[i].temperature)
-            ):
-                batches.append(cur)
-                cur = []
-            cur.append(i)
-        batches += [cur] if cur else []
+        # batches of one token budget, temperature and choice set, in request order
+        key = lambda i: (requests[i].max_tokens, requests[i].temperature, requests[i].choices)
+        batches = []
+        for i in sorted(range(len(requests)), key=lambda i: (*key(i), i)):
+            if batches and len(batches[-1]) < self.batch_size and key(batches[-1][0]) == key(i):
+                batches[-1].append(i)
+            else:
+                batches.append([i])
         for idx in batches:
             first = requests[idx[0]]
             enc = self.tok(
@@ -121,14 +116,17 @@ class HFGenerator(Generator):
             ).to(self.device)
             self.torch.manual_seed(first.seed)
             sample = first.temperature > 0
+            # choices: the first token of one of them (the option letters are one token each)
+            allowed = [self.tok.encode(c, add_special_tokens=False)[0] for c in first.choices]
             with self.torch.no_grad():
                 gen = self.model.generate(
                     **enc,
-                    max_new_tokens=first.max_tokens,
+                    max_new_tokens=1 if allowed else first.max_tokens,
                     do_sample=sample,
                     temperature=first.temperature if sample else None,
                     top_p=self.top_p if sample else None,
                     pad_token_id=self.tok.pad_token_id,
+                    prefix_allowed_tokens_fn=(lambda b, ids: allowed) if allowed else None,
                 )
             new = gen[:, enc["input_ids"].shape[1] :]
             for k, (j, row) in enumerate(zip(idx, new, strict=True)):

