@@ -18,14 +18,20 @@ def dry_run(recipe, *extra, check=True):
                   ROOT / "runs" / "test-dry", *extra, check=check)
 
 
-def graph_rows(out):
-    """{job: (nodes x gpus, batch, after)} from the printed job graph."""
+def graph_table(out):
+    """{job: {column: cell}} of the printed job graph."""
     rows = {}
     for line in out.splitlines():
         cells = [c.strip() for c in line.split("|")]
-        if len(cells) == 6 and cells[0] not in ("job", ""):
-            rows[cells[0]] = (cells[2], cells[3], cells[5])
+        if len(cells) == len(slurm.GRAPH) and cells[0] not in ("job", ""):
+            rows[cells[0]] = dict(zip(slurm.GRAPH, cells))
     return rows
+
+
+def graph_rows(out):
+    """{job: (nodes x gpus, batch, after)} from the printed job graph."""
+    return {k: (v["nodes x gpus"], v["batch (micro x accum x ranks)"], v["after"]) for k, v in graph_table(out).items()
+            if k != "all"}
 
 
 @pytest.mark.parametrize("recipe,sft,dpo,sft_batch,dpo_batch", [
@@ -108,3 +114,17 @@ def test_ranks_start_through_srun_and_torchrun_inside_a_multi_node_job(monkeypat
     assert launch.where() == {"kind": "slurm", "job_id": "1234", "job_name": None, "nodes": 2, "node_list": "gpu[07-08]"}
     with pytest.raises(SystemExit, match="7 ranks cannot be spread evenly over the 2 nodes"):
         launch.on_ranks("torchrun", target, 7)
+
+
+def test_dry_run_prints_gpu_hours_energy_and_co2_as_the_paper_does():
+    rows = graph_table(dry_run("recipes/aloe-beta-8b").stdout)
+    num = {k: [float(v[c].replace(",", "")) if v[c] != "-" else None for c in ("GPU-h", "kWh", "CO2 kg")]
+           for k, v in rows.items()}
+    assert num["sft"][0] == 548.48 and num["sft"][2] == 61.42                        # P-BETA Table 5, 8B
+    dpo1 = [num[f"dpo-stage1-{i}"] for i in range(1, 6)]
+    assert round(sum(x[0] for x in dpo1), 2) == 97.44 and num["dpo-stage2-1"][0] == 8.96   # Tables 6-8
+    assert abs(sum(x[2] for x in dpo1) + num["dpo-stage2-1"][2] - 11.91) < 0.02           # DPO CO2, 8B
+    assert num["eval"] == [None, None, None] and num["all"][0] == 654.88
+    other = graph_table(dry_run("recipes/aloe-beta-8b", "--layout", "sft=4x4").stdout)
+    assert other["sft"]["GPU-h"] == "548.48"                       # ideal scaling: the same GPU-hours,
+    assert other["sft"]["time limit"] != rows["sft"]["time limit"]  # on half the GPUs, twice the wall time

@@ -30,15 +30,34 @@ class Job:
     after: list = field(default_factory=list)   # names of jobs that must end well first
     nodes: int = 1
     gpus: int = 0             # in all, over `nodes` (CPU ranks on a CPU-only cluster)
-    hours: float | None = None  # the paper's wall time for this job, when published
+    hours: float | None = None  # the paper's wall time for this job, scaled to this layout, when published
     batch: str = ""           # micro x accum x ranks = total, for the training stages
 
     @property
     def ranks(self) -> int:
         return max(self.gpus, 1)
 
+    @property
+    def gpu_hours(self) -> float | None:
+        return self.hours * self.gpus if self.hours and self.gpus else None
+
     def argv(self, python=sys.executable) -> list:
         return [python, "-m", self.module, *map(str, self.args)]
+
+
+# Energy and CO2 as P-BETA Appendix D computes them: 22.68 kW for 32 H100 64GB (8 MareNostrum 5 nodes) times
+# the wall hours, times 158 g CO2 per kWh (EEA, Spain 2023); [D] it gives the paper's 61.42 kg for 548.48 GPU-h.
+KW_PER_GPU = 22.68 / 32
+KG_CO2_PER_KWH = 0.158
+
+
+def footprint(jobs: list) -> dict:
+    """{job name: (GPU-hours, kWh, kg CO2)} of the jobs whose hours the paper publishes, and "all"."""
+    out = {j.name: (j.gpu_hours, j.gpu_hours * KW_PER_GPU, j.gpu_hours * KW_PER_GPU * KG_CO2_PER_KWH)
+           for j in jobs if j.gpu_hours}
+    if out:
+        out["all"] = tuple(sum(v[i] for v in out.values()) for i in range(3))
+    return out
 
 
 class LayoutError(SystemExit):
@@ -64,6 +83,7 @@ def build(r: rc.Recipe, runs: str, *, fixtures=False, suite="mcqa", database=Non
           force=False) -> list:
     """The jobs of one recipe run, in an order that respects `after`."""
     common = ["--recipe", os.path.dirname(r.rel("recipe")), "--runs", runs, *(["--profile", r.profile] if r.profile else [])]
+    paper = r.files["recipe"]["hardware"]  # the published layout, which the published hours belong to
     if layout:
         files = copy.deepcopy(r.files)
         for stage, (nodes, gpus) in layout.items():
@@ -77,8 +97,11 @@ def build(r: rc.Recipe, runs: str, *, fixtures=False, suite="mcqa", database=Non
 
     def add(name, stage, module, args, hours=None, after=None):
         h = hw[HARDWARE[stage]]
+        gpus, published = int(h.get("gpus", 0)), int(paper[HARDWARE[stage]].get("gpus", 0))
+        if hours and gpus and published and gpus != published:
+            hours = hours * published / gpus  # another layout: ideal scaling, the same GPU-hours (an estimate)
         job = Job(name, stage, module, [*common, *args], after if after is not None else [jobs[-1].name] if jobs else [],
-                  int(h.get("nodes", 1)), int(h.get("gpus", 0)), hours)
+                  int(h.get("nodes", 1)), gpus, hours)
         if stage in ("sft", "dpo"):
             job.args += ["--world-size", job.ranks]
         if force and stage != "verify":

@@ -12,6 +12,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from . import chain
 from . import recipe as rc
 from .table import table
 
@@ -114,11 +115,23 @@ def submit(jobs: list, s: dict, log_dir: Path, python: str, dry_run=False) -> di
     return ids
 
 
+GRAPH = ["job", "id", "nodes x gpus", "batch (micro x accum x ranks)", "time limit", "after", "GPU-h", "kWh",
+         "CO2 kg"]
+
+
 def graph(jobs: list, ids: dict, s: dict, done: list = ()) -> str:
-    rows = [[j.name, "done (skipped)", "-", "-", "-", "-"] for j in done]
+    """The job table, with the GPU-hours, energy and CO2 of every job whose hours the paper publishes
+    (chain.footprint: P-BETA Appendix D's method; on another layout, ideal scaling)."""
+    fp = chain.footprint(jobs)
+
+    def cost(name):
+        return [f"{x:,.2f}" for x in fp[name]] if name in fp else ["-"] * 3
+    rows = [[j.name, "done (skipped)", "-", "-", "-", "-", "-", "-", "-"] for j in done]
     rows += [[j.name, ids.get(j.name, "-"), f"{j.nodes} x {j.gpus // j.nodes}", j.batch or "-",
-              time_limit(j.hours, s), ", ".join(j.after) or "-"] for j in jobs]
-    return table(["job", "id", "nodes x gpus", "batch (micro x accum x ranks)", "time limit", "after"], rows)
+              time_limit(j.hours, s), ", ".join(j.after) or "-", *cost(j.name)] for j in jobs]
+    if fp:
+        rows.append(["all", "", "", "", "", "", *cost("all")])
+    return table(GRAPH, rows)
 
 
 def job_state(job_id: str) -> dict:
