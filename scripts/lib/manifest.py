@@ -1,24 +1,7 @@
 """The manifest: the one contract between stages (`<run>/<stage>/manifest.json`).
 
-Keys (documented once, as lm-eval's result_schema.py does):
-  schema       "aloe-repro/manifest@1"
-  stage        stage name: tiny-kit | data | sft | merge | dpo | eval
-  status       running | done | failed; only `done` manifests are read by the next stage
-  key          sha256 over the rendered recipe, the inputs' hashes, the environment and the code: a `done` stage
-               with the same key is skipped
-  environment  {env: stamp}: the lock (and install plan) hash of each stage environment it ran in
-  code         {sha256, files}: the code the stage runs (its script, the scripts/lib helpers it imported,
-               its tool programs and packages)
-  recipe       {path, profile, sha256, rendered}: the exact configuration the tool ran
-  inputs       {name: {path, sha256}}: files hashed by content; stage outputs by their manifest's output hash
-  outputs      {name: {path, sha256}}: what this stage produced (directories hashed file by file)
-  tools        {package: version} read from the stage environment
-  seed, world_size, micro_batch, grad_accum, total_batch: the numbers that decide the optimisation
-  launcher     where it ran: {kind: slurm, job_id, job_name, nodes, node_list} or {kind: local, host}
-  git_sha      the repository commit (with "-dirty" when the tree had changes)
-  started, finished, wall_s: ISO times and seconds
-  metrics      stage figures for the summary (loss first/last, reward margin, accuracy, ...)
-  runs         (dpo) one entry per OpenRLHF run, in order: {stage, index, data, model_in, output, wall_s}
+Its schema is the `Manifest` TypedDict below, one comment per key (as lm-eval's result_schema.py documents
+its results); `read_done` checks the schema version and every required key when a stage reads it.
 """
 import datetime as dt
 import hashlib
@@ -29,11 +12,47 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TypedDict
 
 from . import launch, venv
 from .recipe import ROOT
 
-SCHEMA = "aloe-repro/manifest@1"
+SCHEMA = "aloe-repro/manifest@2"   # @2: environment and code joined a stage's identity
+
+
+class Manifest(TypedDict):
+    schema: str             # SCHEMA
+    stage: str              # tiny-kit | data | sft | merge | dpo | eval | medprompt | safety (a DPO run: "dpo <name>")
+    status: str             # running | done | failed; only `done` manifests are read by the next stage
+    key: str                # sha256 over recipe, inputs, numbers, environment and code: same key, done -> skipped
+    recipe: dict            # {path, profile, sha256, rendered}: the exact configuration the tool ran
+    inputs: dict            # {name: {path, sha256}}: files by content; stage outputs by their manifest's hash
+    environment: dict       # {env: stamp}: the lock (and install plan) hash of the environment it ran in
+    code: dict              # {sha256, files}: its script, the scripts/lib helpers it imported, tools, packages
+    outputs: dict           # {name: {path, sha256}}: what it produced (directories hashed file by file)
+    tools: dict             # {package: version} read from the stage environment
+    launcher: dict          # {kind: slurm, job_id, job_name, nodes, node_list} or {kind: local, host}
+    git_sha: str            # the repository commit ("-dirty" when the tree had changes)
+    started: str            # ISO time
+    finished: str | None    # ISO time
+    wall_s: float | None    # seconds
+    metrics: dict           # stage figures for the summary (loss first/last, reward margin, accuracy, ...)
+    # optional: seed, world_size, micro_batch, grad_accum, total_batch (the numbers that decide the optimisation);
+    # runs (dpo: one entry per OpenRLHF run, in order: {stage, index, data, model_in, output, wall_s})
+
+
+class ManifestError(SystemExit):
+    pass
+
+
+def validate(m: dict, path: Path) -> dict:
+    """The manifest if it has this schema version and every key; else an error naming the file and keys."""
+    if m.get("schema") != SCHEMA:
+        raise ManifestError(f"{path}: schema {m.get('schema')!r}, this code reads {SCHEMA!r}: rerun that stage")
+    missing = [k for k in Manifest.__annotations__ if k not in m]
+    if missing:
+        raise ManifestError(f"{path}: missing key(s) {', '.join(missing)}: rerun that stage")
+    return m
 # Set by a launcher that only asks whether a stage is done: skip() then exits 0 (done) or 3 (would run).
 CHECK_ONLY = "ALOE_CHECK_DONE"
 
@@ -105,13 +124,13 @@ def read(stage_dir: Path) -> dict | None:
 
 
 def read_done(stage_dir: Path, what: str) -> dict:
-    """The manifest of a finished upstream stage, or a clear error naming what to run."""
+    """The manifest of a finished upstream stage, checked against the schema, or a clear error naming what to run."""
     m = read(stage_dir)
+    path = Path(stage_dir) / "manifest.json"
     if not m or m.get("status") != "done":
         state = "missing" if not m else m.get("status")
-        raise SystemExit(f"{what}: upstream manifest {Path(stage_dir) / 'manifest.json'} is {state}; "
-                         f"run that stage first")
-    return m
+        raise SystemExit(f"{what}: upstream manifest {path} is {state}; run that stage first")
+    return validate(m, path)
 
 
 def now():

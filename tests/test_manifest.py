@@ -1,0 +1,33 @@
+"""The manifest schema is checked when a stage reads it: another schema version or a missing key stops the
+next stage with a message naming the file and the key."""
+import json
+
+import pytest
+
+from scripts.lib import manifest as mf
+
+
+def manifest(tmp_path, **change):
+    m = {k: None for k in mf.Manifest.__annotations__} | {"schema": mf.SCHEMA, "status": "done"} | change
+    (tmp_path / "manifest.json").write_text(json.dumps({k: v for k, v in m.items() if v != "DROP"}))
+    return tmp_path
+
+
+def test_a_complete_manifest_is_read(tmp_path):
+    assert mf.read_done(manifest(tmp_path), "merge")["schema"] == mf.SCHEMA
+
+
+def test_a_missing_key_is_named_with_the_file(tmp_path):
+    (tmp_path / "sft").mkdir()
+    with pytest.raises(mf.ManifestError, match=r"sft/manifest.json: missing key\(s\) outputs"):
+        mf.read_done(manifest(tmp_path / "sft", outputs="DROP"), "merge")
+
+
+def test_another_schema_version_is_refused(tmp_path):
+    with pytest.raises(mf.ManifestError, match="schema 'aloe-repro/manifest@1'"):
+        mf.read_done(manifest(tmp_path, schema="aloe-repro/manifest@1"), "merge")
+
+
+def test_a_running_stage_is_not_read(tmp_path):
+    with pytest.raises(SystemExit, match="is running; run that stage first"):
+        mf.read_done(manifest(tmp_path, status="running"), "merge")
