@@ -2,13 +2,17 @@
 
 Reads the training data from the data stage's manifest, renders the recipe's sft.yaml (+ profile),
 validates it with axolotl's own validator and the batch arithmetic, then runs axolotl. Output:
-<runs>/<recipe>/sft/model, axolotl's prepared dataset (sft/prepared) and its manifest (loss first -> last,
-tool versions, batch numbers).
+<runs>/<recipe>/sft/model (weights, config, tokenizer, generation config: the artifact only, so two identical
+runs hash the same), axolotl's prepared dataset (sft/prepared) and its manifest (loss first -> last, tool
+versions, batch numbers). Training checkpoints and logs go to sft/train/, which no hash covers
+(--keep-checkpoints N keeps the last N; default none, as the paper publishes none).
 
   python -m scripts.sft --recipe recipes/aloe-beta-8b --world-size 32
   python -m scripts.sft --profile cpu-tiny
 """
 import json
+import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -26,8 +30,26 @@ def loss_curve(model_dir: Path) -> list:
     return [h["loss"] for h in json.loads(states[-1].read_text())["log_history"] if "loss" in h]
 
 
+def keep_artifact_only(model_dir: Path, train_dir: Path, keep: int):
+    """Move the trainer's checkpoints and logs out of the model folder (the output is weights, config, tokenizer
+    and generation config; its hash must not change with optimizer states or timestamps); keep the last `keep`."""
+    train_dir.mkdir(parents=True, exist_ok=True)
+    ckpts = sorted(model_dir.glob("checkpoint-*"), key=lambda d: int(d.name.split("-")[1]))
+    kept = ckpts[len(ckpts) - keep:] if keep else []
+    for d in ckpts:
+        if d in kept:
+            os.replace(d, train_dir / d.name)
+        else:
+            shutil.rmtree(d)
+    for f in model_dir.glob("*.log"):
+        os.replace(f, train_dir / f.name)
+
+
 def main(argv=None):
-    a = cli.stage_parser(__doc__).parse_args(argv)
+    ap = cli.stage_parser(__doc__)
+    ap.add_argument("--keep-checkpoints", type=int, default=0,
+                    help="training checkpoints kept under sft/train/ (default 0: the paper's recipe publishes none)")
+    a = ap.parse_args(argv)
     r = cli.load(a)
     world, micro, ga, total, batch_problems = rc.sft_batch(r)
     cli.fail_on(batch_problems)
@@ -54,6 +76,7 @@ def main(argv=None):
             if venv.run("sft", step, log=log).returncode:
                 raise SystemExit(f"[sft] {name} failed; see {log}")
         losses = loss_curve(st.partial / "model")
+        keep_artifact_only(st.partial / "model", st.dir / "train", a.keep_checkpoints)
         st.publish("model", st.partial / "model")
         st.publish("prepared", st.partial / "prepared")  # the tokenised, labelled rows axolotl trained on
         st.m["tools"] = venv.tool_versions("sft", ["axolotl", "torch", "transformers", "deepspeed", "accelerate"])
