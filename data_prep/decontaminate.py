@@ -96,7 +96,7 @@ def run(inp, out, rejects, report_path, eval_dir=None, judge=None, judge_model=N
     index = TestIndex(load_test_questions(eval_dir))
     rep = Report("decontaminate", rejects)
     with Writer(out) as w:
-        for n, row, _ in read_jsonl(inp):
+        for _, row, _ in read_jsonl(inp):
             rep.saw(row["source"])
             text = user_text(row)
             qi = index.match(text)

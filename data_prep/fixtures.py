@@ -196,7 +196,7 @@ def build_hub(out: Path, rows_per_file: int = 6, seed: int = 0) -> Path:
     """A folder laid out like the hub, DIR/<owner>/<repo>/, for every registry source of both sets."""
     rnd, out = random.Random(seed), Path(out)
     for repo, files in HUB.items():
-        for config, split, path, kind, sources in files:
+        for _, _, path, kind, sources in files:
             sources = sources if isinstance(sources, tuple) else (sources,)
             rows = [ROWS[src](rnd, n) for n in range(rows_per_file) for src in sources]
             _write_file(out / repo / path, rows, kind)

@@ -39,7 +39,7 @@ def run(inp, out, rejects, report_path, seed=0):
         keep[b] = set(order[:q])
     rep, seen, tasks = Report("mix", rejects), Counter(), Counter()
     with Writer(out) as w:
-        for n, row, _ in read_jsonl(inp):
+        for _, row, _ in read_jsonl(inp):
             b = row["block"]
             rep.saw(row["source"])
             i = seen[b]

@@ -37,7 +37,7 @@ def run(inp, out, rejects, report_path, scorer="data_prep.prune:precomputed", fr
     cutoff = float(np.quantile(scored, fraction)) if active else None
     rep = Report("prune", rejects)
     with Writer(out) as w:
-        for i, (n, row, _) in enumerate(read_jsonl(inp)):
+        for i, (_, row, _) in enumerate(read_jsonl(inp)):
             rep.saw(row["source"])
             reason = None
             if active and evol[i] is None:

@@ -30,7 +30,7 @@ def apply(row, seed):
 def run(inp, out, rejects, report_path, seed=0):
     rep = Report("template", rejects)
     with Writer(out) as w:
-        for n, row, _ in read_jsonl(inp):
+        for _, row, _ in read_jsonl(inp):
             rep.saw(row["source"])
             row, changed = apply(row, seed)
             if changed:

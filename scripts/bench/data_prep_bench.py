@@ -33,7 +33,7 @@ def corpus(d: Path, n: int, words: int, seed=0):
     for source, count in plan.items():
         prev = None
         with open(d / f"{source}.jsonl", "w") as f:
-            for i in range(count):
+            for _ in range(count):
                 q, a = text(rnd, words // 5), text(rnd, words - words // 5)
                 r = rnd.random()
                 if prev and r < 0.03:
@@ -50,7 +50,7 @@ def corpus(d: Path, n: int, words: int, seed=0):
                                              {"from": "human", "value": text(rnd, 10)}, {"from": "gpt", "value": a[len(a) // 2:]}]}
                 f.write(json.dumps(row) + "\n")
     with open(d / "aloe_beta_dpo.jsonl", "w") as f:
-        for i in range(n // 5):
+        for _ in range(n // 5):
             f.write(json.dumps({"prompt": text(rnd, 30), "chosen": text(rnd, 60), "rejected": text(rnd, 60)}) + "\n")
     return sum(plan.values()) + n // 5
 
