@@ -2,6 +2,7 @@
 Placeholder text only: the point is the schema, not the content."""
 
 import json
+import uuid
 
 from . import seval
 
@@ -21,3 +22,16 @@ def seval_rows(per_cell: int = 2) -> list:
                     }
                 )
     return rows
+
+
+def openmedqa_rows(n: int = 6) -> dict:
+    """OpenMedQA's layout (evals/openmedqa.py): {uuid: {id, question, correct_answer}}."""
+    rnd = uuid.UUID(int=0)
+    return {
+        str(uuid.uuid5(rnd, str(i))): {
+            "id": f"medqa_4opt_test_{i}",
+            "question": f"[fixture {i}] A patient presents with finding {i}. What is the most likely diagnosis?",
+            "correct_answer": f"Diagnosis {i}",
+        }
+        for i in range(n)
+    }

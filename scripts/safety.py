@@ -17,22 +17,14 @@ shape: `make verify SUITE=safety` reads it).
 
 import argparse
 import json
-import shutil
 import sys
 from pathlib import Path
 
 from evals import asr, fixtures, llama_guard, records, seval
-from scripts.eval import model_eval_dir
 from scripts.lib import cli, generation, venv
 from scripts.lib import manifest as mf
-from scripts.lib import recipe as rc
+from scripts.lib.judged import fresh_out, model_and_dir, stand_in
 from scripts.lib.table import markdown, table
-
-
-def stand_in(a, r, model: str) -> str:
-    """A hub id through the profile's `models` map (the tiny kit stands in for real models on CPU)."""
-    models = (rc.read_profile(a.profile).get("models") or {}) if a.profile else {}
-    return models.get(model, model).replace("{kit}", str(r.kit))
 
 
 def main(argv=None):
@@ -49,10 +41,7 @@ def main(argv=None):
     a = ap.parse_args(argv)
     r = cli.load(a)
     run = cli.run_dir(a, r)
-    if a.model:
-        model, stage_dir = mf.model_input(stand_in(a, r, a.model)), model_eval_dir(a.runs, a.model, "safety")
-    else:
-        model, stage_dir = mf.read_done(run / "dpo", "safety")["outputs"]["model"], run / "eval-safety"
+    model, stage_dir = model_and_dir(a, r, run, "safety")
     mp, ev = r.files["medprompt"], r.files["eval"]
     judge = a.judge or stand_in(a, r, llama_guard.MODEL)
     settings = {
@@ -85,9 +74,7 @@ def main(argv=None):
     )
     if st.skip():
         return 0
-    out = stage_dir / "out"
-    if a.force or (st.previous or {}).get("key") != st.key:
-        shutil.rmtree(out, ignore_errors=True)  # other settings: the partial answers do not apply
+    out = fresh_out(st, a)
     with st:
         out.mkdir(parents=True, exist_ok=True)
         src = Path(a.prompts) if a.prompts else out / "seval.jsonl"

@@ -8,17 +8,18 @@ import json
 from lm_eval.tasks import TaskManager
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__)
+def yaml_paths(argv=None, doc=__doc__) -> dict:
+    """{task: yaml path} of the tasks named on the command line (an unknown task is an error)."""
+    ap = argparse.ArgumentParser(description=doc)
     ap.add_argument("--include-path")
     ap.add_argument("tasks", nargs="+")
-    a = ap.parse_args()
+    a = ap.parse_args(argv)
     index = TaskManager(include_path=a.include_path).task_index
     missing = [t for t in a.tasks if t not in index]
     if missing:
         raise SystemExit(f"lm-eval knows no task(s) {missing}")
-    print(json.dumps({t: str(index[t].yaml_path) for t in a.tasks}))
+    return {t: str(index[t].yaml_path) for t in a.tasks}
 
 
 if __name__ == "__main__":
-    main()
+    print(json.dumps(yaml_paths()))
