@@ -55,6 +55,7 @@ def retry_modes(base, gen, emb, tmp, name):
             "adaptive": False,
             "ensembles": 5,
             "max_attempts": 10,
+            "retry_extra_temperature": 0.05,  # prompt_engine's rule, as the recipes
             "retry": mode,
             "out": str(tmp / f"retry-{name}-{mode}"),
         }
@@ -88,7 +89,7 @@ def main(argv=None):
         "max_tokens": 24,
         "max_attempts": 3,
         "retry_extra_tokens": 8,
-        "retry_extra_temperature": 0.05,
+        "retry_extra_temperature": 0.0,  # greedy retries too: (a) and (b) need batch-independent answers
         "round_size": 5,
         "seed": 0,
         "limit": None,
