@@ -7,8 +7,9 @@ pass or fail. The floor (1 point for accuracies) absorbs what the paper cannot p
 batch size and library versions. Prints a table, writes report.md, verify.json and chart.png (reported
 against measured, with 95% error bars) under results/verify/<model>/, and exits 1 when a number is out
 of tolerance. A suite's default tables: mcqa -> table9, open -> table11a, table11b, table12, safety -> table13,
-table14 (S-Eval ASR from scripts/safety.py), openmedqa -> pcr_table5 (scripts/openmedqa.py); the judged stages write
-lm-eval's results shape. table10 (accuracy by field) is read with --table table10 from field_<field> results.
+table14 (S-Eval ASR from scripts/safety.py), openmedqa -> pcr_table5 (scripts/openmedqa.py), fields -> table10
+(accuracy by medical field, field_<field> results of scripts/fields.py); the judged stages write lm-eval's results
+shape.
 
 Calibrated (--baseline <instruct model>): also the gain over the baseline, per column: reported gain (the paper's
 two numbers) against measured gain (both models measured here), tolerance = max(floor, Z x sqrt(se_model^2 +
@@ -39,7 +40,7 @@ from scripts.lib.table import markdown, table
 Z = 1.96
 REPORTED = rc.ROOT / "results" / "reported.yaml"
 SUITE_TABLES = {"mcqa": ["table9", "leaderboard"], "open": ["table11a", "table11b", "table12"],
-                "safety": ["table13", "table14"], "openmedqa": ["pcr_table5"],
+                "safety": ["table13", "table14"], "openmedqa": ["pcr_table5"], "fields": ["table10"],
                 "general": []}  # the model cards' general-domain numbers are not transcribed
 HEADERS = ["column", "task", "reported", "measured", "stderr", "delta", "tolerance", "result"]
 GAIN_HEADERS = ["reported gain", "measured gain", "gain tolerance", "gain result"]

@@ -1,0 +1,152 @@
+"""Stage fields (`make eval SUITE=fields`): accuracy per medical field of the MCQA suite (P-BETA Table 10), from the
+per-sample outputs of this model's `make eval` (SUITE=mcqa, lm-eval --log_samples) and one field label per question.
+
+Labels come from --labels (a medical_fields.json in HPAI-BSC/medical-fields' layout), else from the authors'
+labeller (evals/fields.py: Llama-3-70B-Instruct and their prompt; --judge, --judge-url for an OpenAI-compatible
+server, else run with --backend). Labelled questions are kept per question in <runs>/fields-labels/<labeller>-<hash>/
+(one cache per labeller and prompt, shared by every model): a rerun, or another model on the same questions, labels
+only what is new; an empty reply (a failed request) is asked again. A reply that names no field of the list is
+unlabelled: counted and reported, never a field. With --local the labeller is the profile's stand-in, offline.
+
+  python -m scripts.fields --model HPAI-BSC/Llama3.1-Aloe-Beta-8B --judge-url http://host:8000/v1
+  python -m scripts.fields --model HPAI-BSC/Llama3.1-Aloe-Beta-8B --labels medical_fields.json
+Outputs: <stage>/results/results_fields.json (lm-eval's shape, tasks field_<field>: `make verify SUITE=fields`
+reads it), per_sample.jsonl, and medical_fields.json (the labels in the authors' layout, usable as --labels).
+"""
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+from evals import fields as fl
+from evals import records
+from scripts.eval import model_eval_dir
+from scripts.lib import cli, generation, venv
+from scripts.lib import manifest as mf
+from scripts.lib.aggregates import column_task
+from scripts.lib.judged import mcqa_lm_eval, stand_in
+from scripts.lib.table import table
+
+SAMPLES = re.compile(r"samples_(.+)_\d{4}-\d\d-\d\dT[\d.-]+\.jsonl$")  # lm-eval's samples_<task>_<date>.jsonl
+
+
+def read_samples(lm_eval: Path, limit: int | None) -> list:
+    """[{task, doc_id, key, question, acc}] of the labelled tasks (evals/fields.py TASKS), the newest file per task."""
+    files = {}
+    for f in sorted(Path(lm_eval).rglob("samples_*.jsonl")):
+        m = SAMPLES.search(f.name)
+        if m and column_task(m[1]) in fl.TASKS:
+            files[column_task(m[1])] = f
+    if not files:
+        raise SystemExit(f"[fields] no lm-eval samples of {', '.join(fl.TASKS)} under {lm_eval}")
+    out = []
+    for task, f in sorted(files.items()):
+        for s in [json.loads(x) for x in f.read_text().splitlines() if x][:limit]:
+            k, q = fl.question(task, s["doc"])
+            out.append({"task": task, "doc_id": s["doc_id"], "key": k, "question": q, "acc": s["acc"]})
+    return out
+
+
+def label(a, r, questions: dict, labeller: str, log: Path) -> dict:
+    """{key: the labeller's reply} for {key: (task, question)}, through the per-question cache."""
+    prompt = {"labeller": labeller, "messages": fl.messages(""), "max_tokens": a.max_tokens, "top_p": fl.TOP_P,
+              "temperature": fl.TEMPERATURE}  # fmt: skip
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", labeller.strip("/"))
+    cache = Path(a.runs) / "fields-labels" / f"{slug}-{mf.sha256_json(prompt)[:12]}"
+    cache.mkdir(parents=True, exist_ok=True)
+    records.write(cache / "labels.jsonl", [x for x in records.resume(cache / "labels.jsonl") if x["text"]])
+    done = generation.generate(
+        "labels",
+        [{"id": k, "messages": fl.messages(q), "seed": fl.SEED + int(k[:8], 16)} for k, (_, q) in questions.items()],
+        cache,
+        backend="openai" if a.judge_url else a.backend,
+        model=labeller,
+        base_url=a.judge_url,
+        temperature=fl.TEMPERATURE,
+        top_p=fl.TOP_P,
+        max_tokens=a.max_tokens,
+        dtype=r.files["eval"]["dtype"],
+        log=log,
+        gpus=r.world("eval"),
+        online=not a.local,
+    )
+    return {k: done[k]["text"] for k in questions}
+
+
+def main(argv=None):
+    ap = cli.stage_parser(__doc__)
+    ap.add_argument("--model", help="whose MCQA eval to read (as given to `make eval MODEL=`; default the recipe run)")
+    ap.add_argument("--suite", choices=("fields",), default="fields", help=argparse.SUPPRESS)
+    ap.add_argument("--backend", choices=("hf", "vllm"), default="hf", help="the labeller's, without --judge-url")
+    ap.add_argument("--local", action="store_true", help="offline: the labeller is the profile's local stand-in")
+    ap.add_argument("--samples", help="an lm-eval output folder with samples_<task>_*.jsonl (default: the mcqa eval)")
+    ap.add_argument("--labels", help="a medical_fields.json (the authors' layout): no labeller is run")
+    ap.add_argument("--limit", type=int, help="samples per task (a quick look)")
+    ap.add_argument("--max-tokens", type=int, default=fl.MAX_TOKENS, help="the labeller's token budget")
+    ap.add_argument("--judge", help=f"labeller model (default {fl.LABELLER})")
+    ap.add_argument("--judge-url", help="an OpenAI-compatible server serving the labeller")
+    a = ap.parse_args(argv)
+    r = cli.load(a)
+    run = cli.run_dir(a, r)
+    stage_dir = model_eval_dir(a.runs, a.model, "fields") if a.model else run / "eval-fields"
+    src = Path(a.samples) if a.samples else mcqa_lm_eval(a, run)
+    if src is None:
+        raise SystemExit("[fields] no finished MCQA eval of this model: `make eval SUITE=mcqa MODEL=...` first")
+    if a.labels and not Path(a.labels).is_file():
+        raise SystemExit(f"[fields] labels file not found: {a.labels}")
+    labeller = None if a.labels else a.judge or stand_in(a, r, fl.LABELLER)
+    settings = {
+        "samples": str(src),
+        "limit": a.limit,
+        "labels": a.labels,
+        "labeller": labeller,
+        "labeller_url": a.judge_url,
+        "backend": a.backend,
+        "temperature": fl.TEMPERATURE,
+        "top_p": fl.TOP_P,
+        "max_tokens": a.max_tokens,
+        "fields": "HPAI-BSC/medical-fields configs/medical_fields/medical_fields_35_v2.txt",
+    }
+    inputs = {"samples": {"path": str(src), "sha256": mf.sha256_path(src)}}
+    if a.labels:
+        inputs["labels"] = {"path": a.labels, "sha256": mf.sha256_path(Path(a.labels))}
+    else:
+        inputs["labeller"] = mf.model_input(labeller)
+    st = mf.Stage(stage_dir, "fields", cli.recipe_info(r, "eval", settings), inputs, a.force, seed=fl.SEED,
+                  env=generation.env(a.backend), code=[venv.ROOT / "evals", venv.ROOT / "medprompt"])  # fmt: skip
+    if st.skip():
+        return 0
+    with st:
+        rows = read_samples(src, a.limit)
+        questions = {x["key"]: (x["task"], x["question"]) for x in rows}
+        if a.labels:
+            labels = fl.load_labels(a.labels)
+        else:
+            replies = label(a, r, questions, labeller, st.dir / "log.txt")
+            labels = {k: fl.parse(t) for k, t in replies.items()}
+            (st.partial / "medical_fields.json").write_text(json.dumps([
+                {"dataset": fl.TASKS[t][0], "question": q, "medical_field": labels[k], "cot_medical_field": replies[k]}
+                for k, (t, q) in questions.items()], indent=1, ensure_ascii=False))  # fmt: skip
+        per = [{**x, "field": labels.get(x["key"])} for x in rows]
+        records.write(st.partial / "per_sample.jsonl", per)
+        acc = fl.accuracy(per)
+        res = json.dumps(fl.results_file(acc, settings), indent=2)
+        (st.partial / "results").mkdir()
+        (st.partial / "results" / "results_fields.json").write_text(res)
+        shown = [[f, v["samples"], v["acc"], v["stderr"]] for f, v in acc["fields"].items() if v["samples"]]
+        print(f"\nAccuracy per medical field (P-BETA Table 10), labels {a.labels or labeller}\n"
+              f"{table(['field', 'samples', 'acc', 'stderr'], shown)}")  # fmt: skip
+        for name in ("results", "per_sample.jsonl", *([] if a.labels else ["medical_fields.json"])):
+            st.publish(name.split(".")[0], st.partial / name, name)
+        if not a.labels:
+            st.m["tools"] = venv.tool_versions(generation.env(a.backend), ["torch", "transformers", "vllm"])
+        st.m["metrics"] = {k: acc[k] for k in ("samples", "none", "unlabelled")}
+    print(f"[fields] done: {stage_dir}  ({acc['unlabelled']} of {acc['samples']} samples unlabelled, "
+          f"{acc['none']} labelled {fl.NONE})")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
