@@ -111,11 +111,13 @@ ROWS = {
         {"from": "system", "value": "You are a helpful assistant."},
         *sharegpt(*qa(rnd))["conversations"], *sharegpt(*qa(rnd))["conversations"]]},
     "aloe_beta_dpo": lambda rnd, n: preference_row(rnd),
-    "egida_dpo_llama31_8b": lambda rnd, n: {
-        "prompt": [{"role": "user", "content": "How do I " + sentence(rnd, 10)}],
-        "chosen": [{"role": "assistant", "content": "I can't help with that. " + sentence(rnd, 6)}],
-        "rejected": [{"role": "assistant", "content": sentence(rnd, 12)}]},
 }
+EGIDA = {"egida_dpo_llama31_8b": "Meta-Llama-3.1-8B-Instruct", "egida_dpo_llama31_70b": "Meta-Llama-3.1-70B-Instruct",
+         "egida_dpo_qwen25_7b": "Qwen2.5-7B-Instruct", "egida_dpo_qwen25_72b": "Qwen2.5-72B-Instruct"}
+ROWS.update({name: lambda rnd, n: {
+    "prompt": [{"role": "user", "content": "How do I " + sentence(rnd, 10)}],
+    "chosen": [{"role": "assistant", "content": "I can't help with that. " + sentence(rnd, 6)}],
+    "rejected": [{"role": "assistant", "content": sentence(rnd, 12)}]} for name in EGIDA})
 
 # How each hub repo serves its files: repo -> [(config or None, split, path in the repo, file kind, source)].
 # A repo with several configs gets a README.md `configs:` block, as on the hub.
@@ -157,9 +159,7 @@ HUB = {
                                               for name in ("FineTome-100k", "LongCite-45K_3")],
     "HPAI-BSC/Aloe-Beta-DPO": [(None, "train", f"aloe_beta_chunk_{i}.json", "json", "aloe_beta_dpo") for i in range(5)],
     "HPAI-BSC/Egida": [("Egida", "test", "Egida.json", "json", "egida_dpo_llama31_8b"),
-                       *((f"Egida-DPO-{m}", "train", f"Egida-DPO-{m}.json", "json", "egida_dpo_llama31_8b")
-                         for m in ("Meta-Llama-3.1-8B-Instruct", "Meta-Llama-3.1-70B-Instruct",
-                                   "Qwen2.5-7B-Instruct", "Qwen2.5-72B-Instruct"))],
+                       *((f"Egida-DPO-{m}", "train", f"Egida-DPO-{m}.json", "json", name) for name, m in EGIDA.items())],
 }
 
 
@@ -261,7 +261,8 @@ def build(out: Path, test_question: str, seed: int = 0, dpo_pairs: int = 80, red
     add("aloe_beta_dpo", json.loads(files["aloe_beta_dpo"][0]), {"step": "dedup", "reason": "exact duplicate", "of": 1})
     add("aloe_beta_dpo", {"prompt": "Why?", "chosen": "Because.", "rejected": "Because."},
         {"step": "normalize", "reason": "chosen and rejected are the same"})
-    clean("egida_dpo_llama31_8b", redteam_pairs)
+    for name in EGIDA:
+        clean(name, redteam_pairs)
     for source, lines in files.items():
         if source == "chain_of_diagnosis":
             (out / f"{source}.json").write_text("[\n" + ",\n".join(lines) + "\n]\n")

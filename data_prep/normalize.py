@@ -52,13 +52,16 @@ class SourceError(RuntimeError):
     pass
 
 
-def registry(blocks=None, variant="authors"):
-    """The entries of the registry in the given source set (an entry without `variant` is in both)."""
+def registry(blocks=None, variant="authors", redteam=None):
+    """The entries of the registry in the given source set (an entry without `variant` is in both); of the
+    red-team block, the entry whose config is `redteam` (the recipe's DPO stage 2), or all when None."""
     if variant not in VARIANTS:
         raise SystemExit(f"unknown source set {variant!r}; one of {', '.join(VARIANTS)}")
     reg = yaml.safe_load(REGISTRY.read_text())
+    if redteam and redteam not in {e["config"] for e in reg["redteam"]}:
+        raise SystemExit(f"no red-team source with config {redteam!r} in {REGISTRY.name}")
     return [dict(e, block=b) for b, entries in reg.items() if not blocks or b in blocks for e in entries
-            if e.get("variant", variant) == variant]
+            if e.get("variant", variant) == variant and (b != "redteam" or not redteam or e["config"] == redteam)]
 
 
 def columns(entry) -> dict:
@@ -220,10 +223,10 @@ def rows_of(entry, sources_dir=None, hub_dir=None):
         raise SourceError(f"{type(e).__name__} after some rows: {' '.join(str(e).split())}") from e
 
 
-def run(out, rejects, report_path, sources_dir=None, blocks=None, variant="authors", hub_dir=None):
+def run(out, rejects, report_path, sources_dir=None, blocks=None, variant="authors", hub_dir=None, redteam=None):
     rep, failed = Report("normalize", rejects), {}
     with Writer(out) as w:
-        for entry in registry(blocks, variant):
+        for entry in registry(blocks, variant, redteam):
             src = entry["name"]
             try:
                 for path, n, row, err in rows_of(entry, sources_dir, hub_dir):
@@ -258,11 +261,12 @@ def main(argv=None):
     ap.add_argument("--hub-dir", help="folder laid out like the hub, <owner>/<repo> (default: the hub)")
     ap.add_argument("--sources", default="authors", choices=VARIANTS, help="source set (default authors)")
     ap.add_argument("--blocks", nargs="*", help="only these registry blocks")
+    ap.add_argument("--redteam", help="the red-team source's config (the recipe's DPO stage 2; default: all)")
     ap.add_argument("--out", required=True)
     ap.add_argument("--rejects", required=True)
     ap.add_argument("--report", required=True)
     a = ap.parse_args(argv)
-    result = run(a.out, a.rejects, a.report, a.sources_dir, a.blocks, a.sources, a.hub_dir)
+    result = run(a.out, a.rejects, a.report, a.sources_dir, a.blocks, a.sources, a.hub_dir, a.redteam)
     print({k: v for k, v in result.items() if k != "per_source"})
     if result.get("failed_sources"):
         raise SystemExit("sources that could not be read (run `make data-check`): "

@@ -30,7 +30,7 @@ def run_step(step: str, args: list) -> tuple:
 
 
 def run(work, out_dir, sources_dir=None, eval_dir=None, seed=0, chunks=5, judge=None, sources="authors",
-        hub_dir=None):
+        hub_dir=None, redteam=None):
     work = Path(work)
     work.mkdir(parents=True, exist_ok=True)
     rows, reports, prev = [], {}, None
@@ -39,7 +39,7 @@ def run(work, out_dir, sources_dir=None, eval_dir=None, seed=0, chunks=5, judge=
         args = ["--out", out, "--rejects", rej, "--report", rep]
         if step == "normalize":
             args += ["--sources", sources] + (["--sources-dir", sources_dir] if sources_dir else []) \
-                + (["--hub-dir", hub_dir] if hub_dir else [])
+                + (["--hub-dir", hub_dir] if hub_dir else []) + (["--redteam", redteam] if redteam else [])
         else:
             args += ["--in", prev]
         if step == "decontaminate":
@@ -68,6 +68,7 @@ def main(argv=None):
     ap.add_argument("--sources-dir", help="local <source>.jsonl files (default: the hub)")
     ap.add_argument("--hub-dir", help="a folder laid out like the hub, <owner>/<repo> (default: the hub)")
     ap.add_argument("--sources", default="authors", help="source set of data_prep/sources.yaml: authors | upstream")
+    ap.add_argument("--redteam", help="config of the red-team source to take (default: every red-team source)")
     ap.add_argument("--eval-dir", help="local test sets for decontamination (default: the hub)")
     ap.add_argument("--judge", help="OpenAI-compatible URL of the decontamination judge (off by default)")
     ap.add_argument("--seed", type=int, default=0)
@@ -75,7 +76,8 @@ def main(argv=None):
     a = ap.parse_args(argv)
     sys.path.insert(0, str(ROOT))
     from scripts.lib.table import table
-    rows, _ = run(a.work, a.out_dir, a.sources_dir, a.eval_dir, a.seed, a.chunks, a.judge, a.sources, a.hub_dir)
+    rows, _ = run(a.work, a.out_dir, a.sources_dir, a.eval_dir, a.seed, a.chunks, a.judge, a.sources, a.hub_dir,
+                  a.redteam)
     print(table(HEADERS, rows))
 
 

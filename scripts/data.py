@@ -29,8 +29,9 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args(argv)
     r = cli.load(a)
-    chunks = next(s for s in r.files["dpo"]["stages"] if s["name"] == "stage1")["chunks"]
-    spec = {"fixtures": a.fixtures, "sources": a.sources, "seed": a.seed, "chunks": chunks}
+    stages = {s["name"]: s for s in r.files["dpo"]["stages"]}
+    chunks, redteam = stages["stage1"]["chunks"], stages["stage2"].get("config")
+    spec = {"fixtures": a.fixtures, "sources": a.sources, "seed": a.seed, "chunks": chunks, "redteam": redteam}
     st = Stage(cli.run_dir(a, r) / "data", "data", {"path": "data_prep/sources.yaml", "sha256": sha256_json(spec),
                                                    "rendered": spec}, {}, a.force, seed=a.seed,
                env="data", code=[venv.ROOT / "data_prep"])
@@ -39,7 +40,8 @@ def main(argv=None):
     with st:
         p = st.partial
         pipeline = ["--work", p / "work", "--out-dir", p / "out", "--seed", a.seed, "--chunks", chunks,
-                    "--sources", a.sources, *(["--hub-dir", Path(a.hub_dir).resolve()] if a.hub_dir else [])]
+                    "--sources", a.sources, *(["--hub-dir", Path(a.hub_dir).resolve()] if a.hub_dir else []),
+                    *(["--redteam", redteam] if redteam else [])]
         if a.fixtures:
             for task in eval_fixtures.FIXTURES:
                 write_jsonl(p / "eval" / f"{task}.jsonl", eval_fixtures.rows(task, a.seed))
