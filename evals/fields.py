@@ -3,7 +3,7 @@ lm-eval's per-sample accuracy averaged per field.
 
 The authors' labeller (HPAI-BSC/medical-fields, configs/main.yaml and the configs it names): Llama-3-70B-Instruct
 reads the question alone, after a system prompt naming the fields of `medical_fields_35_v2.txt` and seven few-shot
-turns (configs/prompt/prompt-cot.yaml), samples at temperature 0.7, top_k 50, top_p 0.9 with 500 tokens, and its
+turns (configs/prompt/prompt-cot.yaml; here the same structure in our own words), samples at temperature 0.7, top_k 50, top_p 0.9 with 500 tokens, and its
 label is the word after the last "The category is: " when that word is on the list. Their code labels a reply
 without one "None", the list's own "does not fit" entry; here such a reply is unlabelled, counted and reported
 apart, never a field. Their output `medical_fields.json` is a list of {dataset, question, medical_field,
@@ -37,36 +37,32 @@ TASKS = {
     **{f"mmlu_{s}": (f"mmlu_{s}", "question") for s in (
         "anatomy", "clinical_knowledge", "college_medicine", "medical_genetics", "professional_medicine")},
 }  # fmt: skip
-# The prompt of configs/prompt/prompt-cot.yaml, the list joined by commas as their Inference does.
+# [C] The authors' prompt structure (configs/prompt/prompt-cot.yaml: a system prompt with the list joined by
+# commas, seven few-shot turns, the reply ending "The category is: <field>"), in this repository's own words and
+# examples: their text is not reproduced here, so labels from this prompt may differ from theirs a little.
 SYSTEM = (
-    "You are an expert medical assistant tasked with classifying medical questions into specific categories. You "
-    "will be given a medical question. Your job is to categorize the question into one of the following categories: "
-    f"{','.join(FIELDS)}. Ensure that your output includes a step-by-step explanation of your reasoning process "
-    "followed by the final category. Provide the name of the category as a single word and nothing else. If you have "
-    "any doubts or the question does not fit clearly into one category, respond with 'The category is: None'. End "
-    "your response with 'The category is: <category>'."
+    "Classify the medical question you are given into exactly one of these fields: "
+    f"{','.join(FIELDS)}. Reason briefly, step by step, about what the question is mainly about, then give the "
+    "field as one word from the list. When the question fits no field, or several equally, the field is None. "
+    "Finish with the line 'The category is: <field>'."
 )
 SHOTS = [
-    ("What are the common symptoms of a myocardial infarction?",
-     "Myocardial infarction refers to a heart attack, which is a condition related to the heart. Heart conditions "
-     "are categorized under Cardiology. The category is: Cardiology"),
-    ("What is the first-line treatment for type 2 diabetes?",
-     "Type 2 diabetes is a metabolic disorder that involves insulin regulation. Disorders related to metabolism and "
-     "insulin are categorized under Endocrinology. The category is: Endocrinology"),
-    ("What are the stages of non-small cell lung cancer?",
-     "Non-small cell lung cancer is a type of cancer. The staging of cancer is a process that falls under the field "
-     "of Oncology. The category is: Oncology"),
-    ("How is rheumatoid arthritis diagnosed?",
-     "Rheumatoid arthritis is an autoimmune disease that affects the joints. Diseases affecting the joints and "
-     "autoimmune conditions are categorized under Rheumatology. The category is: Rheumatology"),
-    ("What are the side effects of the MMR vaccine?",  # Immunology is not on the list: such a reply is unlabelled
-     "The MMR vaccine triggers immune responses to prevent measles, mumps, and rubella. Immune responses and "
-     "vaccinations are categorized under Immunology. The category is: Immunology"),
-    ("What is the capital of France?",
-     "The question is unrelated to medical fields and does not fit into any medical category. The category is: None"),
-    ("Waht are l",
-     "The question is incomplete and contains significant typos, making it unclear and impossible to categorize. "
-     "The category is: None"),
+    ("Which valve is most often affected in rheumatic heart disease?",
+     "Rheumatic heart disease damages the heart valves, so this is a question about the heart. "
+     "The category is: Cardiology"),
+    ("What is the usual starting dose of levothyroxine for an adult with hypothyroidism?",
+     "Hypothyroidism is a disorder of the thyroid gland, a hormone-producing organ. The category is: Endocrinology"),
+    ("Which stain shows acid-fast bacilli in a sputum smear?",
+     "The question is about identifying bacteria in a laboratory sample. The category is: Microbiology"),
+    ("What is the first test to order in a child with suspected iron-deficiency anaemia?",
+     "The question is about a disorder of the blood and how it is diagnosed. The category is: Hematology"),
+    ("Which nerve is at risk in a fracture of the surgical neck of the humerus?",
+     "The axillary nerve wraps around the surgical neck of the humerus; this is nerve and bone anatomy. "
+     "The category is: Anatomy"),
+    ("Who wrote the novel Don Quixote?",
+     "This is a question about literature, not medicine. The category is: None"),
+    ("Wht dose for kid",
+     "The question is too incomplete to tell what it asks. The category is: None"),
 ]  # fmt: skip
 CATEGORY = re.compile(r"The category is: (\w+)")  # prompt-cot.yaml's regex (case as written)
 
