@@ -13,7 +13,6 @@ from conftest import ROOT, run_py, tool
 from scripts.lib import manifest as mf
 from scripts.lib import recipe as rc
 from scripts.lib.eval_fixtures import DRUGS
-from scripts.sft import loss_curve
 
 PROFILE = "cpu-tiny-learn"
 
@@ -46,7 +45,8 @@ def fixture_rows():
 def write_data_stage(run):
     """The data stage of this run: the fixture in data_prep's output schema, with its manifest."""
     sft, pairs = fixture_rows()
-    st = mf.Stage(run / "data", "data", {"path": "tests/test_learning.py", "sha256": mf.sha256_json([sft, pairs])}, {})
+    recipe = {"path": "tests/test_learning.py", "sha256": mf.sha256_json([sft, pairs])}
+    st = mf.Stage(run / "data", "data", recipe, {}, env="base")
     if st.skip():
         return
     with st:
@@ -67,10 +67,10 @@ def learned(chain):
 
 
 def test_sft_loss_falls_by_30_percent_and_the_model_answers_from_the_fixture(learned):
-    sft = mf.read(learned / "sft")["outputs"]
-    losses = loss_curve(ROOT / sft["model"]["path"])
-    assert len(losses) == rc.load(ROOT / "recipes/aloe-beta-8b", profile=PROFILE).files["sft"]["max_steps"]
-    assert losses[-1] <= 0.7 * losses[0], losses
+    m = mf.read(learned / "sft")  # losses from axolotl's trainer state (scripts/sft.py)
+    sft, x = m["outputs"], m["metrics"]
+    assert x["steps"] == rc.load(ROOT / "recipes/aloe-beta-8b", profile=PROFILE).files["sft"]["max_steps"]
+    assert x["loss_last"] <= 0.7 * x["loss_first"], x
     res = tool("eval", "check_model.py", sft["model"]["path"])  # asks "Which drug treats asthma?"
     assert res["text"].startswith("Salbutamol."), res
 
