@@ -15,7 +15,7 @@ def main(argv=None):
     builder = venv.TOOLS / "build_tiny_kit.py"
     kit = Path(a.runs) / "tiny-kit"
     recipe = {"path": str(builder.relative_to(venv.ROOT)), "sha256": sha256_path(builder)}
-    st = Stage(kit, "tiny-kit", recipe, {}, a.force, seed=0)
+    st = Stage(kit, "tiny-kit", recipe, {}, a.force, seed=0, env="eval", code=[venv.TOOLS / "build_tiny_kit.py"])
     if st.skip():
         return 0
     with st:
