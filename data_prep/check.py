@@ -9,6 +9,7 @@ on any mismatch, naming the source or task and why.
   python -m data_prep.check [--sources authors|upstream] [--hub-dir DIR] [--eval tasks.json] [--json out.json]
   (--hub-dir: a folder laid out like the hub, DIR/<owner>/<repo>, as data_prep/fixtures.py --hub-dir writes)
 """
+
 import argparse
 import json
 import sys
@@ -37,6 +38,7 @@ def repo_scripts(repo: str, revision: str | None, hub_dir) -> list | None:
         root = Path(hub_dir) / repo
         return sorted(p.name for p in root.glob("*.py")) if root.is_dir() else None
     from huggingface_hub import HfApi
+
     files = HfApi().list_repo_files(repo, repo_type="dataset", revision=revision)
     return sorted(f for f in files if f.endswith(".py") and "/" not in f)
 
@@ -59,8 +61,16 @@ def sample(entry, hub_dir, rows: int, scan: int):
 
 def check_source(entry, hub_dir, rows: int, scan: int) -> dict:
     split = f"{entry.get('config') or '-'}/{entry['split']}"
-    out = {"source": entry["name"], "hub": entry.get("hub") or "-", "config/split": split, "columns": "-",
-           "fits": "-", "rows": 0, "status": "ok", "ok": True}
+    out = {
+        "source": entry["name"],
+        "hub": entry.get("hub") or "-",
+        "config/split": split,
+        "columns": "-",
+        "fits": "-",
+        "rows": 0,
+        "status": "ok",
+        "ok": True,
+    }
     if entry.get("hub") is None:
         return {**out, "status": f"local only: {entry['why'].split(';')[0]}"}
     bad = known_script(entry["hub"], entry.get("revision"))
@@ -72,7 +82,11 @@ def check_source(entry, hub_dir, rows: int, scan: int) -> dict:
         return {**out, "status": f"FAIL: {type(e).__name__}: {' '.join(str(e).split())[:160]}", "ok": False}
     out.update(columns=", ".join(seen), rows=len(got))
     if not got:
-        what = f" whose {entry['filter']['column']} starts with {entry['filter']['prefix']!r}" if entry.get("filter") else ""
+        what = (
+            f" whose {entry['filter']['column']} starts with {entry['filter']['prefix']!r}"
+            if entry.get("filter")
+            else ""
+        )
         return {**out, "status": f"FAIL: no rows{what} in the first {scan}", "ok": False}
     mapped = nz.columns(entry)
     known = {*mapped.values(), *nz.OPTIONAL.get(entry["format"], ()), *entry.get("unused", ())}
@@ -80,8 +94,15 @@ def check_source(entry, hub_dir, rows: int, scan: int) -> dict:
     unmapped = [c for c in seen if c not in known]
     if missing or unmapped:
         what = [f"missing column {', '.join(map(repr, missing))}"] if missing else []
-        what += [f"unmapped: {', '.join(map(repr, unmapped))}" if missing else
-                 f"extra column {', '.join(map(repr, unmapped))} (map it, or list it as `unused`)"] if unmapped else []
+        what += (
+            [
+                f"unmapped: {', '.join(map(repr, unmapped))}"
+                if missing
+                else f"extra column {', '.join(map(repr, unmapped))} (map it, or list it as `unused`)"
+            ]
+            if unmapped
+            else []
+        )
         return {**out, "status": "FAIL: " + (f"{what[0]} ({what[1]})" if len(what) == 2 else what[0]), "ok": False}
     errors = []
     for row in got:
@@ -96,8 +117,14 @@ def check_source(entry, hub_dir, rows: int, scan: int) -> dict:
 
 
 def check_eval(task: str, ds: dict, hub_dir) -> dict:
-    out = {"task": task, "dataset": ds["path"], "config": ds.get("name") or "-",
-           "revision": ds.get("revision") or "main", "status": "ok", "ok": True}
+    out = {
+        "task": task,
+        "dataset": ds["path"],
+        "config": ds.get("name") or "-",
+        "revision": ds.get("revision") or "main",
+        "status": "ok",
+        "ok": True,
+    }
     if ds["path"] in ("json", "csv", "parquet", None):
         return {**out, "status": "local files"}
     bad = known_script(ds["path"], ds.get("revision"))
@@ -117,7 +144,7 @@ def check_eval(task: str, ds: dict, hub_dir) -> dict:
 
 
 def clip(s, n=48):
-    return s if len(s) <= n else s[:n - 3] + "..."
+    return s if len(s) <= n else s[: n - 3] + "..."
 
 
 def main(argv=None):
@@ -146,13 +173,16 @@ def main(argv=None):
         ekeys = ["task", "dataset", "config", "revision", "status"]
         print("\neval datasets:")
         print(table(ekeys, [[clip(str(r[k]), 60) for k in ekeys] for r in eval_rows]))
-    bad = [(r["source"], r["status"]) for r in src_rows if not r["ok"]] + \
-        [(r["task"], r["status"]) for r in eval_rows if not r["ok"]]
+    bad = [(r["source"], r["status"]) for r in src_rows if not r["ok"]] + [
+        (r["task"], r["status"]) for r in eval_rows if not r["ok"]
+    ]
     failed = [name for name, _ in bad]
     if bad:
         print("\nwhy:\n" + "\n".join(f"  {name}: {status}" for name, status in bad))
-    print(f"\n{len(src_rows)} sources, {len(eval_rows)} eval tasks in {time.perf_counter() - t0:.1f} s: "
-          + (f"{len(failed)} FAILED: {', '.join(failed)}" if failed else "all ok"))
+    print(
+        f"\n{len(src_rows)} sources, {len(eval_rows)} eval tasks in {time.perf_counter() - t0:.1f} s: "
+        + (f"{len(failed)} FAILED: {', '.join(failed)}" if failed else "all ok")
+    )
     if a.json:
         Path(a.json).write_text(json.dumps({"sources": src_rows, "eval": eval_rows, "failed": failed}, indent=2))
     return 1 if failed else 0

@@ -8,6 +8,7 @@ Preference rows are cleaned the same way in prompt, chosen and rejected.
 
   python -m data_prep.clean --in normalized.jsonl --out clean.jsonl --rejects r.jsonl --report r.json
 """
+
 import json
 import re
 
@@ -21,8 +22,10 @@ BLANKS = re.compile(r"\n{3,}")
 # The irrelevant questions and answers printed in P-BETA Tables B5-B6 (the full lists are not published as text).
 IRRELEVANT_QUESTIONS = {"no abstract available.", "[figure: see text]", "[see text]", "no abstract"}
 IRRELEVANT_ANSWERS = {"erratum", "none", "unremarkable.", "n/a", "[figure: see text]", "not applicable"}
-MC_ANSWER = re.compile(r"^\s*(?:explanation:\s*)?(?:ans(?:wer)?\.?\s*(?:is)?\s*[:.]?\s*)\(?\[?([A-Ea-e])\]?\)?[.)]?\s*$",
-                       re.IGNORECASE | re.DOTALL)
+MC_ANSWER = re.compile(
+    r"^\s*(?:explanation:\s*)?(?:ans(?:wer)?\.?\s*(?:is)?\s*[:.]?\s*)\(?\[?([A-Ea-e])\]?\)?[.)]?\s*$",
+    re.IGNORECASE | re.DOTALL,
+)
 
 
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
@@ -41,7 +44,7 @@ def clean_text(s: str) -> str:
 
 
 def normalize_mc_answer(s: str) -> str | None:
-    """"Answer: [X]" for an answer that is only a malformed option letter, else None."""
+    """ "Answer: [X]" for an answer that is only a malformed option letter, else None."""
     m = MC_ANSWER.match(s)
     fixed = f"Answer: [{m.group(1).upper()}]" if m else None
     return fixed if fixed != s.strip() else None

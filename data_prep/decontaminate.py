@@ -11,6 +11,7 @@ the test question it matched.
       [--eval-dir DIR]   (DIR/<task>.jsonl in each benchmark's schema; default: the hub test splits)
       [--judge http://host:8000/v1 --judge-model NousResearch/Nous-Hermes-2-Yi-34B]
 """
+
 import json
 import re
 import urllib.request
@@ -23,9 +24,11 @@ from .io import Report, Writer, read_jsonl, step_args
 N = 8
 WORD = re.compile(r"\w+")
 BENCHMARKS = ["medqa_4options", "medmcqa", "pubmedqa", "careqa_en", *(f"mmlu_{s}" for s in benchmarks.MMLU_MEDICAL)]
-JUDGE_PROMPT = ("You check training data for contamination. Is the TRAINING SAMPLE the same question as the TEST "
-                "QUESTION (possibly reworded or with other options)? Reply with one word: yes or no.\n\n"
-                "TEST QUESTION:\n{test}\n\nTRAINING SAMPLE:\n{sample}")
+JUDGE_PROMPT = (
+    "You check training data for contamination. Is the TRAINING SAMPLE the same question as the TEST "
+    "QUESTION (possibly reworded or with other options)? Reply with one word: yes or no.\n\n"
+    "TEST QUESTION:\n{test}\n\nTRAINING SAMPLE:\n{sample}"
+)
 
 
 def words(s):
@@ -33,7 +36,7 @@ def words(s):
 
 
 def ngrams(ws, n):
-    return {" ".join(ws[i:i + n]) for i in range(len(ws) - n + 1)}
+    return {" ".join(ws[i : i + n]) for i in range(len(ws) - n + 1)}
 
 
 class TestIndex:
@@ -78,10 +81,17 @@ def load_test_questions(eval_dir=None) -> list:
 
 
 def ask_judge(url, model, test, sample) -> bool:
-    body = json.dumps({"model": model, "max_tokens": 3, "temperature": 0,
-                       "messages": [{"role": "user", "content": JUDGE_PROMPT.format(test=test, sample=sample)}]})
-    req = urllib.request.Request(url.rstrip("/") + "/chat/completions", body.encode(),
-                                 {"Content-Type": "application/json"})
+    body = json.dumps(
+        {
+            "model": model,
+            "max_tokens": 3,
+            "temperature": 0,
+            "messages": [{"role": "user", "content": JUDGE_PROMPT.format(test=test, sample=sample)}],
+        }
+    )
+    req = urllib.request.Request(
+        url.rstrip("/") + "/chat/completions", body.encode(), {"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(req, timeout=120) as r:
         reply = json.loads(r.read())["choices"][0]["message"]["content"]
     return reply.strip().lower().startswith("yes")

@@ -9,6 +9,7 @@ sample) and the exact-hash set, whatever the corpus size.
 
   python -m data_prep.dedup --in clean.jsonl --out dedup.jsonl --rejects r.jsonl --report r.json
 """
+
 import hashlib
 import json
 import re
@@ -20,9 +21,9 @@ import numpy as np
 from .io import Report, Writer, parallel_map, step_main
 
 BANDS = 14
-ROWS = {"qa": 8, "multi_turn": 10}       # thresholds (1/14)^(1/8) = 0.72, (1/14)^(1/10) = 0.77
+ROWS = {"qa": 8, "multi_turn": 10}  # thresholds (1/14)^(1/8) = 0.72, (1/14)^(1/10) = 0.77
 NGRAM = 5
-PRIME = np.uint64(4294967291)             # largest prime below 2**32
+PRIME = np.uint64(4294967291)  # largest prime below 2**32
 _rng = np.random.default_rng(1)
 A = _rng.integers(1, 2**32 - 5, size=BANDS * max(ROWS.values()), dtype=np.uint64)
 B = _rng.integers(0, 2**32 - 5, size=BANDS * max(ROWS.values()), dtype=np.uint64)
@@ -54,7 +55,7 @@ def signature(text: str, rows: int) -> np.ndarray:
     if len(words) >= NGRAM:
         sh = np.zeros(len(words) - NGRAM + 1, dtype=np.uint64)
         for j in range(NGRAM):  # a polynomial hash of each 5-gram, kept below 2**32
-            sh = (sh * np.uint64(1000003) + words[j:len(words) - NGRAM + 1 + j]) & np.uint64(0xFFFFFFFF)
+            sh = (sh * np.uint64(1000003) + words[j : len(words) - NGRAM + 1 + j]) & np.uint64(0xFFFFFFFF)
     else:
         sh = np.array([zlib.crc32(" ".join(WORD.findall(text.lower())).encode())], dtype=np.uint64)
     sh = np.unique(sh)

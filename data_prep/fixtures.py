@@ -16,18 +16,21 @@ assumption):
   python -m data_prep.fixtures --out DIR [--test-question Q]      the local corpus
   python -m data_prep.fixtures --hub-dir DIR                      the hub mirror (needs pyarrow: .venv/data)
 """
+
 import argparse
 import csv
 import json
 import random
 from pathlib import Path
 
-VOCAB = ("patient fever cough insulin renal hepatic cardiac pulmonary biopsy lesion chronic acute dose infusion "
-         "antibiotic steroid thrombosis embolism anemia platelet neutrophil lymphocyte cortisol thyroid glucose "
-         "ketone sodium potassium calcium magnesium ventricle atrium valve murmur stenosis sclerosis neuropathy "
-         "seizure migraine stroke aneurysm fracture ligament tendon cartilage dermatitis eczema psoriasis ulcer "
-         "gastritis colitis hepatitis cirrhosis pancreatitis nephritis cystitis prostate ovary uterus placenta "
-         "fetus neonate infant toddler adolescent elderly vaccine antibody antigen allergen histamine").split()
+VOCAB = (
+    "patient fever cough insulin renal hepatic cardiac pulmonary biopsy lesion chronic acute dose infusion "
+    "antibiotic steroid thrombosis embolism anemia platelet neutrophil lymphocyte cortisol thyroid glucose "
+    "ketone sodium potassium calcium magnesium ventricle atrium valve murmur stenosis sclerosis neuropathy "
+    "seizure migraine stroke aneurysm fracture ligament tendon cartilage dermatitis eczema psoriasis ulcer "
+    "gastritis colitis hepatitis cirrhosis pancreatitis nephritis cystitis prostate ovary uterus placenta "
+    "fetus neonate infant toddler adolescent elderly vaccine antibody antigen allergen histamine"
+).split()
 
 
 def sentence(rnd, n):
@@ -39,24 +42,37 @@ def qa(rnd):
 
 
 def sharegpt(q, a, system=None):
-    return {"conversations": ([{"from": "system", "value": system}] if system else [])
-            + [{"from": "human", "value": q}, {"from": "gpt", "value": a}]}
+    return {
+        "conversations": ([{"from": "system", "value": system}] if system else [])
+        + [{"from": "human", "value": q}, {"from": "gpt", "value": a}]
+    }
 
 
 def cod_row(rnd, n):
-    turns = [{"value": sentence(rnd, 14)},
-             {"symptom_abstraction": [rnd.choice(VOCAB), rnd.choice(VOCAB)],
-              "disease_recall": [{"disease": rnd.choice(VOCAB), "common_symptom": sentence(rnd, 5)},
-                                 {"disease": rnd.choice(VOCAB), "common_symptom": None}],
-              "diagnostic_reasoning": sentence(rnd, 20), "confidence_assessment": {rnd.choice(VOCAB): 0.7},
-              "decision": "diagnosis", "value": sentence(rnd, 8)}]
+    turns = [
+        {"value": sentence(rnd, 14)},
+        {
+            "symptom_abstraction": [rnd.choice(VOCAB), rnd.choice(VOCAB)],
+            "disease_recall": [
+                {"disease": rnd.choice(VOCAB), "common_symptom": sentence(rnd, 5)},
+                {"disease": rnd.choice(VOCAB), "common_symptom": None},
+            ],
+            "diagnostic_reasoning": sentence(rnd, 20),
+            "confidence_assessment": {rnd.choice(VOCAB): 0.7},
+            "decision": "diagnosis",
+            "value": sentence(rnd, 8),
+        },
+    ]
     return {"case_id": f"en_{n}", "target_disease": rnd.choice(VOCAB), "CoD_conversations": json.dumps(turns)}
 
 
 def cot_row(rnd, letter="C"):
     q = sentence(rnd, 14) + "\nOptions:\nA. x\nB. y\nC. z\nD. w"
-    return {"system_prompt": "You are an expert medical assistant.", "question": q,
-            "response": " ".join(sentence(rnd, 12) for _ in range(3)) + f" Answer: {letter}."}
+    return {
+        "system_prompt": "You are an expert medical assistant.",
+        "question": q,
+        "response": " ".join(sentence(rnd, 12) for _ in range(3)) + f" Answer: {letter}.",
+    }
 
 
 def preference_row(rnd):
@@ -70,54 +86,110 @@ ROWS = {
     "ultramedical": lambda rnd, n: sharegpt(*qa(rnd)),
     "chain_of_diagnosis": lambda rnd, n: sharegpt(*qa(rnd)),
     "aloe_beta_medical_collection": lambda rnd, n: sharegpt(*qa(rnd)),
-    "ultramedical_textbookqa": lambda rnd, n: {"id": f"TextBookQA,Anatomy_Gray_{n}", "type": "mc",
-                                               **sharegpt(*qa(rnd)), "answer": "A", "score": "9"},
-    "ultramedical_medical_instruct": lambda rnd, n: {"id": f"Medical-Instruct-120k,{n}", "type": "open",
-                                                     **sharegpt(*qa(rnd)), "answer": "", "score": "8"},
-    "ultramedical_wikiinstruct": lambda rnd, n: {"id": f"WikiInstruct,{n}", "type": "open",
-                                                 **sharegpt(*qa(rnd)), "answer": "", "score": "8"},
+    "ultramedical_textbookqa": lambda rnd, n: {
+        "id": f"TextBookQA,Anatomy_Gray_{n}",
+        "type": "mc",
+        **sharegpt(*qa(rnd)),
+        "answer": "A",
+        "score": "9",
+    },
+    "ultramedical_medical_instruct": lambda rnd, n: {
+        "id": f"Medical-Instruct-120k,{n}",
+        "type": "open",
+        **sharegpt(*qa(rnd)),
+        "answer": "",
+        "score": "8",
+    },
+    "ultramedical_wikiinstruct": lambda rnd, n: {
+        "id": f"WikiInstruct,{n}",
+        "type": "open",
+        **sharegpt(*qa(rnd)),
+        "answer": "",
+        "score": "8",
+    },
     "cod_patient_sym_disease": cod_row,
-    "medinstruct_52k": lambda rnd, n: dict(zip(("instruction", "output"), qa(rnd)),
-                                           input="<noinput>" if n % 3 else sentence(rnd, 6)),
+    "medinstruct_52k": lambda rnd, n: dict(
+        zip(("instruction", "output"), qa(rnd)), input="<noinput>" if n % 3 else sentence(rnd, 6)
+    ),
     "medquad": lambda rnd, n: dict(zip(("Question", "Answer"), qa(rnd)), qtype="symptoms"),
-    "icliniq": lambda rnd, n: {"input": qa(rnd)[0], "answer_icliniq": sentence(rnd, 20),
-                               "answer_chatgpt": sentence(rnd, 20), "answer_chatdoctor": sentence(rnd, 20)},
-    "genmedgpt_5k": lambda rnd, n: dict(zip(("input", "output"), qa(rnd)),
-                                        instruction="If you are a doctor, please answer the medical questions."),
+    "icliniq": lambda rnd, n: {
+        "input": qa(rnd)[0],
+        "answer_icliniq": sentence(rnd, 20),
+        "answer_chatgpt": sentence(rnd, 20),
+        "answer_chatdoctor": sentence(rnd, 20),
+    },
+    "genmedgpt_5k": lambda rnd, n: dict(
+        zip(("input", "output"), qa(rnd)), instruction="If you are a doctor, please answer the medical questions."
+    ),
     "know_medical_dialogues": lambda rnd, n: dict(zip(("instruction", "output"), qa(rnd))),
     "medical_meadow_wikidoc_patient_info": lambda rnd, n: dict(zip(("instruction", "output"), qa(rnd)), input=""),
     "medtext": lambda rnd, n: dict(zip(("Prompt", "Completion"), qa(rnd))),
-    "mts_dialog": lambda rnd, n: {"ID": n, "section_header": "GENHX", "section_text": sentence(rnd, 20),
-                                  "dialogue": "Doctor: " + qa(rnd)[0] + "\nPatient: " + sentence(rnd, 10)},
+    "mts_dialog": lambda rnd, n: {
+        "ID": n,
+        "section_header": "GENHX",
+        "section_text": sentence(rnd, 20),
+        "dialogue": "Doctor: " + qa(rnd)[0] + "\nPatient: " + sentence(rnd, 10),
+    },
     "wiki_medical_terms": lambda rnd, n: {"page_title": rnd.choice(VOCAB).capitalize(), "page_text": qa(rnd)[1]},
-    "liveqa": lambda rnd, n: {"questionid": f"Q{n}", "subject": rnd.choice(VOCAB), "message": qa(rnd)[0],
-                              "focus": rnd.choice(VOCAB), "type": "information", "pairid": n,
-                              "answer": sentence(rnd, 25)},
-    "medical_dialogue_to_soap_summary": lambda rnd, n: {"dialogue": "Doctor: " + qa(rnd)[0],
-                                                        "soap": "S: " + sentence(rnd, 20), "prompt": "Summarise."},
+    "liveqa": lambda rnd, n: {
+        "questionid": f"Q{n}",
+        "subject": rnd.choice(VOCAB),
+        "message": qa(rnd)[0],
+        "focus": rnd.choice(VOCAB),
+        "type": "information",
+        "pairid": n,
+        "answer": sentence(rnd, 25),
+    },
+    "medical_dialogue_to_soap_summary": lambda rnd, n: {
+        "dialogue": "Doctor: " + qa(rnd)[0],
+        "soap": "S: " + sentence(rnd, 20),
+        "prompt": "Summarise.",
+    },
     "mental_health_conversational": lambda rnd, n: {"text": "<HUMAN>: {}\n<ASSISTANT>: {}".format(*qa(rnd))},
     "mashqa": lambda rnd, n: dict(zip(("question", "answer"), qa(rnd))),
-    "bioasq_b": lambda rnd, n: {"id": f"b{n}", "type": "summary", "body": qa(rnd)[0],
-                                "ideal_answer": [sentence(rnd, 20)]},
-    "aci_bench": lambda rnd, n: {"dataset": "virtassist", "encounter_id": f"D{n}",
-                                 "dialogue": "[doctor] " + qa(rnd)[0], "note": sentence(rnd, 30)},
+    "bioasq_b": lambda rnd, n: {
+        "id": f"b{n}",
+        "type": "summary",
+        "body": qa(rnd)[0],
+        "ideal_answer": [sentence(rnd, 20)],
+    },
+    "aci_bench": lambda rnd, n: {
+        "dataset": "virtassist",
+        "encounter_id": f"D{n}",
+        "dialogue": "[doctor] " + qa(rnd)[0],
+        "note": sentence(rnd, 30),
+    },
     "medmcqa_cot_llama31": lambda rnd, n: cot_row(rnd),
     "medqa_cot_llama31": lambda rnd, n: cot_row(rnd),
     "pubmedqa_cot_llama31": lambda rnd, n: cot_row(rnd),
     "headqa_cot_llama31": lambda rnd, n: cot_row(rnd),
     "mmlu_medical_cot_llama31": lambda rnd, n: cot_row(rnd),
     "polymed_qa": lambda rnd, n: dict(zip(("question", "answer"), qa(rnd))),
-    "aloe_beta_general_collection": lambda rnd, n: {"conversations": [
-        {"from": "system", "value": "You are a helpful assistant."},
-        *sharegpt(*qa(rnd))["conversations"], *sharegpt(*qa(rnd))["conversations"]]},
+    "aloe_beta_general_collection": lambda rnd, n: {
+        "conversations": [
+            {"from": "system", "value": "You are a helpful assistant."},
+            *sharegpt(*qa(rnd))["conversations"],
+            *sharegpt(*qa(rnd))["conversations"],
+        ]
+    },
     "aloe_beta_dpo": lambda rnd, n: preference_row(rnd),
 }
-EGIDA = {"egida_dpo_llama31_8b": "Meta-Llama-3.1-8B-Instruct", "egida_dpo_llama31_70b": "Meta-Llama-3.1-70B-Instruct",
-         "egida_dpo_qwen25_7b": "Qwen2.5-7B-Instruct", "egida_dpo_qwen25_72b": "Qwen2.5-72B-Instruct"}
-ROWS.update({name: lambda rnd, n: {
-    "prompt": [{"role": "user", "content": "How do I " + sentence(rnd, 10)}],
-    "chosen": [{"role": "assistant", "content": "I can't help with that. " + sentence(rnd, 6)}],
-    "rejected": [{"role": "assistant", "content": sentence(rnd, 12)}]} for name in EGIDA})
+EGIDA = {
+    "egida_dpo_llama31_8b": "Meta-Llama-3.1-8B-Instruct",
+    "egida_dpo_llama31_70b": "Meta-Llama-3.1-70B-Instruct",
+    "egida_dpo_qwen25_7b": "Qwen2.5-7B-Instruct",
+    "egida_dpo_qwen25_72b": "Qwen2.5-72B-Instruct",
+}
+ROWS.update(
+    {
+        name: lambda rnd, n: {
+            "prompt": [{"role": "user", "content": "How do I " + sentence(rnd, 10)}],
+            "chosen": [{"role": "assistant", "content": "I can't help with that. " + sentence(rnd, 6)}],
+            "rejected": [{"role": "assistant", "content": sentence(rnd, 12)}],
+        }
+        for name in EGIDA
+    }
+)
 
 # How each hub repo serves its files: repo -> [(config or None, split, path in the repo, file kind, source)].
 # A repo with several configs gets a README.md `configs:` block, as on the hub.
@@ -125,41 +197,58 @@ HUB = {
     "HPAI-BSC/MedS-Ins": [(None, "train", "MedS-Ins.json", "json", "meds_ins")],
     "HPAI-BSC/ultramedical": [(None, "train", "ultramedical.json", "json", "ultramedical")],
     "HPAI-BSC/chain-of-diagnosis": [(None, "train", "chain_of_diagnosis.json", "json", "chain_of_diagnosis")],
-    "HPAI-BSC/Aloe-Beta-Medical-Collection": [(None, "train", "medical_collection.json", "json",
-                                               "aloe_beta_medical_collection")],
-    "TsinghuaC3I/UltraMedical": [(None, "train", "data/train-00000-of-00001.parquet", "parquet",
-                                  ("ultramedical_textbookqa", "ultramedical_medical_instruct",
-                                   "ultramedical_wikiinstruct"))],
-    "FreedomIntelligence/CoD-PatientSymDisease": [("en", "train", "CoD_en.json", "json", "cod_patient_sym_disease"),
-                                                  ("zh", "train", "CoD_zh.json", "json", "cod_patient_sym_disease")],
-    "lavita/AlpaCare-MedInstruct-52k": [(None, "train", "data/train-00000-of-00001.parquet", "parquet",
-                                         "medinstruct_52k")],
+    "HPAI-BSC/Aloe-Beta-Medical-Collection": [
+        (None, "train", "medical_collection.json", "json", "aloe_beta_medical_collection")
+    ],
+    "TsinghuaC3I/UltraMedical": [
+        (
+            None,
+            "train",
+            "data/train-00000-of-00001.parquet",
+            "parquet",
+            ("ultramedical_textbookqa", "ultramedical_medical_instruct", "ultramedical_wikiinstruct"),
+        )
+    ],
+    "FreedomIntelligence/CoD-PatientSymDisease": [
+        ("en", "train", "CoD_en.json", "json", "cod_patient_sym_disease"),
+        ("zh", "train", "CoD_zh.json", "json", "cod_patient_sym_disease"),
+    ],
+    "lavita/AlpaCare-MedInstruct-52k": [
+        (None, "train", "data/train-00000-of-00001.parquet", "parquet", "medinstruct_52k")
+    ],
     "keivalya/MedQuad-MedicalQnADataset": [(None, "train", "medDataset_processed.csv", "csv", "medquad")],
     "lavita/ChatDoctor-iCliniq": [(None, "train", "data/train-00000-of-00001.parquet", "parquet", "icliniq")],
     "wangrongsheng/GenMedGPT-5k-en": [(None, "train", "GenMedGPT-5k.json", "json", "genmedgpt_5k")],
     "knowrohit07/know_medical_dialogue_v2": [(None, "train", "train.json", "json", "know_medical_dialogues")],
-    "medalpaca/medical_meadow_wikidoc_patient_information": [(None, "train", "medical_meadow_wikidoc_patient_info.json",
-                                                              "json", "medical_meadow_wikidoc_patient_info")],
+    "medalpaca/medical_meadow_wikidoc_patient_information": [
+        (None, "train", "medical_meadow_wikidoc_patient_info.json", "json", "medical_meadow_wikidoc_patient_info")
+    ],
     "BI55/MedText": [(None, "train", "data/train-00000-of-00001.parquet", "parquet", "medtext")],
     "har1/MTS_Dialogue-Clinical_Note": [(None, "train", "data/train-00000-of-00001.parquet", "parquet", "mts_dialog")],
     "gamino/wiki_medical_terms": [(None, "train", "wiki_medical_terms.parquet", "parquet", "wiki_medical_terms")],
     "truehealth/liveqa": [(None, "train", "data/train-00000-of-00001.parquet", "parquet", "liveqa")],
     "omi-health/medical-dialogue-to-soap-summary": [
         (None, split, f"data/{split}-00000-of-00001.parquet", "parquet", "medical_dialogue_to_soap_summary")
-        for split in ("train", "validation", "test")],
-    "ZahrizhalAli/mental_health_conversational_dataset": [(None, "train", "data/train-00000-of-00001.parquet",
-                                                           "parquet", "mental_health_conversational")],
+        for split in ("train", "validation", "test")
+    ],
+    "ZahrizhalAli/mental_health_conversational_dataset": [
+        (None, "train", "data/train-00000-of-00001.parquet", "parquet", "mental_health_conversational")
+    ],
     "HPAI-BSC/medmcqa-cot-llama31": [(None, "train", "medmcqa_llama31_cot.json", "json", "medmcqa_cot_llama31")],
     "HPAI-BSC/medqa-cot-llama31": [(None, "train", "medqa_llama31_cot.json", "json", "medqa_cot_llama31")],
     "HPAI-BSC/pubmedqa-cot-llama31": [(None, "train", "pubmedqa_llama31_cot.json", "json", "pubmedqa_cot_llama31")],
     "HPAI-BSC/headqa-cot-llama31": [(None, "train", "headqa_llama31_cot.json", "json", "headqa_cot_llama31")],
     "HPAI-BSC/MMLU-medical-cot-llama31": [(None, "train", "mmlu_llama31_cot.json", "json", "mmlu_medical_cot_llama31")],
     "HPAI-BSC/Polymed-QA": [(None, "train", "polymed_qa.json", "json", "polymed_qa")],
-    "HPAI-BSC/Aloe-Beta-General-Collection": [(None, "train", f"{name}.json", "json", "aloe_beta_general_collection")
-                                              for name in ("FineTome-100k", "LongCite-45K_3")],
+    "HPAI-BSC/Aloe-Beta-General-Collection": [
+        (None, "train", f"{name}.json", "json", "aloe_beta_general_collection")
+        for name in ("FineTome-100k", "LongCite-45K_3")
+    ],
     "HPAI-BSC/Aloe-Beta-DPO": [(None, "train", f"aloe_beta_chunk_{i}.json", "json", "aloe_beta_dpo") for i in range(5)],
-    "HPAI-BSC/Egida": [("Egida", "test", "Egida.json", "json", "egida_dpo_llama31_8b"),
-                       *((f"Egida-DPO-{m}", "train", f"Egida-DPO-{m}.json", "json", name) for name, m in EGIDA.items())],
+    "HPAI-BSC/Egida": [
+        ("Egida", "test", "Egida.json", "json", "egida_dpo_llama31_8b"),
+        *((f"Egida-DPO-{m}", "train", f"Egida-DPO-{m}.json", "json", name) for name, m in EGIDA.items()),
+    ],
 }
 
 
@@ -177,6 +266,7 @@ def _write_file(path: Path, rows: list, kind: str):
     else:
         import pyarrow as pa
         import pyarrow.parquet as pq
+
         pq.write_table(pa.Table.from_pylist(rows), path)
 
 
@@ -227,31 +317,58 @@ def build(out: Path, test_question: str, seed: int = 0, dpo_pairs: int = 80, red
     first = add("meds_ins", sharegpt(q, a))
     add("meds_ins", sharegpt(q, a), {"step": "dedup", "reason": "exact duplicate", "of": first})
     add("meds_ins", None, {"step": "normalize", "reason": "malformed JSON"}, raw='{"conversations": [{"from": "human"')
-    add("meds_ins", None, {"step": "normalize", "reason": "invalid UTF-8"},
-        raw='{"conversations": [{"from": "human", "value": "caf\udcff"}]}')
-    add("meds_ins", {"conversation": sharegpt(q, a)["conversations"]},
-        {"step": "normalize", "reason": "missing field 'conversations'"})
-    add("meds_ins", {"conversations": [{"from": "human", "value": q}, {"from": "gpt", "value": 12}]},
-        {"step": "normalize", "reason": "malformed turn"})
-    add("meds_ins", None, {"step": "normalize", "reason": "invalid Unicode"},
-        raw='{"conversations": [{"from": "human", "value": "x\\ud800"}, {"from": "gpt", "value": "y"}]}')
+    add(
+        "meds_ins",
+        None,
+        {"step": "normalize", "reason": "invalid UTF-8"},
+        raw='{"conversations": [{"from": "human", "value": "caf\udcff"}]}',
+    )
+    add(
+        "meds_ins",
+        {"conversation": sharegpt(q, a)["conversations"]},
+        {"step": "normalize", "reason": "missing field 'conversations'"},
+    )
+    add(
+        "meds_ins",
+        {"conversations": [{"from": "human", "value": q}, {"from": "gpt", "value": 12}]},
+        {"step": "normalize", "reason": "malformed turn"},
+    )
+    add(
+        "meds_ins",
+        None,
+        {"step": "normalize", "reason": "invalid Unicode"},
+        raw='{"conversations": [{"from": "human", "value": "x\\ud800"}, {"from": "gpt", "value": "y"}]}',
+    )
     add("meds_ins", sharegpt(sentence(rnd, 12), ""), {"step": "clean", "reason": "no answer"})
     add("meds_ins", sharegpt(sentence(rnd, 12), "Erratum"), {"step": "clean", "reason": "irrelevant answer"})
-    add("meds_ins", sharegpt(sentence(rnd, 12) + " Options: A. x B. y", "Explanation: Ans. B"),
-        {"step": "clean", "change": "normalized multiple-choice answer", "expect_text": "Answer: [B]"})
-    add("meds_ins", sharegpt(sentence(rnd, 12) + " See https://example.org/guide or write to dr.who@example.com",
-                             sentence(rnd, 20)), {"step": "clean", "change": "url and e-mail removed"})
+    add(
+        "meds_ins",
+        sharegpt(sentence(rnd, 12) + " Options: A. x B. y", "Explanation: Ans. B"),
+        {"step": "clean", "change": "normalized multiple-choice answer", "expect_text": "Answer: [B]"},
+    )
+    add(
+        "meds_ins",
+        sharegpt(
+            sentence(rnd, 12) + " See https://example.org/guide or write to dr.who@example.com", sentence(rnd, 20)
+        ),
+        {"step": "clean", "change": "url and e-mail removed"},
+    )
     clean("ultramedical", 8)
     q, a = qa(rnd)
     first = add("ultramedical", sharegpt(q, a))
-    add("ultramedical", sharegpt(q, a.rsplit(" ", 1)[0] + " indeed."),
-        {"step": "dedup", "reason": "near duplicate", "of": first})
+    add(
+        "ultramedical",
+        sharegpt(q, a.rsplit(" ", 1)[0] + " indeed."),
+        {"step": "dedup", "reason": "near duplicate", "of": first},
+    )
     add("ultramedical", {"conversations": "not a list"}, {"step": "normalize", "reason": "wrong type"})
-    clean("chain_of_diagnosis", 4)   # served as one JSON array (chain_of_diagnosis.json), as the hub's .json files
+    clean("chain_of_diagnosis", 4)  # served as one JSON array (chain_of_diagnosis.json), as the hub's .json files
     clean("aloe_beta_medical_collection", 5)
-    add("aloe_beta_medical_collection", sharegpt(f"A colleague asked me this: {test_question} What do you think?",
-                                                 sentence(rnd, 20)),
-        {"step": "decontaminate", "reason": "8-gram overlap with a test question"})
+    add(
+        "aloe_beta_medical_collection",
+        sharegpt(f"A colleague asked me this: {test_question} What do you think?", sentence(rnd, 20)),
+        {"step": "decontaminate", "reason": "8-gram overlap with a test question"},
+    )
     # synthetic CoT (options inside the question) and general (multi-turn, system turn): shares 60/20/20
     clean("medmcqa_cot_llama31", 10)
     add("medqa_cot_llama31", cot_row(rnd, letter="F"), {"step": "normalize", "reason": "answer F is not among"})
@@ -259,8 +376,11 @@ def build(out: Path, test_question: str, seed: int = 0, dpo_pairs: int = 80, red
     for _ in range(dpo_pairs):
         add("aloe_beta_dpo", preference_row(rnd))
     add("aloe_beta_dpo", json.loads(files["aloe_beta_dpo"][0]), {"step": "dedup", "reason": "exact duplicate", "of": 1})
-    add("aloe_beta_dpo", {"prompt": "Why?", "chosen": "Because.", "rejected": "Because."},
-        {"step": "normalize", "reason": "chosen and rejected are the same"})
+    add(
+        "aloe_beta_dpo",
+        {"prompt": "Why?", "chosen": "Because.", "rejected": "Because."},
+        {"step": "normalize", "reason": "chosen and rejected are the same"},
+    )
     for name in EGIDA:
         clean(name, redteam_pairs)
     for source, lines in files.items():
@@ -269,7 +389,7 @@ def build(out: Path, test_question: str, seed: int = 0, dpo_pairs: int = 80, red
             continue
         data = ("\n".join(lines) + "\n").encode("utf-8", errors="surrogateescape")
         if source == "ultramedical":
-            data = b"\xef\xbb\xbf" + data   # a byte-order mark, as some Windows-made files carry
+            data = b"\xef\xbb\xbf" + data  # a byte-order mark, as some Windows-made files carry
         (out / f"{source}.jsonl").write_bytes(data)
     (out / "planted.json").write_text(json.dumps(planted, indent=2))
     return planted

@@ -1,11 +1,11 @@
 """Streaming JSONL, rejects and per-step reports shared by every data_prep step."""
+
 import bisect
 import codecs
 import json
 import os
 from collections import Counter, defaultdict
 from pathlib import Path
-
 
 BOM_UTF16 = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 
@@ -25,7 +25,7 @@ def _lines(path):
         f.seek(0)
         for n, raw in enumerate(f, 1):
             if n == 1 and raw.startswith(codecs.BOM_UTF8):
-                raw = raw[len(codecs.BOM_UTF8):]
+                raw = raw[len(codecs.BOM_UTF8) :]
             try:
                 yield n, raw.decode("utf-8"), None
             except UnicodeDecodeError as e:
@@ -141,8 +141,9 @@ class Report:
     def drop(self, source, reason, row, **where):
         self.dropped[source][reason] += 1
         # ASCII-escaped: a rejected row may hold what UTF-8 cannot encode (a lone surrogate)
-        self.rejects.write_raw(json.dumps({"step": self.step, "source": source, "reason": reason, **where,
-                                           "row": row}) + "\n")
+        self.rejects.write_raw(
+            json.dumps({"step": self.step, "source": source, "reason": reason, **where, "row": row}) + "\n"
+        )
 
     def route(self, writer, row, reason=None, **where):
         """Write the row, or drop it with the reason; either way it is counted."""
@@ -157,10 +158,21 @@ class Report:
 
     def close(self, path):
         self.rejects.__exit__(None)
-        out = {"step": self.step, "in": sum(self.seen.values()), "out": sum(self.kept.values()),
-               "dropped": sum(sum(c.values()) for c in self.dropped.values()),
-               "per_source": {s: {"in": self.seen[s], "out": self.kept[s], "dropped": dict(self.dropped[s]),
-                                  "changed": dict(self.changed[s])} for s in sorted(self.seen)}}
+        out = {
+            "step": self.step,
+            "in": sum(self.seen.values()),
+            "out": sum(self.kept.values()),
+            "dropped": sum(sum(c.values()) for c in self.dropped.values()),
+            "per_source": {
+                s: {
+                    "in": self.seen[s],
+                    "out": self.kept[s],
+                    "dropped": dict(self.dropped[s]),
+                    "changed": dict(self.changed[s]),
+                }
+                for s in sorted(self.seen)
+            },
+        }
         assert out["in"] == out["out"] + out["dropped"], f"{self.step}: rows unaccounted for"
         Path(path).write_text(json.dumps(out, indent=2))
         return out
@@ -169,6 +181,7 @@ class Report:
 def parallel_map(fn, items, chunksize=512):
     """fn over items on every core, in order (fn must be a module-level function)."""
     import multiprocessing as mp
+
     procs = os.cpu_count() or 1
     if procs == 1:
         yield from map(fn, items)
@@ -180,6 +193,7 @@ def parallel_map(fn, items, chunksize=512):
 def step_args(doc):
     """The CLI every step shares: --in, --out, --rejects, --report."""
     import argparse
+
     ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--in", dest="inp", required=True, help="input JSONL")
     ap.add_argument("--out", required=True, help="output JSONL")

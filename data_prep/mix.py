@@ -5,6 +5,7 @@ out to meet the shares goes to the rejects as "over the block's share".
 
   python -m data_prep.mix --in templated.jsonl --out mixed.jsonl --rejects r.jsonl --report r.json [--seed 0]
 """
+
 import json
 import random
 from collections import Counter
@@ -12,13 +13,29 @@ from pathlib import Path
 
 from .io import Report, Writer, read_jsonl, step_args
 
-SHARES = {"medical": 0.60, "synthetic_cot": 0.20, "general": 0.20}   # P-BETA §4, Table 2.2 of aloe_facts
-TABLE3 = {"synthetic_cot_mcqa": 505771, "question_answering": 411667, "text_summarization": 162069,
-          "explanation": 155565, "diagnosis": 140524, "text_classification": 64793, "ner": 40729,
-          "sentence_composition_analysis": 26373, "text_completion": 19718, "treatment_planning": 18672,
-          "nli": 12465, "text_retrieval": 11645, "translation": 10418, "fact_verification": 9752,
-          "clinical_note_taking": 9250, "word_relation_classification": 9036, "intent_identification": 5848,
-          "dialogue": 3641, "wrong_candidate_generation": 3350, "information_extraction": 1118}
+SHARES = {"medical": 0.60, "synthetic_cot": 0.20, "general": 0.20}  # P-BETA §4, Table 2.2 of aloe_facts
+TABLE3 = {
+    "synthetic_cot_mcqa": 505771,
+    "question_answering": 411667,
+    "text_summarization": 162069,
+    "explanation": 155565,
+    "diagnosis": 140524,
+    "text_classification": 64793,
+    "ner": 40729,
+    "sentence_composition_analysis": 26373,
+    "text_completion": 19718,
+    "treatment_planning": 18672,
+    "nli": 12465,
+    "text_retrieval": 11645,
+    "translation": 10418,
+    "fact_verification": 9752,
+    "clinical_note_taking": 9250,
+    "word_relation_classification": 9036,
+    "intent_identification": 5848,
+    "dialogue": 3641,
+    "wrong_candidate_generation": 3350,
+    "information_extraction": 1118,
+}
 
 
 def quotas(counts: dict) -> dict:
@@ -50,9 +67,18 @@ def run(inp, out, rejects, report_path, seed=0):
                 tasks[row["task"]] += 1
     result = rep.close(report_path)
     total = sum(quota.values()) or 1
-    result["blocks"] = {b: {"available": counts.get(b, 0), "kept": quota.get(b, 0), "share": quota.get(b, 0) / total,
-                            "paper_share": SHARES[b]} for b in SHARES}
-    result["tasks_vs_table3"] = {t: {"ours": tasks.get(t, 0), "paper": TABLE3.get(t)} for t in sorted(set(tasks) | set(TABLE3))}
+    result["blocks"] = {
+        b: {
+            "available": counts.get(b, 0),
+            "kept": quota.get(b, 0),
+            "share": quota.get(b, 0) / total,
+            "paper_share": SHARES[b],
+        }
+        for b in SHARES
+    }
+    result["tasks_vs_table3"] = {
+        t: {"ours": tasks.get(t, 0), "paper": TABLE3.get(t)} for t in sorted(set(tasks) | set(TABLE3))
+    }
     Path(report_path).write_text(json.dumps(result, indent=2))
     return result
 

@@ -15,6 +15,7 @@ exits 1 naming it.
   (reads DIR/<name>.jsonl or .json for every registry entry present there; --hub-dir DIR: a folder laid out
   like the hub, DIR/<owner>/<repo>; neither: the hub itself, streamed)
 """
+
 import argparse
 import json
 import re
@@ -26,17 +27,27 @@ from .io import Report, Writer, read_jsonl
 
 REGISTRY = Path(__file__).with_name("sources.yaml")
 VARIANTS = ("authors", "upstream")
-ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system",
-         "chatgpt": "assistant", "bing": "assistant", "model": "assistant"}
+ROLES = {
+    "human": "user",
+    "user": "user",
+    "gpt": "assistant",
+    "assistant": "assistant",
+    "system": "system",
+    "chatgpt": "assistant",
+    "bing": "assistant",
+    "model": "assistant",
+}
 # The columns each format reads, by role; an entry's `fields` renames them.
-COLUMNS = {"alpaca": {"instruction": "instruction", "output": "output"},
-           "sharegpt": {"conversations": "conversations"},
-           "messages": {"messages": "messages"},
-           "qa": {"question": "question", "answer": "answer"},
-           "mcqa_cot": {"question": "question", "answer": "response"},
-           "preference": {"prompt": "prompt", "chosen": "chosen", "rejected": "rejected"},
-           "cod": {"conversations": "CoD_conversations"},
-           "tagged_text": {"text": "text"}}
+COLUMNS = {
+    "alpaca": {"instruction": "instruction", "output": "output"},
+    "sharegpt": {"conversations": "conversations"},
+    "messages": {"messages": "messages"},
+    "qa": {"question": "question", "answer": "answer"},
+    "mcqa_cot": {"question": "question", "answer": "response"},
+    "preference": {"prompt": "prompt", "chosen": "chosen", "rejected": "rejected"},
+    "cod": {"conversations": "CoD_conversations"},
+    "tagged_text": {"text": "text"},
+}
 OPTIONAL = {"alpaca": {"input"}, "mcqa_cot": {"options"}}  # read when present
 NO_INPUT = {"", "<noinput>", "<no input>"}
 TAG = re.compile(r"<(HUMAN|ASSISTANT)>:")
@@ -60,8 +71,13 @@ def registry(blocks=None, variant="authors", redteam=None):
     reg = yaml.safe_load(REGISTRY.read_text())
     if redteam and redteam not in {e["config"] for e in reg["redteam"]}:
         raise SystemExit(f"no red-team source with config {redteam!r} in {REGISTRY.name}")
-    return [dict(e, block=b) for b, entries in reg.items() if not blocks or b in blocks for e in entries
-            if e.get("variant", variant) == variant and (b != "redteam" or not redteam or e["config"] == redteam)]
+    return [
+        dict(e, block=b)
+        for b, entries in reg.items()
+        if not blocks or b in blocks
+        for e in entries
+        if e.get("variant", variant) == variant and (b != "redteam" or not redteam or e["config"] == redteam)
+    ]
 
 
 def columns(entry) -> dict:
@@ -86,11 +102,15 @@ def _text(row, key):
 def _turns(value, key):
     if isinstance(value, str):
         return [{"role": "assistant" if key != "prompt" else "user", "content": value}]
-    if isinstance(value, list) and value and all(isinstance(m, dict) and isinstance(m.get("content"), str)
-                                                 for m in value):
+    if (
+        isinstance(value, list)
+        and value
+        and all(isinstance(m, dict) and isinstance(m.get("content"), str) for m in value)
+    ):
         return [{"role": m.get("role", "user"), "content": m["content"]} for m in value]
-    raise Malformed(f"missing field {key!r}" if value is None else
-                    f"wrong type: {key!r} is neither text nor a list of messages")
+    raise Malformed(
+        f"missing field {key!r}" if value is None else f"wrong type: {key!r} is neither text nor a list of messages"
+    )
 
 
 def _sharegpt(conv, key):
@@ -106,12 +126,16 @@ def _sharegpt(conv, key):
 
 def _cod_answer(turn: dict) -> str:
     """One Chain-of-Diagnosis assistant turn as text: symptoms, candidates, reasoning, confidence, decision."""
-    candidates = "\n".join(f"- {d['disease']}" + (f": {d['common_symptom']}" if d.get("common_symptom") else "")
-                           for d in turn.get("disease_recall") or [])
-    parts = [f"## Patient symptoms:\n{', '.join(turn.get('symptom_abstraction') or [])}",
-             f"## Likely diagnoses:\n{candidates}",
-             f"## Diagnostic reasoning:\n{turn.get('diagnostic_reasoning', '')}",
-             f"## Diagnostic confidence:\n{json.dumps(turn.get('confidence_assessment', {}))}"]
+    candidates = "\n".join(
+        f"- {d['disease']}" + (f": {d['common_symptom']}" if d.get("common_symptom") else "")
+        for d in turn.get("disease_recall") or []
+    )
+    parts = [
+        f"## Patient symptoms:\n{', '.join(turn.get('symptom_abstraction') or [])}",
+        f"## Likely diagnoses:\n{candidates}",
+        f"## Diagnostic reasoning:\n{turn.get('diagnostic_reasoning', '')}",
+        f"## Diagnostic confidence:\n{json.dumps(turn.get('confidence_assessment', {}))}",
+    ]
     if turn.get("value"):
         head = "## Diagnosis:" if turn.get("decision") == "diagnosis" else "## To diagnose, I need to know:"
         parts.append(f"{head}\n{turn['value']}")
@@ -138,8 +162,10 @@ def _tagged(text):
     parts = TAG.split(text)
     if parts[0].strip() or len(parts) < 5:
         raise Malformed("not '<HUMAN>: ... <ASSISTANT>: ...' text")
-    return [{"role": "user" if tag == "HUMAN" else "assistant", "content": body.strip()}
-            for tag, body in zip(parts[1::2], parts[2::2])]
+    return [
+        {"role": "user" if tag == "HUMAN" else "assistant", "content": body.strip()}
+        for tag, body in zip(parts[1::2], parts[2::2])
+    ]
 
 
 def _check_answer(letters, answer: str):
@@ -157,7 +183,9 @@ def convert(row: dict, fmt: str, fields: dict | None = None) -> dict:
         extra = row.get("input")
         extra = extra.strip() if isinstance(extra, str) and extra.strip() not in NO_INPUT else ""
         user = _text(row, f["instruction"]) + ("\n\n" + extra if extra else "")
-        return {"messages": [{"role": "user", "content": user}, {"role": "assistant", "content": _text(row, f["output"])}]}
+        return {
+            "messages": [{"role": "user", "content": user}, {"role": "assistant", "content": _text(row, f["output"])}]
+        }
     if fmt == "sharegpt":
         return {"messages": _sharegpt(row.get(f["conversations"]), f["conversations"])}
     if fmt == "messages":
@@ -169,13 +197,18 @@ def convert(row: dict, fmt: str, fields: dict | None = None) -> dict:
     if fmt in ("qa", "mcqa_cot"):
         question, answer = _text(row, f["question"]), _text(row, f["answer"])
         if fmt == "mcqa_cot" and isinstance(row.get("options"), (dict, list)) and row["options"]:
-            opts = list(row["options"].items() if isinstance(row["options"], dict)
-                        else zip("ABCDEFGHIJ", row["options"]))
+            opts = list(
+                row["options"].items() if isinstance(row["options"], dict) else zip("ABCDEFGHIJ", row["options"])
+            )
             _check_answer([str(k) for k, _ in opts], answer)
             question += "\n" + "\n".join(f"{k}. {v}" for k, v in opts)
         elif fmt == "mcqa_cot":  # the options inside the question, after "Options:" (HPAI-BSC's CoT sets)
-            _check_answer(EMBEDDED_OPTION.findall(re.split(r"(?i)options:", question)[-1]) if
-                          re.search(r"(?i)options:", question) else [], answer)
+            _check_answer(
+                EMBEDDED_OPTION.findall(re.split(r"(?i)options:", question)[-1])
+                if re.search(r"(?i)options:", question)
+                else [],
+                answer,
+            )
         return {"messages": [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]}
     pref = {k: _turns(row.get(f[k]), f[k]) for k in ("prompt", "chosen", "rejected")}
     if pref["chosen"] == pref["rejected"]:
@@ -191,6 +224,7 @@ def local_file(entry, sources_dir):
 def open_hub(entry, hub_dir=None):
     """The streamed `datasets` split of an entry: from the hub, or from a folder laid out like it."""
     import datasets
+
     where = str(Path(hub_dir) / entry["hub"]) if hub_dir else entry["hub"]
     kwargs = {k: entry[k] for k in ("data_files", "revision") if entry.get(k)}
     if hub_dir and not Path(where).is_dir():
@@ -213,8 +247,12 @@ def rows_of(entry, sources_dir=None, hub_dir=None):
             raise SourceError(f"{type(e).__name__}: {' '.join(str(e).split())}") from e
     try:
         for path, n, row, err in rows:
-            if flt and row is not None and isinstance(row.get(flt["column"]), str) \
-                    and not row[flt["column"]].startswith(flt["prefix"]):
+            if (
+                flt
+                and row is not None
+                and isinstance(row.get(flt["column"]), str)
+                and not row[flt["column"]].startswith(flt["prefix"])
+            ):
                 continue
             if flt and row is not None and not isinstance(row.get(flt["column"]), str):
                 err = f"missing field {flt['column']!r} (the entry's filter)"
@@ -234,9 +272,16 @@ def run(out, rejects, report_path, sources_dir=None, blocks=None, variant="autho
                     if err is None:
                         try:
                             unified = convert(row, entry["format"], entry.get("fields"))
-                            w.write({"id": f"{src}:{n}", "source": src, "block": entry["block"],
-                                     "task": entry["task"], "needs_prompt": entry.get("needs_prompt", False),
-                                     **unified})
+                            w.write(
+                                {
+                                    "id": f"{src}:{n}",
+                                    "source": src,
+                                    "block": entry["block"],
+                                    "task": entry["task"],
+                                    "needs_prompt": entry.get("needs_prompt", False),
+                                    **unified,
+                                }
+                            )
                         except Malformed as e:
                             err = str(e)
                         except UnicodeEncodeError:
@@ -269,8 +314,10 @@ def main(argv=None):
     result = run(a.out, a.rejects, a.report, a.sources_dir, a.blocks, a.sources, a.hub_dir, a.redteam)
     print({k: v for k, v in result.items() if k != "per_source"})
     if result.get("failed_sources"):
-        raise SystemExit("sources that could not be read (run `make data-check`): "
-                         + "; ".join(f"{k}: {v}" for k, v in result["failed_sources"].items()))
+        raise SystemExit(
+            "sources that could not be read (run `make data-check`): "
+            + "; ".join(f"{k}: {v}" for k, v in result["failed_sources"].items())
+        )
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ differ by at most one pair (the paper's 251,956 pairs give chunks of 50,391 and 
 
   python -m data_prep.outputs --in mixed.jsonl --out-dir DIR [--chunks 5] [--seed 0]
 """
+
 import argparse
 import json
 import random

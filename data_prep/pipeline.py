@@ -5,6 +5,7 @@ writes work/report.json (every step's report) and the training-ready files under
   python -m data_prep.pipeline --work DIR --out-dir DIR [--sources authors|upstream] [--sources-dir DIR | --hub-dir DIR]
                               [--eval-dir DIR] [--seed 0]
 """
+
 import argparse
 import json
 import os
@@ -20,8 +21,12 @@ STEPS = ["normalize", "clean", "dedup", "decontaminate", "prune", "template", "m
 def run_step(step: str, args: list) -> tuple:
     """(seconds, peak RSS in MB) of one step run as its own process."""
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", f"data_prep.{step}", *map(str, args)], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", f"data_prep.{step}", *map(str, args)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode:
@@ -29,8 +34,18 @@ def run_step(step: str, args: list) -> tuple:
     return time.perf_counter() - t0, usage.ru_maxrss / 1024
 
 
-def run(work, out_dir, sources_dir=None, eval_dir=None, seed=0, chunks=5, judge=None, sources="authors",
-        hub_dir=None, redteam=None):
+def run(
+    work,
+    out_dir,
+    sources_dir=None,
+    eval_dir=None,
+    seed=0,
+    chunks=5,
+    judge=None,
+    sources="authors",
+    hub_dir=None,
+    redteam=None,
+):
     work = Path(work)
     work.mkdir(parents=True, exist_ok=True)
     rows, reports, prev = [], {}, None
@@ -38,8 +53,12 @@ def run(work, out_dir, sources_dir=None, eval_dir=None, seed=0, chunks=5, judge=
         out, rej, rep = work / f"{step}.jsonl", work / f"{step}.rejects.jsonl", work / f"{step}.report.json"
         args = ["--out", out, "--rejects", rej, "--report", rep]
         if step == "normalize":
-            args += ["--sources", sources] + (["--sources-dir", sources_dir] if sources_dir else []) \
-                + (["--hub-dir", hub_dir] if hub_dir else []) + (["--redteam", redteam] if redteam else [])
+            args += (
+                ["--sources", sources]
+                + (["--sources-dir", sources_dir] if sources_dir else [])
+                + (["--hub-dir", hub_dir] if hub_dir else [])
+                + (["--redteam", redteam] if redteam else [])
+            )
         else:
             args += ["--in", prev]
         if step == "decontaminate":
@@ -52,8 +71,17 @@ def run(work, out_dir, sources_dir=None, eval_dir=None, seed=0, chunks=5, judge=
         rows.append([step, r["in"], r["out"], r["dropped"], f"{secs:.1f}", f"{r['in'] / secs:,.0f}", f"{rss:,.0f}"])
         prev = out
     secs, rss = run_step("outputs", ["--in", prev, "--out-dir", out_dir, "--chunks", chunks, "--seed", seed])
-    rows.append(["outputs", reports["mix"]["out"], reports["mix"]["out"], 0, f"{secs:.1f}",
-                 f"{reports['mix']['out'] / secs:,.0f}", f"{rss:,.0f}"])
+    rows.append(
+        [
+            "outputs",
+            reports["mix"]["out"],
+            reports["mix"]["out"],
+            0,
+            f"{secs:.1f}",
+            f"{reports['mix']['out'] / secs:,.0f}",
+            f"{rss:,.0f}",
+        ]
+    )
     (work / "report.json").write_text(json.dumps(reports, indent=2))
     return rows, reports
 
@@ -76,8 +104,10 @@ def main(argv=None):
     a = ap.parse_args(argv)
     sys.path.insert(0, str(ROOT))
     from scripts.lib.table import table
-    rows, _ = run(a.work, a.out_dir, a.sources_dir, a.eval_dir, a.seed, a.chunks, a.judge, a.sources, a.hub_dir,
-                  a.redteam)
+
+    rows, _ = run(
+        a.work, a.out_dir, a.sources_dir, a.eval_dir, a.seed, a.chunks, a.judge, a.sources, a.hub_dir, a.redteam
+    )
     print(table(HEADERS, rows))
 
 

@@ -9,6 +9,7 @@ through and says so in its report. Two passes: scores and the cut-off first, the
 
   python -m data_prep.prune --in decon.jsonl --out pruned.jsonl --rejects r.jsonl --report r.json [--scorer m:f]
 """
+
 import importlib
 
 import numpy as np

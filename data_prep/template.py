@@ -5,6 +5,7 @@ source's subject. Nothing is dropped.
 
   python -m data_prep.template --in pruned.jsonl --out templated.jsonl --rejects r.jsonl --report r.json [--seed 0]
 """
+
 import random
 from pathlib import Path
 

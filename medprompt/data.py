@@ -3,12 +3,19 @@
 Every source is normalised to `Question(id, question, options, answer, context)`; `answer` is the index of
 the correct option. A local row that does not fit its schema is an error naming the file and the line.
 """
+
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
-MMLU_MEDICAL = ["anatomy", "clinical_knowledge", "college_biology", "college_medicine", "medical_genetics",
-                "professional_medicine"]
+MMLU_MEDICAL = [
+    "anatomy",
+    "clinical_knowledge",
+    "college_biology",
+    "college_medicine",
+    "medical_genetics",
+    "professional_medicine",
+]
 
 
 @dataclass
@@ -29,8 +36,13 @@ def _medmcqa(r, i):
 
 
 def _pubmedqa(r, i):
-    return Question(str(r.get("pubid", i)), r["question"], ["yes", "no", "maybe"],
-                    ["yes", "no", "maybe"].index(r["final_decision"]), "\n".join(r["context"]["contexts"]))
+    return Question(
+        str(r.get("pubid", i)),
+        r["question"],
+        ["yes", "no", "maybe"],
+        ["yes", "no", "maybe"].index(r["final_decision"]),
+        "\n".join(r["context"]["contexts"]),
+    )
 
 
 def _mmlu(r, i):
@@ -52,8 +64,11 @@ SOURCES = {
 }
 
 
-PUBMEDQA_TEST = set(json.loads((Path(__file__).resolve().parents[1] / "recipes/tasks/mcqa/pubmedqa_test_ids.json")
-                                .read_text())["pubids"])
+PUBMEDQA_TEST = set(
+    json.loads((Path(__file__).resolve().parents[1] / "recipes/tasks/mcqa/pubmedqa_test_ids.json").read_text())[
+        "pubids"
+    ]
+)
 SUBSETS = {"pubmedqa": {"test": lambda q: q.id in PUBMEDQA_TEST, "train": lambda q: q.id not in PUBMEDQA_TEST}}
 
 
@@ -64,6 +79,7 @@ class DataError(ValueError):
 def read_jsonl(path: Path):
     """(line number, row); a line that is not a JSON object is an error naming the file and the line."""
     from data_prep.io import read_jsonl as rows
+
     if not Path(path).exists():
         raise DataError(f"{path}: file not found")
     for n, row, err in rows(path):
@@ -86,6 +102,7 @@ def load(name: str, split: str = "test", path: str | None = None, limit: int | N
                 raise DataError(f"{path}:{n}: not a {name} row ({type(e).__name__}: {e})") from None
     else:
         import datasets
+
         want = {"test": test_split, "train": train_split}.get(split, split)
         if want is None:
             raise DataError(f"{name} has no {split} split")

@@ -5,6 +5,7 @@ Building one (Medprompt's self-generated CoT, P-BETA §6): for each training que
 asked to summarise the question, analyse each option and conclude; only answers that parse to the
 correct option are kept. Loading checks every record and names the file and line of a bad one.
 """
+
 import json
 from pathlib import Path
 
@@ -41,16 +42,23 @@ def build(questions: list, generator, out: Path, tries: int = 3, max_tokens: int
     for attempt in range(tries):
         if not pending:
             break
-        reqs = [(cot_messages(q.question, q.options, q.context), seed + 1000 * attempt + i)
-                for i, q in enumerate(pending)]
+        reqs = [
+            (cot_messages(q.question, q.options, q.context), seed + 1000 * attempt + i) for i, q in enumerate(pending)
+        ]
         outs = generator.generate([m for m, _ in reqs], [s for _, s in reqs], max_tokens)
         still = []
         for q, o in zip(pending, outs):
             generated += o.completion_tokens
             letter = parse_answer(o.text, len(q.options))
             if letter is not None and "ABCDEFGHIJ".index(letter) == q.answer:
-                kept[q.id] = {"id": q.id, "question": q.question, "options": q.options, "answer": q.answer,
-                              "reasoning": o.text.rsplit("Answer", 1)[0].strip(), "context": q.context}
+                kept[q.id] = {
+                    "id": q.id,
+                    "question": q.question,
+                    "options": q.options,
+                    "answer": q.answer,
+                    "reasoning": o.text.rsplit("Answer", 1)[0].strip(),
+                    "context": q.context,
+                }
             else:
                 still.append(q)
         pending = still
@@ -68,7 +76,9 @@ def build(questions: list, generator, out: Path, tries: int = 3, max_tokens: int
 def main(argv=None):
     """Build a CoT database from a training set with a generator model."""
     import argparse
+
     from . import data, generate
+
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dataset", required=True, help="e.g. medqa_4options, medmcqa")
     ap.add_argument("--split", default="train")

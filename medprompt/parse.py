@@ -5,11 +5,13 @@ Looks, in order: the last "Answer:" marker (as the prompt asks, "Answer: [X]"), 
 one; if several letters remain, the last one written counts (the model's final word). Letters outside
 the question's options are ignored. Returns None when nothing parses.
 """
+
 import re
 
 _MARKER = re.compile(r"answer\s*(?:is)?\s*:", re.IGNORECASE)
-_PHRASE = re.compile(r"(?:answer|option|choice)\s+(?:is|would be|:)\s*(?:option\s+)?[\[(]?\s*([A-J])\b[\])]?",
-                     re.IGNORECASE)
+_PHRASE = re.compile(
+    r"(?:answer|option|choice)\s+(?:is|would be|:)\s*(?:option\s+)?[\[(]?\s*([A-J])\b[\])]?", re.IGNORECASE
+)
 
 
 def _letters(span: str, valid: str):
@@ -26,7 +28,7 @@ def parse_answer(text: str, n_options: int) -> str | None:
     valid = "ABCDEFGHIJ"[:n_options]
     marks = list(_MARKER.finditer(text))
     if marks:
-        span = text[marks[-1].end():].strip()
+        span = text[marks[-1].end() :].strip()
         span = span.split("\n")[0][:40]  # the letter follows the marker; trailing prose is ignored
         hit = _letters(span, valid)
         if hit:

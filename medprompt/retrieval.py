@@ -1,6 +1,7 @@
 """Exact kNN over the database questions: FAISS IndexFlatIP on L2-normalised vectors (cosine similarity;
 exact and deterministic, unlike an HNSW index). A database example whose question is the test question
 itself (same text, ignoring case and spacing) is never returned."""
+
 import faiss
 import numpy as np
 

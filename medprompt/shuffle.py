@@ -4,6 +4,7 @@ Permutations are drawn from a generator seeded by (seed, question id), so they d
 or batch order (prompt_engine draws them from the global `random` in a thread pool). The first
 min(N, n_options!) members get distinct permutations; beyond that they repeat in the same order.
 """
+
 import itertools
 import random
 

@@ -4,6 +4,7 @@ Tie rule: among options with the same number of votes, the one that received its
 (lowest member index) wins, so the outcome never depends on dictionary order. Unparsed members (None)
 do not vote; a question with no parsed member gets no answer and counts as wrong.
 """
+
 from dataclasses import dataclass
 
 
@@ -11,8 +12,8 @@ from dataclasses import dataclass
 class Vote:
     answer: str | None
     counts: dict
-    draw: bool          # the winner was decided by the tie rule
-    voters: int         # members whose answer parsed
+    draw: bool  # the winner was decided by the tie rule
+    voters: int  # members whose answer parsed
 
 
 def majority(answers: list) -> Vote:

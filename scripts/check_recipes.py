@@ -11,6 +11,7 @@ without it gets the table of deviations as information). Exits 1 naming file, li
   python -m scripts.check_recipes                              # every recipe under recipes/
   python -m scripts.check_recipes --recipe recipes/aloe-beta-8b --world-size 8
 """
+
 import argparse
 import sys
 
@@ -22,10 +23,12 @@ from scripts.lib.table import table
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--recipe", action="append", help="recipe folder (repeatable; default: all)")
-    ap.add_argument("--world-size", type=int, help="GPUs to check the batch arithmetic for "
-                    "(default: the recipe's published hardware)")
-    ap.add_argument("--profile", help="also show what this profile changes (default: cpu-tiny)",
-                    default="cpu-tiny")
+    ap.add_argument(
+        "--world-size",
+        type=int,
+        help="GPUs to check the batch arithmetic for (default: the recipe's published hardware)",
+    )
+    ap.add_argument("--profile", help="also show what this profile changes (default: cpu-tiny)", default="cpu-tiny")
     a = ap.parse_args(argv)
     dirs = a.recipe or sorted(str(p.parent) for p in (rc.ROOT / "recipes").glob("*/recipe.yaml"))
     recipes, problems = [], []
@@ -44,18 +47,33 @@ def main(argv=None):
         if devs:
             kind = "problems" if released else "information: no released_as, so deviations are allowed"
             print(f"\n{r.name}: {len(devs)} deviation(s) from the published values ({kind})")
-            print(table(["file", "key", "published", "recipe"],
-                        [(f"{r.rel(s)}:{rc.locate(r.file(s), k) or '-'}", k, p, v) for s, k, p, v in devs]))
+            print(
+                table(
+                    ["file", "key", "published", "recipe"],
+                    [(f"{r.rel(s)}:{rc.locate(r.file(s), k) or '-'}", k, p, v) for s, k, p, v in devs],
+                )
+            )
         if released:
-            problems += [r.problem(s, k, f"{v} differs from the published {p} ({r.raw['recipe']['released_as']}, "
-                                   f"recipes/published.yaml)") for s, k, p, v in devs]
+            problems += [
+                r.problem(
+                    s,
+                    k,
+                    f"{v} differs from the published {p} ({r.raw['recipe']['released_as']}, recipes/published.yaml)",
+                )
+                for s, k, p, v in devs
+            ]
     if a.profile and recipes:
         r = next((x for x in recipes if x.path.name == "aloe-beta-8b"), recipes[0])  # the one make smoke runs
         prof = rc.load(r.path, profile=a.profile)
-        changes = [(f"{stem}.yaml", k, before, after) for stem in rc.FILES
-                   for k, before, after in rc.diff(r.files[stem], prof.files[stem])]
-        print(f"\nprofile {a.profile} applied to {r.path.name}: {len(changes)} changes "
-              f"(model paths, sizes, batch, steps, CPU-only settings)")
+        changes = [
+            (f"{stem}.yaml", k, before, after)
+            for stem in rc.FILES
+            for k, before, after in rc.diff(r.files[stem], prof.files[stem])
+        ]
+        print(
+            f"\nprofile {a.profile} applied to {r.path.name}: {len(changes)} changes "
+            f"(model paths, sizes, batch, steps, CPU-only settings)"
+        )
         print(table(["file", "key", "recipe", f"with {a.profile}"], changes))
     if problems:
         print(f"\n{len(problems)} problem(s):", file=sys.stderr)

@@ -7,13 +7,15 @@ With --fixtures it also writes the local evaluation fixtures (each benchmark's s
 Medprompt CoT database. Outputs (<runs>/<recipe>/data/, recorded in the manifest): sft.jsonl,
 dpo/chunk_{i}.jsonl, dpo/redteam.jsonl, eval/<task>.jsonl, medprompt/database.jsonl, work/report.json.
 """
+
 import json
 import sys
 from pathlib import Path
 
 from scripts.lib import cli, eval_fixtures, venv
-from scripts.lib.manifest import Stage, sha256_json, sha256_path
+from scripts.lib.manifest import Stage, sha256_json
 from scripts.lib.table import table
+
 
 def write_jsonl(path: Path, rows):
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -23,8 +25,12 @@ def write_jsonl(path: Path, rows):
 def main(argv=None):
     ap = cli.stage_parser(__doc__)
     ap.add_argument("--fixtures", action="store_true", help="offline fixture corpora instead of the hub")
-    ap.add_argument("--sources", default="authors", choices=("authors", "upstream"),
-                    help="source set of data_prep/sources.yaml (default: the authors' processed copies)")
+    ap.add_argument(
+        "--sources",
+        default="authors",
+        choices=("authors", "upstream"),
+        help="source set of data_prep/sources.yaml (default: the authors' processed copies)",
+    )
     ap.add_argument("--hub-dir", help="a folder laid out like the hub, <owner>/<repo> (default: the hub)")
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args(argv)
@@ -32,29 +38,64 @@ def main(argv=None):
     stages = {s["name"]: s for s in r.files["dpo"]["stages"]}
     chunks, redteam = stages["stage1"]["chunks"], stages["stage2"].get("config")
     spec = {"fixtures": a.fixtures, "sources": a.sources, "seed": a.seed, "chunks": chunks, "redteam": redteam}
-    st = Stage(cli.run_dir(a, r) / "data", "data", {"path": "data_prep/sources.yaml", "sha256": sha256_json(spec),
-                                                   "rendered": spec}, {}, a.force, seed=a.seed,
-               env="data", code=[venv.ROOT / "data_prep"])
+    st = Stage(
+        cli.run_dir(a, r) / "data",
+        "data",
+        {"path": "data_prep/sources.yaml", "sha256": sha256_json(spec), "rendered": spec},
+        {},
+        a.force,
+        seed=a.seed,
+        env="data",
+        code=[venv.ROOT / "data_prep"],
+    )
     if st.skip():
         return 0
     with st:
         p = st.partial
-        pipeline = ["--work", p / "work", "--out-dir", p / "out", "--seed", a.seed, "--chunks", chunks,
-                    "--sources", a.sources, *(["--hub-dir", Path(a.hub_dir).resolve()] if a.hub_dir else []),
-                    *(["--redteam", redteam] if redteam else [])]
+        pipeline = [
+            "--work",
+            p / "work",
+            "--out-dir",
+            p / "out",
+            "--seed",
+            a.seed,
+            "--chunks",
+            chunks,
+            "--sources",
+            a.sources,
+            *(["--hub-dir", Path(a.hub_dir).resolve()] if a.hub_dir else []),
+            *(["--redteam", redteam] if redteam else []),
+        ]
         if a.fixtures:
             for task in eval_fixtures.FIXTURES:
                 write_jsonl(p / "eval" / f"{task}.jsonl", eval_fixtures.rows(task, a.seed))
             write_jsonl(p / "medprompt" / "database.jsonl", eval_fixtures.cot_database(seed=a.seed))
             question = eval_fixtures.rows("medqa_4options", a.seed)[0]["sent1"]
-            res = venv.run("data", ["python", "-m", "data_prep.fixtures", "--out", p / "sources", "--test-question",
-                                    question, "--seed", a.seed], extra_env={"PYTHONPATH": str(venv.ROOT)})
+            res = venv.run(
+                "data",
+                [
+                    "python",
+                    "-m",
+                    "data_prep.fixtures",
+                    "--out",
+                    p / "sources",
+                    "--test-question",
+                    question,
+                    "--seed",
+                    a.seed,
+                ],
+                extra_env={"PYTHONPATH": str(venv.ROOT)},
+            )
             if res.returncode:
                 raise SystemExit("[data] fixture corpora failed")
             pipeline += ["--sources-dir", p / "sources", "--eval-dir", p / "eval"]
         online = {} if a.fixtures or a.hub_dir else venv.ONLINE
-        res = venv.run("data", ["python", "-m", "data_prep.pipeline", *pipeline], log=st.dir / "log.txt",
-                       extra_env={"PYTHONPATH": str(venv.ROOT), **online})
+        res = venv.run(
+            "data",
+            ["python", "-m", "data_prep.pipeline", *pipeline],
+            log=st.dir / "log.txt",
+            extra_env={"PYTHONPATH": str(venv.ROOT), **online},
+        )
         if res.returncode:
             raise SystemExit(f"[data] the pipeline failed; see {st.dir / 'log.txt'}")
         st.publish("sft", p / "out" / "sft.jsonl", "sft.jsonl")
@@ -72,9 +113,11 @@ def main(argv=None):
             st.m["outputs"]["medprompt_database"]["path"] += "/database.jsonl"
         reports = json.loads((st.dir / "work" / "report.json").read_text())
         st.m["tools"] = venv.tool_versions("data", ["datasets", "numpy"])
-        st.m["metrics"] = {"steps": {k: {"in": v["in"], "out": v["out"], "dropped": v["dropped"]}
-                                     for k, v in reports.items()},
-                           "sft_rows": reports["mix"]["out"], "blocks": reports["mix"]["blocks"]}
+        st.m["metrics"] = {
+            "steps": {k: {"in": v["in"], "out": v["out"], "dropped": v["dropped"]} for k, v in reports.items()},
+            "sft_rows": reports["mix"]["out"],
+            "blocks": reports["mix"]["blocks"],
+        }
     m = st.m["metrics"]["steps"]
     print(table(["step", "in", "out", "dropped"], [[k, v["in"], v["out"], v["dropped"]] for k, v in m.items()]))
     return 0

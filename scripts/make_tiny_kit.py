@@ -1,6 +1,7 @@
 """Build the tiny-model kit (runs/tiny-kit): a Llama-3.1-shaped base and "instruct" model with a Llama-3
 tokenizer and chat template (base, instruct), and a Qwen2.5-shaped pair with Qwen's tokenizer layout and
 ChatML template (qwen-base, qwen-instruct); offline, deterministic, in seconds. Runs the builder in .venv/eval."""
+
 import json
 import sys
 from pathlib import Path

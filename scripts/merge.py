@@ -7,6 +7,7 @@ model) and the missing generation_config.json, both taken from the Instruct mode
   python -m scripts.merge --recipe recipes/aloe-beta-8b
   python -m scripts.merge --profile cpu-tiny
 """
+
 import copy
 import json
 import sys
@@ -34,11 +35,22 @@ def main(argv=None):
     cfg = render(r, sft["path"])
     seed = int(r.files["recipe"]["merge_seed"])
     instruct = cfg["tokenizer"]["source"] if isinstance(cfg.get("tokenizer"), dict) else cfg["models"][-1]["model"]
-    inputs = {"sft": sft, **{f"model_{i}": mf.model_input(m["model"]) for i, m in enumerate(cfg["models"])
-                             if m["model"] != sft["path"]}, "base": mf.model_input(cfg["base_model"])}
-    st = mf.Stage(run / "merge", "merge", cli.recipe_info(r, "merge", cfg), inputs, a.force, seed=seed,
-                  env="merge", code=[venv.TOOLS / "repair_merge.py"],
-                  world_size=r.world("merge"))
+    inputs = {
+        "sft": sft,
+        **{f"model_{i}": mf.model_input(m["model"]) for i, m in enumerate(cfg["models"]) if m["model"] != sft["path"]},
+        "base": mf.model_input(cfg["base_model"]),
+    }
+    st = mf.Stage(
+        run / "merge",
+        "merge",
+        cli.recipe_info(r, "merge", cfg),
+        inputs,
+        a.force,
+        seed=seed,
+        env="merge",
+        code=[venv.TOOLS / "repair_merge.py"],
+        world_size=r.world("merge"),
+    )
     if st.skip():
         return 0
     cli.fail_on(checks.validate([r], ("merge",))[0])
@@ -46,8 +58,14 @@ def main(argv=None):
         cfg_path = st.dir / "mergekit.yaml"
         cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
         log = st.dir / "log.txt"
-        cmd = ["mergekit-yaml", cfg_path, st.partial / "model", "--random-seed", seed,
-               *(["--cuda"] if venv.has_cuda() else [])]
+        cmd = [
+            "mergekit-yaml",
+            cfg_path,
+            st.partial / "model",
+            "--random-seed",
+            seed,
+            *(["--cuda"] if venv.has_cuda() else []),
+        ]
         print(f"[merge] $ {' '.join(map(str, cmd))}", flush=True)
         if venv.run("merge", cmd, log=log).returncode:
             raise SystemExit(f"[merge] mergekit failed; see {log}")

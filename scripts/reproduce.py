@@ -13,6 +13,7 @@ starts at the first stage that is not done (finished stages with the same inputs
   python -m scripts.reproduce --profile cpu-tiny-2node --fixtures --launcher slurm \\
       --cluster recipes/clusters/local.yaml --wait                     # the tiny chain on the test cluster
 """
+
 import json
 import sys
 from pathlib import Path
@@ -34,10 +35,15 @@ def run_local(jobs: list) -> int:
 def main(argv=None):
     ap = cli.stage_parser(__doc__)
     ap.add_argument("--launcher", choices=("slurm", "local"), default="slurm")
-    ap.add_argument("--cluster", default=str(rc.ROOT / "recipes" / "clusters" / "example.yaml"),
-                    help="cluster settings file (recipes/clusters/); keys can be overridden as ALOE_SLURM_<KEY>")
+    ap.add_argument(
+        "--cluster",
+        default=str(rc.ROOT / "recipes" / "clusters" / "example.yaml"),
+        help="cluster settings file (recipes/clusters/); keys can be overridden as ALOE_SLURM_<KEY>",
+    )
     ap.add_argument("--dry-run", action="store_true", help="print the batch scripts and the job graph; submit nothing")
-    ap.add_argument("--wait", action="store_true", help="follow the submitted jobs until they end; exit 1 if one failed")
+    ap.add_argument(
+        "--wait", action="store_true", help="follow the submitted jobs until they end; exit 1 if one failed"
+    )
     ap.add_argument("--layout", help="another layout, NODESxGPUS per stage: sft=4x4,dpo=2x4 (grad accum is derived)")
     ap.add_argument("--fixtures", action="store_true", help="offline fixture data and tasks (the tiny chain)")
     ap.add_argument("--suite", default="mcqa", help="eval suite: mcqa | open | all")
@@ -47,13 +53,20 @@ def main(argv=None):
         raise SystemExit("--world-size: give a per-stage --layout instead (e.g. sft=4x4)")
     r = cli.load(a)
     runs = str(Path(a.runs).resolve())
-    jobs = chain.build(r, runs, fixtures=a.fixtures, suite=a.suite, database=a.database,
-                       layout=chain.parse_layout(a.layout), force=a.force)
+    jobs = chain.build(
+        r,
+        runs,
+        fixtures=a.fixtures,
+        suite=a.suite,
+        database=a.database,
+        layout=chain.parse_layout(a.layout),
+        force=a.force,
+    )
     settings = slurm.load_settings(a.cluster) if a.launcher == "slurm" or a.dry_run else None
     if settings:
         slurm.check_fits(jobs, settings)
     todo = jobs if a.force else chain.pending(jobs)
-    done = jobs[:len(jobs) - len(todo)]
+    done = jobs[: len(jobs) - len(todo)]
     if done:
         print(f"already done (same inputs), not resubmitted: {', '.join(j.name for j in done)}")
     if not todo:
@@ -70,15 +83,23 @@ def main(argv=None):
         return 0
     record = log_dir / f"submitted-{mf.now().replace(':', '')}.json"
     mf.write_json_atomic(record, {"recipe": r.rel("recipe"), "profile": r.profile, "jobs": ids})
-    print(f"\nfollow: squeue -j {','.join(ids.values())}    logs: {log_dir}/<id>-<job>.out\n"
-          f"cancel: scancel {' '.join(ids.values())}\n"
-          f"resume after a failure: the same command again (finished stages are not resubmitted)")
+    print(
+        f"\nfollow: squeue -j {','.join(ids.values())}    logs: {log_dir}/<id>-<job>.out\n"
+        f"cancel: scancel {' '.join(ids.values())}\n"
+        f"resume after a failure: the same command again (finished stages are not resubmitted)"
+    )
     if not a.wait:
         return 0
     states = slurm.wait(ids)
-    print(table(["job", "id", "state", "elapsed", "exit", "reason"],
-                [[n, ids[n], st.get("JobState"), st.get("RunTime"), st.get("ExitCode"), st.get("Reason")]
-                 for n, st in states.items()]))
+    print(
+        table(
+            ["job", "id", "state", "elapsed", "exit", "reason"],
+            [
+                [n, ids[n], st.get("JobState"), st.get("RunTime"), st.get("ExitCode"), st.get("Reason")]
+                for n, st in states.items()
+            ],
+        )
+    )
     failed = [n for n, st in states.items() if st.get("JobState") != "COMPLETED"]
     print(json.dumps({"failed": failed}))
     return 1 if failed else 0

@@ -10,6 +10,7 @@ versions, batch numbers). Training checkpoints and logs go to sft/train/, which 
   python -m scripts.sft --recipe recipes/aloe-beta-8b --world-size 32
   python -m scripts.sft --profile cpu-tiny
 """
+
 import json
 import os
 import shutil
@@ -35,7 +36,7 @@ def keep_artifact_only(model_dir: Path, train_dir: Path, keep: int):
     and generation config; its hash must not change with optimizer states or timestamps); keep the last `keep`."""
     train_dir.mkdir(parents=True, exist_ok=True)
     ckpts = sorted(model_dir.glob("checkpoint-*"), key=lambda d: int(d.name.split("-")[1]))
-    kept = ckpts[len(ckpts) - keep:] if keep else []
+    kept = ckpts[len(ckpts) - keep :] if keep else []
     for d in ckpts:
         if d in kept:
             os.replace(d, train_dir / d.name)
@@ -47,8 +48,12 @@ def keep_artifact_only(model_dir: Path, train_dir: Path, keep: int):
 
 def main(argv=None):
     ap = cli.stage_parser(__doc__)
-    ap.add_argument("--keep-checkpoints", type=int, default=0,
-                    help="training checkpoints kept under sft/train/ (default 0: the paper's recipe publishes none)")
+    ap.add_argument(
+        "--keep-checkpoints",
+        type=int,
+        default=0,
+        help="training checkpoints kept under sft/train/ (default 0: the paper's recipe publishes none)",
+    )
     a = ap.parse_args(argv)
     r = cli.load(a)
     world, micro, ga, total, batch_problems = rc.sft_batch(r)
@@ -56,11 +61,27 @@ def main(argv=None):
     run = cli.run_dir(a, r)
     data = mf.read_done(run / "data", "sft")["outputs"]["sft"]
     stage_dir = run / "sft"
-    cfg = rc.render_sft(r, data["path"], output_dir=stage_dir / ".partial" / "model",
-                        prepared=stage_dir / ".partial" / "prepared", grad_accum=ga)
+    cfg = rc.render_sft(
+        r,
+        data["path"],
+        output_dir=stage_dir / ".partial" / "model",
+        prepared=stage_dir / ".partial" / "prepared",
+        grad_accum=ga,
+    )
     inputs = {"data": data, "base_model": mf.model_input(cfg["base_model"])}
-    st = mf.Stage(stage_dir, "sft", cli.recipe_info(r, "sft", cfg), inputs, a.force, env="sft", seed=cfg.get("seed"),
-                  world_size=world, micro_batch=micro, grad_accum=ga, total_batch=total)
+    st = mf.Stage(
+        stage_dir,
+        "sft",
+        cli.recipe_info(r, "sft", cfg),
+        inputs,
+        a.force,
+        env="sft",
+        seed=cfg.get("seed"),
+        world_size=world,
+        micro_batch=micro,
+        grad_accum=ga,
+        total_batch=total,
+    )
     if st.skip():
         return 0
     cli.fail_on(checks.validate([r], ("sft",))[0])
@@ -69,8 +90,11 @@ def main(argv=None):
         cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
         log = st.dir / "log.txt"
         # one rank: axolotl's own process; more: torchrun, across the nodes of a Slurm job (scripts/lib/launch.py)
-        train = launch.on_ranks(str(venv.bin_dir("sft") / "torchrun"), ["-m", "axolotl.cli.train", cfg_path], world) \
-            if world > 1 else ["axolotl", "train", cfg_path, "--launcher", "python"]
+        train = (
+            launch.on_ranks(str(venv.bin_dir("sft") / "torchrun"), ["-m", "axolotl.cli.train", cfg_path], world)
+            if world > 1
+            else ["axolotl", "train", cfg_path, "--launcher", "python"]
+        )
         for name, step in (("preprocess", ["axolotl", "preprocess", cfg_path]), ("train", train)):
             print(f"[sft] $ {' '.join(map(str, step))}", flush=True)
             if venv.run("sft", step, log=log).returncode:
@@ -80,8 +104,11 @@ def main(argv=None):
         st.publish("model", st.partial / "model")
         st.publish("prepared", st.partial / "prepared")  # the tokenised, labelled rows axolotl trained on
         st.m["tools"] = venv.tool_versions("sft", ["axolotl", "torch", "transformers", "deepspeed", "accelerate"])
-        st.m["metrics"] = {"loss_first": losses[0] if losses else None, "loss_last": losses[-1] if losses else None,
-                           "steps": len(losses)}
+        st.m["metrics"] = {
+            "loss_first": losses[0] if losses else None,
+            "loss_last": losses[-1] if losses else None,
+            "steps": len(losses),
+        }
     m = st.m["metrics"]
     print(f"[sft] done: {st.dir / 'model'} (loss {m['loss_first']} -> {m['loss_last']} over {m['steps']} steps)")
     return 0

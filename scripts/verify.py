@@ -21,6 +21,7 @@ follows the gain verdicts; the absolute verdicts are still printed beside them.
   python -m scripts.verify --profile cpu-tiny --reported results/tiny_expected.yaml --table fixture --model tiny
   python -m scripts.verify --model HPAI-BSC/Llama3.1-Aloe-Beta-8B --baseline meta-llama/Llama-3.1-8B-Instruct
 """
+
 import argparse
 import json
 import math
@@ -31,17 +32,22 @@ from pathlib import Path
 
 import yaml
 
+from scripts.eval import model_eval_dir
 from scripts.lib import manifest as mf
 from scripts.lib import recipe as rc
 from scripts.lib.aggregates import NEEDS, Score, column_task, with_aggregates
-from scripts.eval import model_eval_dir
 from scripts.lib.table import markdown, table
 
 Z = 1.96
 REPORTED = rc.ROOT / "results" / "reported.yaml"
-SUITE_TABLES = {"mcqa": ["table9", "leaderboard"], "open": ["table11a", "table11b", "table12"],
-                "safety": ["table13", "table14"], "openmedqa": ["pcr_table5"], "fields": ["table10"],
-                "general": []}  # the model cards' general-domain numbers are not transcribed
+SUITE_TABLES = {
+    "mcqa": ["table9", "leaderboard"],
+    "open": ["table11a", "table11b", "table12"],
+    "safety": ["table13", "table14"],
+    "openmedqa": ["pcr_table5"],
+    "fields": ["table10"],
+    "general": [],
+}  # the model cards' general-domain numbers are not transcribed
 HEADERS = ["column", "task", "reported", "measured", "stderr", "delta", "tolerance", "result"]
 GAIN_HEADERS = ["reported gain", "measured gain", "gain tolerance", "gain result"]
 
@@ -78,8 +84,11 @@ def measured_scores(results: dict, metric: str, scale: float) -> dict:
         key = f"{metric},none"
         if key in vals and (vals[key] is None or isinstance(vals[key], (int, float))):  # None: nothing to score
             se = vals.get(f"{metric}_stderr,none")
-            out[task] = Score(None if vals[key] is None else vals[key] * scale,
-                              se * scale if isinstance(se, (int, float)) else None, n.get(task))
+            out[task] = Score(
+                None if vals[key] is None else vals[key] * scale,
+                se * scale if isinstance(se, (int, float)) else None,
+                n.get(task),
+            )
     return out
 
 
@@ -144,8 +153,18 @@ def compare(reported_values: dict, measure: dict, scores: dict, floor: float, z:
             rows.append([col, task, rep, None, None, None, round(tol, 3), False])
             continue
         delta = s.value - rep
-        rows.append([col, task, rep, round(s.value, 3), None if s.stderr is None else round(s.stderr, 3),
-                     round(delta, 3), round(tol, 3), abs(delta) <= tol])
+        rows.append(
+            [
+                col,
+                task,
+                rep,
+                round(s.value, 3),
+                None if s.stderr is None else round(s.stderr, 3),
+                round(delta, 3),
+                round(tol, 3),
+                abs(delta) <= tol,
+            ]
+        )
     if missing:
         raise VerifyError(f"verify: {source} lacks results for: {'; '.join(missing)}")
     return rows
@@ -153,14 +172,23 @@ def compare(reported_values: dict, measure: dict, scores: dict, floor: float, z:
 
 def chart(rows, title, path):
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     cols = [r[0] for r in rows]
     x = range(len(cols))
     fig, ax = plt.subplots(figsize=(max(5, 1.1 * len(cols) + 2), 4))
     ax.bar([i - 0.2 for i in x], [r[2] for r in rows], 0.4, label="reported", color="#9db4d6")
-    ax.bar([i + 0.2 for i in x], [r[3] or 0 for r in rows], 0.4, yerr=[(r[4] or 0) * Z for r in rows], capsize=4,
-           label="measured (95% CI)", color=["#4c9a5b" if r[7] else "#c0504d" for r in rows])
+    ax.bar(
+        [i + 0.2 for i in x],
+        [r[3] or 0 for r in rows],
+        0.4,
+        yerr=[(r[4] or 0) * Z for r in rows],
+        capsize=4,
+        label="measured (95% CI)",
+        color=["#4c9a5b" if r[7] else "#c0504d" for r in rows],
+    )
     ax.set_xticks(list(x), cols, rotation=30, ha="right")
     ax.set_title(textwrap.fill(title, 70), fontsize=9)
     ax.legend()
@@ -179,7 +207,7 @@ def gains(rows: list, base_rows: list, scores: dict, base_scores: dict, floor: f
             out.append([None if b is None else round(rep - b[2], 3), None, None, False])
             continue
         se = [scores[task].stderr, base_scores[task].stderr]
-        tol = max(floor, z * math.sqrt(sum(x ** 2 for x in se))) if None not in se else floor
+        tol = max(floor, z * math.sqrt(sum(x**2 for x in se))) if None not in se else floor
         rep_gain, meas_gain = rep - b[2], scores[task].value - base_scores[task].value
         out.append([round(rep_gain, 3), round(meas_gain, 3), round(tol, 3), abs(meas_gain - rep_gain) <= tol])
     return out
@@ -206,15 +234,25 @@ def main(argv=None):
     ap.add_argument("--runs", default=str(rc.ROOT / "runs"))
     ap.add_argument("--reported", default=str(REPORTED), help="reported numbers (default results/reported.yaml)")
     ap.add_argument("--suite", default="mcqa", help="which eval stage of the recipe run to read (default mcqa)")
-    ap.add_argument("--table", help="comma-separated tables (default: those of the suite that report the model; "
-                    "mcqa: table9, or the leaderboard for the Alpha)")
+    ap.add_argument(
+        "--table",
+        help="comma-separated tables (default: those of the suite that report the model; "
+        "mcqa: table9, or the leaderboard for the Alpha)",
+    )
     ap.add_argument("--setting", default="0-shot")
-    ap.add_argument("--medprompt", nargs="+", help="Medprompt evaluation.json files or stage folders: fill the "
-                    "in-context rows (use with --setting medprompt)")
+    ap.add_argument(
+        "--medprompt",
+        nargs="+",
+        help="Medprompt evaluation.json files or stage folders: fill the "
+        "in-context rows (use with --setting medprompt)",
+    )
     ap.add_argument("--floor", type=float, help="tolerance floor (default: the table's)")
     ap.add_argument("--z", type=float, help=f"standard errors of tolerance (default: the table's z, else {Z})")
-    ap.add_argument("--out", help="report folder (default results/verify/<model>-<table>-<setting>; with several "
-                    "tables, one subfolder each)")
+    ap.add_argument(
+        "--out",
+        help="report folder (default results/verify/<model>-<table>-<setting>; with several "
+        "tables, one subfolder each)",
+    )
     a = ap.parse_args(argv)
     if a.baseline and a.medprompt:
         raise VerifyError("verify: --baseline compares lm-eval-shaped results; Medprompt rows have no baseline row")
@@ -226,8 +264,9 @@ def main(argv=None):
     else:
         results = load_results(results_of(a, r, a.model, a.results))
     base_results = load_results(results_of(a, r, a.baseline, a.baseline_results)) if a.baseline else None
-    tables = (a.table.split(",") if a.table
-              else reporting(reported, SUITE_TABLES.get(a.suite, ["table9"]), a.setting, model))
+    tables = (
+        a.table.split(",") if a.table else reporting(reported, SUITE_TABLES.get(a.suite, ["table9"]), a.setting, model)
+    )
     if not tables:
         raise VerifyError(f"verify: no reported table for suite {a.suite!r} (see the README's table of every table)")
     failed = 0
@@ -251,23 +290,28 @@ def verify_table(a, reported, table_name, model, results, base_results, out) -> 
     z = a.z if a.z is not None else measure.get("z", Z)
     scores = scores_of(results, measure, a.medprompt)
     rows = compare(row, measure, scores, floor, z, results["_path"])
-    headers, shown = list(HEADERS), [[*x[:7], "pass" if x[7] else "FAIL" if x[3] is not None else "FAIL (no score)"]
-                                     for x in rows]
+    headers, shown = (
+        list(HEADERS),
+        [[*x[:7], "pass" if x[7] else "FAIL" if x[3] is not None else "FAIL (no score)"] for x in rows],
+    )
     decide = [x[7] for x in rows]
     title = f"{name}: {tab['source']}, {a.setting}"
     note = f"tolerance = max(floor {floor:g}, {z:g} x measured stderr)"
     if base_results is not None:
         base_name, _, base_row = reported_row(reported, table_name, a.setting, a.baseline)
         base_scores = scores_of(base_results, measure)
-        base_rows = compare({c: v for c, v in base_row.items() if c in row}, measure, base_scores, floor, z,
-                            base_results["_path"])
+        base_rows = compare(
+            {c: v for c, v in base_row.items() if c in row}, measure, base_scores, floor, z, base_results["_path"]
+        )
         g = gains(rows, base_rows, scores, base_scores, floor, z)
         headers += GAIN_HEADERS
         shown = [[*x, *y[:3], "pass" if y[3] else "FAIL"] for x, y in zip(shown, g, strict=True)]
         decide = [y[3] for y in g]
         title += f"; gain over {base_name}"
-        note += (f"; gain tolerance = max(floor {floor:g}, {z:g} x sqrt(se^2 + baseline se^2)); "
-                 "the exit status follows the gain")
+        note += (
+            f"; gain tolerance = max(floor {floor:g}, {z:g} x sqrt(se^2 + baseline se^2)); "
+            "the exit status follows the gain"
+        )
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
     out = Path(out or rc.ROOT / "results" / "verify" / f"{slug}-{table_name}-{a.setting}")
     out.mkdir(parents=True, exist_ok=True)
@@ -278,12 +322,24 @@ def verify_table(a, reported, table_name, model, results, base_results, out) -> 
     print(f"\n{title}\nmeasured: {measured}\n")
     print(table(headers, shown))
     print(f"\n{summary}  ({note}); report: {out}")
-    (out / "report.md").write_text(f"# {title}\n\nMeasured: `{measured}`\n\n{markdown(headers, shown)}\n\n"
-                                   f"{summary} ({note})\n\n![reported vs measured](chart.png)\n")
+    (out / "report.md").write_text(
+        f"# {title}\n\nMeasured: `{measured}`\n\n{markdown(headers, shown)}\n\n"
+        f"{summary} ({note})\n\n![reported vs measured](chart.png)\n"
+    )
     rows_json = [dict(zip(headers, x, strict=True)) for x in shown]
-    (out / "verify.json").write_text(json.dumps({"model": name, "table": table_name, "setting": a.setting,
-                                                 "baseline": a.baseline, "results": measured, "rows": rows_json},
-                                                indent=2))
+    (out / "verify.json").write_text(
+        json.dumps(
+            {
+                "model": name,
+                "table": table_name,
+                "setting": a.setting,
+                "baseline": a.baseline,
+                "results": measured,
+                "rows": rows_json,
+            },
+            indent=2,
+        )
+    )
     chart(rows, title, out / "chart.png")
     return n_fail
 

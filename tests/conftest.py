@@ -3,6 +3,7 @@
 GPU-only tests live in files named *_gpu.py and are collected only where CUDA exists (as in
 open-instruct's conftest). The chain tests share one `make smoke` run per session (under runs/test-chain).
 """
+
 import json
 import shutil
 import subprocess
@@ -24,8 +25,9 @@ collect_ignore_glob = [] if _has_cuda() else ["*_gpu.py"]
 
 def run_py(module, *args, check=True, timeout=1800):
     """Run `python -m module args` from the repository root; returns the CompletedProcess."""
-    p = subprocess.run([sys.executable, "-m", module, *map(str, args)], cwd=ROOT, text=True,
-                       capture_output=True, timeout=timeout)
+    p = subprocess.run(
+        [sys.executable, "-m", module, *map(str, args)], cwd=ROOT, text=True, capture_output=True, timeout=timeout
+    )
     if check and p.returncode:
         raise AssertionError(f"{module} {args} exited {p.returncode}\n{p.stdout[-4000:]}\n{p.stderr[-4000:]}")
     return p
@@ -34,6 +36,7 @@ def run_py(module, *args, check=True, timeout=1800):
 def tool(stage, script, *args):
     """Run a scripts/tools/ entry in a stage env and return its JSON output."""
     from scripts.lib import venv
+
     p = venv.run(stage, [script, *args], capture=True)
     assert p.returncode == 0, p.stderr[-3000:]
     return json.loads(p.stdout.strip().splitlines()[-1])

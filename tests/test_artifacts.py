@@ -1,6 +1,8 @@
 """A stage's output is its artifact only: two identical SFT runs give one output hash (checkpoints and
 logs live beside it, in sft/train, and no hash covers them), and the merge after them is skipped."""
+
 from conftest import run_py
+
 from scripts.lib import manifest as mf
 
 

@@ -1,6 +1,7 @@
 """The whole chain on the tiny model (shared `make smoke` run): each stage's output is a working model,
 different from its input; DPO ran 6 times in order, each from the previous output; the merge is
 reproducible; the merged and final models stop at <|eot_id|>; a rerun skips everything."""
+
 import math
 import os
 import shutil
@@ -25,8 +26,10 @@ def test_every_stage_output_loads_generates_and_differs_from_its_input(chain):
     runs, run, _ = chain
     kit = runs / "tiny-kit"
     dpo_runs = mf.read(run / "dpo")["runs"]
-    pairs = [(outputs(run, "sft")["model"]["path"], kit / "base"),
-             (outputs(run, "merge")["model"]["path"], outputs(run, "sft")["model"]["path"])]
+    pairs = [
+        (outputs(run, "sft")["model"]["path"], kit / "base"),
+        (outputs(run, "merge")["model"]["path"], outputs(run, "sft")["model"]["path"]),
+    ]
     pairs += [(r["output"]["path"], r["model_in"]) for r in dpo_runs]
     for model, ref in pairs:
         res = tool("eval", "check_model.py", model, "--ref", ref)
@@ -37,7 +40,7 @@ def test_every_stage_output_loads_generates_and_differs_from_its_input(chain):
 def test_the_data_prep_outputs_are_what_axolotl_and_openrlhf_read(chain):
     _, run, _ = chain
     data = outputs(run, "data")
-    assert mf.read(run / "sft")["inputs"]["data"] == data["sft"]          # axolotl preprocessed and trained on it
+    assert mf.read(run / "sft")["inputs"]["data"] == data["sft"]  # axolotl preprocessed and trained on it
     assert data["sft"]["path"].endswith("data/sft.jsonl") and (run / "data" / "work" / "report.json").exists()
 
 
@@ -61,11 +64,14 @@ def test_dpo_ran_six_times_in_order_each_from_the_previous_output(chain):
     assert runs[0]["model_in"] == outputs(run, "merge")["model"]["path"]
     for prev, cur in zip(runs, runs[1:]):
         assert cur["model_in"] == prev["output"]["path"]
-        assert mf.read(ROOT / cur["output"]["path"].rsplit("/model", 1)[0])["inputs"]["model"]["sha256"] == \
-            prev["output"]["sha256"]
+        assert (
+            mf.read(ROOT / cur["output"]["path"].rsplit("/model", 1)[0])["inputs"]["model"]["sha256"]
+            == prev["output"]["sha256"]
+        )
     data = outputs(run, "data")
-    assert [r["data"] for r in runs] == [data[f"dpo_chunk_{i}"]["path"] for i in range(5)] + \
-        [data["dpo_redteam"]["path"]]
+    assert [r["data"] for r in runs] == [data[f"dpo_chunk_{i}"]["path"] for i in range(5)] + [
+        data["dpo_redteam"]["path"]
+    ]
     assert m["outputs"]["model"] == runs[-1]["output"]
     for r in runs:  # every run starts as its own reference: the loss of its first step is ln 2
         assert abs(r["loss_first"] - math.log(2)) < 1e-3 and r["reward_margin_first"] == 0, r
@@ -117,8 +123,9 @@ def test_a_stage_killed_midway_completes_on_rerun(chain, tmp_path):
     subprocess.run(["mkdir", "-p", tmp_path / run.name], check=True)
     subprocess.run(["cp", "-r", run / "data", tmp_path / run.name / "data"], check=True)
     args = [sys.executable, "-m", "scripts.sft", "--profile", "cpu-tiny", "--runs", tmp_path]
-    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     log = tmp_path / run.name / "sft" / "log.txt"
     deadline = time.time() + 600
     while time.time() < deadline and not (log.exists() and "axolotl.train" in log.read_text(errors="ignore")):
@@ -136,7 +143,7 @@ def test_a_stage_killed_midway_completes_on_rerun(chain, tmp_path):
 
 def test_smoke_summary_shows_the_manifests_numbers(chain):
     _, run, out = chain
-    rows = {line.split("|")[0].strip(): line for line in out[out.index("smoke summary"):].splitlines() if "|" in line}
+    rows = {line.split("|")[0].strip(): line for line in out[out.index("smoke summary") :].splitlines() if "|" in line}
     sft = mf.read(run / "sft")["metrics"]
     assert f"loss {sft['loss_first']:.4f} -> {sft['loss_last']:.4f} ({sft['steps']} steps)" in rows["sft"]
     margins = [f"{r['reward_margin_last']:+.2e}" for r in mf.read(run / "dpo")["runs"]]

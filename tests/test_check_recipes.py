@@ -1,5 +1,6 @@
 """`make check-recipes`: the published recipes pass every tool's validator; each kind of mistake fails
 naming the file, the line and the key; a port may deviate from the published values."""
+
 import shutil
 import subprocess
 
@@ -8,15 +9,19 @@ from conftest import ROOT
 
 
 def check(*make_args):
-    return subprocess.run(["make", "-s", "check-recipes", *make_args], cwd=ROOT, text=True, capture_output=True,
-                          timeout=900)
+    return subprocess.run(
+        ["make", "-s", "check-recipes", *make_args], cwd=ROOT, text=True, capture_output=True, timeout=900
+    )
 
 
 def test_published_recipes_are_valid_and_tabled():
     p = check()
     assert p.returncode == 0, p.stdout + p.stderr
-    rows = {tuple(c.strip() for c in line.split("|"))[:2]: [c.strip() for c in line.split("|")]
-            for line in p.stdout.splitlines() if line.startswith("aloe-beta-")}
+    rows = {
+        tuple(c.strip() for c in line.split("|"))[:2]: [c.strip() for c in line.split("|")]
+        for line in p.stdout.splitlines()
+        if line.startswith("aloe-beta-")
+    }
     assert rows[("aloe-beta-8b", "sft")][2:] == ["meta-llama/Llama-3.1-8B", "32", "1", "4", "128", "2e-05", "4"]
     assert rows[("aloe-beta-70b", "sft")][3:7] == ["64", "1", "2", "128"]
     assert rows[("aloe-beta-8b", "dpo stage1")][3:] == ["16", "1", "8", "128", "2e-07", "1 x 5 chunks"]
@@ -31,15 +36,36 @@ BAD = {
     "axolotl key": ("sft.yaml", "learning_rate: 2.0e-5", "learnin_rate: 2.0e-5", "learnin_rate", "learning_rate"),
     "merge method": ("merge.yaml", "merge_method: dare_ties", "merge_method: dare_tie", "merge_method", "dare_ties"),
     "merge parameter": ("merge.yaml", "      density: 0.5", "      densitty: 0.5", "densitty", "density"),
-    "flat openrlhf flag": ("dpo.yaml", "  data.max_len: 4096", "  pretrain: meta-llama/Llama-3.1-8B", "pretrain",
-                           "model.model_name_or_path"),
-    "value out of range": ("merge.yaml", "      density: 0.5", "      density: 1.5", "models.0.parameters.density",
-                           "out of range: must be > 0 and <= 1"),
+    "flat openrlhf flag": (
+        "dpo.yaml",
+        "  data.max_len: 4096",
+        "  pretrain: meta-llama/Llama-3.1-8B",
+        "pretrain",
+        "model.model_name_or_path",
+    ),
+    "value out of range": (
+        "merge.yaml",
+        "      density: 0.5",
+        "      density: 1.5",
+        "models.0.parameters.density",
+        "out of range: must be > 0 and <= 1",
+    ),
     "duplicate key": ("sft.yaml", "seed: 42", "seed: 42\nseed: 7", "seed", "written twice", "seed: 7"),
-    "required merge parameter": ("merge.yaml", W, "", "models.0.parameters", "requires parameter 'weight'",
-                                 "    parameters:"),
-    "changed published value": ("dpo.yaml", "  model.beta: 0.1", "  model.beta: 0.2", "args.model.beta",
-                                "differs from the published 0.1"),
+    "required merge parameter": (
+        "merge.yaml",
+        W,
+        "",
+        "models.0.parameters",
+        "requires parameter 'weight'",
+        "    parameters:",
+    ),
+    "changed published value": (
+        "dpo.yaml",
+        "  model.beta: 0.1",
+        "  model.beta: 0.2",
+        "args.model.beta",
+        "differs from the published 0.1",
+    ),
 }
 
 
@@ -57,7 +83,7 @@ def test_a_mistake_is_named_with_file_line_and_key(case, tmp_path):
     fname, old, new, key, hint, *at = BAD[case]
     copy = planted(tmp_path, fname, old, new)
     text = (copy / fname).read_text()
-    line = text[:text.index(at[0] if at else new)].count("\n") + 1
+    line = text[: text.index(at[0] if at else new)].count("\n") + 1
     p = check(f"RECIPE={copy}")
     assert p.returncode != 0
     lines = [x for x in p.stderr.splitlines() if f"{fname}:{line}: {key}:" in x]

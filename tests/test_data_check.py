@@ -1,14 +1,14 @@
 """The registry against the sources' real layouts: `make data-check` on an offline mirror laid out like the
 hub passes, and names the source and the reason for a wrong column, a missing config or an id that does not
 exist; no eval task reads a repo that still holds a loading script."""
+
 import json
 import shutil
-from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import ROOT, run_py
+
 from scripts.lib import venv
 
 REGISTRY = yaml.safe_load((ROOT / "data_prep/sources.yaml").read_text())
@@ -19,8 +19,12 @@ SCRIPT_ONLY = yaml.safe_load((ROOT / "data_prep/script_only.yaml").read_text())
 @pytest.fixture(scope="module")
 def mirror(tmp_path_factory):
     d = tmp_path_factory.mktemp("hub")
-    p = venv.run("data", ["python", "-m", "data_prep.fixtures", "--hub-dir", d], capture=True,
-                 extra_env={"PYTHONPATH": str(ROOT)})
+    p = venv.run(
+        "data",
+        ["python", "-m", "data_prep.fixtures", "--hub-dir", d],
+        capture=True,
+        extra_env={"PYTHONPATH": str(ROOT)},
+    )
     assert p.returncode == 0, p.stderr
     return d
 
@@ -56,6 +60,7 @@ def test_a_wrong_column_fails_naming_source_and_column(mirror, tmp_path):
         f = hub / "HPAI-BSC/medmcqa-cot-llama31/medmcqa_llama31_cot.json"
         rows = json.loads(f.read_text())
         f.write_text(json.dumps([{("answer" if k == "response" else k): v for k, v in r.items()} for r in rows]))
+
     p = check(planted(mirror, tmp_path, rename))
     assert p.returncode == 1
     assert "medmcqa_cot_llama31: FAIL: missing column 'response' (unmapped: 'answer')" in p.stdout
@@ -66,6 +71,7 @@ def test_a_missing_config_fails_naming_source_and_config(mirror, tmp_path):
         readme = hub / "HPAI-BSC/Egida/README.md"
         lines = readme.read_text().split("- config_name: ")
         readme.write_text("- config_name: ".join(x for x in lines if not x.startswith("Egida-DPO-Meta-Llama-3.1-8B")))
+
     p = check(planted(mirror, tmp_path, drop))
     assert p.returncode == 1
     why = next(line for line in p.stdout.splitlines() if line.startswith("  egida_dpo_llama31_8b: FAIL"))
@@ -81,11 +87,15 @@ def test_a_source_id_that_does_not_exist_fails(mirror, tmp_path):
 def test_a_subset_filter_that_matches_nothing_fails(mirror, tmp_path):
     def retag(hub):
         import subprocess
+
         f = hub / "TsinghuaC3I/UltraMedical/data/train-00000-of-00001.parquet"
-        code = ("import pyarrow.parquet as pq, pyarrow as pa, sys; t = pq.read_table(sys.argv[1]).to_pylist();"
-                "[r.update(id=r['id'].replace('WikiInstruct,', 'Wiki,')) for r in t];"
-                "pq.write_table(pa.Table.from_pylist(t), sys.argv[1])")
+        code = (
+            "import pyarrow.parquet as pq, pyarrow as pa, sys; t = pq.read_table(sys.argv[1]).to_pylist();"
+            "[r.update(id=r['id'].replace('WikiInstruct,', 'Wiki,')) for r in t];"
+            "pq.write_table(pa.Table.from_pylist(t), sys.argv[1])"
+        )
         subprocess.run([venv.bin_dir("data") / "python", "-c", code, f], check=True)
+
     p = check(planted(mirror, tmp_path, retag), "--sources", "upstream")
     assert p.returncode == 1
     assert "ultramedical_wikiinstruct: FAIL: no rows whose id starts with 'WikiInstruct,'" in p.stdout
@@ -96,22 +106,30 @@ def test_no_eval_task_reads_a_script_only_repo():
     for d in ("recipes/aloe-beta-8b", "recipes/aloe-beta-70b"):
         e = yaml.safe_load((ROOT / d / "eval.yaml").read_text())
         tasks += e["tasks"] + e["open_tasks"]
-    p = venv.run("eval", ["lm_eval_datasets.py", "--include-path", ROOT / "recipes/tasks", *set(tasks), "pubmedqa"],
-                 capture=True)
+    p = venv.run(
+        "eval", ["lm_eval_datasets.py", "--include-path", ROOT / "recipes/tasks", *set(tasks), "pubmedqa"], capture=True
+    )
     assert p.returncode == 0, p.stderr[-2000:]
     found = json.loads(p.stdout.strip().splitlines()[-1])
 
     def script_only(ds):
         return ds["path"] in SCRIPT_ONLY and (ds["revision"] or "main") in SCRIPT_ONLY[ds["path"]]["revisions"]
+
     assert script_only(found.pop("pubmedqa"))  # lm-eval's own pubmedqa is why aloe_pubmedqa exists
     assert [t for t, ds in found.items() if script_only(ds)] == []
 
 
 def test_registry_names_the_model_card_datasets_and_no_id_that_does_not_exist():
     hubs = {e["hub"] for e in ENTRIES}
-    card = {"HPAI-BSC/MedS-Ins", "HPAI-BSC/chain-of-diagnosis", "HPAI-BSC/ultramedical",
-            "HPAI-BSC/Aloe-Beta-General-Collection", "HPAI-BSC/Polymed-QA", "HPAI-BSC/Aloe-Beta-DPO",
-            *(f"HPAI-BSC/{s}-cot-llama31" for s in ("medmcqa", "medqa", "pubmedqa", "headqa", "MMLU-medical"))}
+    card = {
+        "HPAI-BSC/MedS-Ins",
+        "HPAI-BSC/chain-of-diagnosis",
+        "HPAI-BSC/ultramedical",
+        "HPAI-BSC/Aloe-Beta-General-Collection",
+        "HPAI-BSC/Polymed-QA",
+        "HPAI-BSC/Aloe-Beta-DPO",
+        *(f"HPAI-BSC/{s}-cot-llama31" for s in ("medmcqa", "medqa", "pubmedqa", "headqa", "MMLU-medical")),
+    }
     assert card <= hubs
     gone = {"Henrychur/MMedS-Ins", "casey-martin/MedInstruct-52k", "mashqa", "bioasq-task-b", "aci-bench", "liveqa"}
     assert not hubs & (gone | set(SCRIPT_ONLY))
@@ -131,6 +149,7 @@ def test_pubmedqa_is_the_official_test_set():
     ids = json.loads((ROOT / "recipes/tasks/mcqa/pubmedqa_test_ids.json").read_text())
     assert ids["count"] == len(set(ids["pubids"])) == 500
     import importlib.util
+
     spec = importlib.util.spec_from_file_location("pq", ROOT / "recipes/tasks/mcqa/pubmedqa_utils.py")
     pq = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(pq)
@@ -138,6 +157,7 @@ def test_pubmedqa_is_the_official_test_set():
     class Rows(list):
         def filter(self, keep):
             return Rows(r for r in self if keep(r))
+
     full = Rows([{"pubid": int(i)} for i in ids["pubids"]] + [{"pubid": 1 + n} for n in range(500)])
     assert len(pq.official_test(full)) == 500
     with pytest.raises(ValueError, match="499 of the 500"):

@@ -1,13 +1,14 @@
 """data_prep on fixture corpora with planted problems: each is caught at its step and listed with its
 reason, no clean sample is lost, malformed records are named, and the DPO chunks are a seeded partition."""
+
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT
+
 from data_prep import clean, dedup, fixtures, normalize, outputs
 from data_prep.io import read_jsonl
 from scripts.lib import eval_fixtures, venv
@@ -26,8 +27,24 @@ def piped(tmp_path_factory):
         (d / "eval").mkdir(exist_ok=True)
         (d / "eval" / f"{t}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in eval_fixtures.rows(t)))
     planted = fixtures.build(d / "src", TEST_Q)
-    p = subprocess.run([sys.executable, "-m", "data_prep.pipeline", "--work", d / "work", "--out-dir", d / "out",
-                        "--sources-dir", d / "src", "--eval-dir", d / "eval"], cwd=ROOT, capture_output=True, text=True)
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "data_prep.pipeline",
+            "--work",
+            d / "work",
+            "--out-dir",
+            d / "out",
+            "--sources-dir",
+            d / "src",
+            "--eval-dir",
+            d / "eval",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert p.returncode == 0, p.stderr
     return d, planted, p.stdout
 
@@ -74,7 +91,11 @@ def test_no_clean_sample_is_lost(piped):
 def test_shares_and_outputs(piped):
     d, _, stdout = piped
     blocks = json.loads((d / "work" / "mix.report.json").read_text())["blocks"]
-    assert {b: round(v["share"], 2) for b, v in blocks.items()} == {"medical": 0.6, "synthetic_cot": 0.2, "general": 0.2}
+    assert {b: round(v["share"], 2) for b, v in blocks.items()} == {
+        "medical": 0.6,
+        "synthetic_cot": 0.2,
+        "general": 0.2,
+    }
     sft = jsonl(d / "out" / "sft.jsonl")
     assert sft and all(set(r) == {"messages"} for r in sft)
     assert len(sft) == 50 and sum(len(r["messages"]) > 2 for r in sft) == 10  # the general block is multi-turn
@@ -125,10 +146,32 @@ def upstream(tmp_path_factory):
     """The upstream source set through the whole pipeline, read from a mirror laid out like the hub."""
     d = tmp_path_factory.mktemp("up")
     env = {"PYTHONPATH": str(ROOT)}
-    assert venv.run("data", ["python", "-m", "data_prep.fixtures", "--hub-dir", d / "hub"], extra_env=env,
-                    capture=True).returncode == 0
-    p = venv.run("data", ["python", "-m", "data_prep.pipeline", "--work", d / "work", "--out-dir", d / "out",
-                          "--sources", "upstream", "--hub-dir", d / "hub", "--eval-dir", d], extra_env=env, capture=True)
+    assert (
+        venv.run(
+            "data", ["python", "-m", "data_prep.fixtures", "--hub-dir", d / "hub"], extra_env=env, capture=True
+        ).returncode
+        == 0
+    )
+    p = venv.run(
+        "data",
+        [
+            "python",
+            "-m",
+            "data_prep.pipeline",
+            "--work",
+            d / "work",
+            "--out-dir",
+            d / "out",
+            "--sources",
+            "upstream",
+            "--hub-dir",
+            d / "hub",
+            "--eval-dir",
+            d,
+        ],
+        extra_env=env,
+        capture=True,
+    )
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     return d
 
@@ -166,12 +209,31 @@ def test_templates_are_prepended_where_a_source_has_no_prompt(upstream):
 def test_a_source_that_cannot_be_read_is_named_and_the_others_kept(tmp_path):
     hub = tmp_path / "hub"
     env = {"PYTHONPATH": str(ROOT)}
-    assert venv.run("data", ["python", "-m", "data_prep.fixtures", "--hub-dir", hub], extra_env=env,
-                    capture=True).returncode == 0
+    assert (
+        venv.run(
+            "data", ["python", "-m", "data_prep.fixtures", "--hub-dir", hub], extra_env=env, capture=True
+        ).returncode
+        == 0
+    )
     (hub / "HPAI-BSC/ultramedical/ultramedical.json").write_text('[{"conversations": [')  # cut off mid-file
-    p = venv.run("data", ["python", "-m", "data_prep.normalize", "--hub-dir", hub, "--out", tmp_path / "n.jsonl",
-                          "--rejects", tmp_path / "r.jsonl", "--report", tmp_path / "r.json"], extra_env=env,
-                 capture=True)
+    p = venv.run(
+        "data",
+        [
+            "python",
+            "-m",
+            "data_prep.normalize",
+            "--hub-dir",
+            hub,
+            "--out",
+            tmp_path / "n.jsonl",
+            "--rejects",
+            tmp_path / "r.jsonl",
+            "--report",
+            tmp_path / "r.json",
+        ],
+        extra_env=env,
+        capture=True,
+    )
     assert p.returncode == 1 and "ultramedical" in p.stderr.splitlines()[-1]
     report = json.loads((tmp_path / "r.json").read_text())
     assert list(report["failed_sources"]) == ["ultramedical"]
@@ -179,40 +241,62 @@ def test_a_source_that_cannot_be_read_is_named_and_the_others_kept(tmp_path):
     assert "meds_ins" in kept and "aloe_beta_dpo" in kept and len(kept) == len(normalize.registry()) - 1
 
 
-@pytest.mark.parametrize("raw, expect", [
-    (b'\xef\xbb\xbf{"a": 1}\n{"a": 2}\n', [(1, {"a": 1}, None), (2, {"a": 2}, None)]),                # BOM
-    ('{"a": 1}\n{"a": 2}\n'.encode("utf-16"), [(1, {"a": 1}, None), (2, {"a": 2}, None)]),              # UTF-16
-    (b'{"a": 1}\n{"a": "\xff"}\n{"a": 3}\n', [(1, {"a": 1}, None), (2, None, "invalid UTF-8"), (3, {"a": 3}, None)]),
-    (b'[\n {"a": 1},\n {"a": 2}\n]\n', [(2, {"a": 1}, None), (3, {"a": 2}, None)]),                     # JSON array
-    (b'[\n {"a": 1},\n {"a": \n', [(2, {"a": 1}, None), (3, None, "malformed JSON array")]),
-    (b'a,b\n1,2\n', [(1, None, "malformed JSON"), (2, None, "malformed JSON")]),                          # CSV
-    (b'[1, 2]\n"x"\n', [(1, None, "wrong type: a JSON int"), (1, None, "wrong type: a JSON int")]),
-])
+@pytest.mark.parametrize(
+    "raw, expect",
+    [
+        (b'\xef\xbb\xbf{"a": 1}\n{"a": 2}\n', [(1, {"a": 1}, None), (2, {"a": 2}, None)]),  # BOM
+        ('{"a": 1}\n{"a": 2}\n'.encode("utf-16"), [(1, {"a": 1}, None), (2, {"a": 2}, None)]),  # UTF-16
+        (
+            b'{"a": 1}\n{"a": "\xff"}\n{"a": 3}\n',
+            [(1, {"a": 1}, None), (2, None, "invalid UTF-8"), (3, {"a": 3}, None)],
+        ),
+        (b'[\n {"a": 1},\n {"a": 2}\n]\n', [(2, {"a": 1}, None), (3, {"a": 2}, None)]),  # JSON array
+        (b'[\n {"a": 1},\n {"a": \n', [(2, {"a": 1}, None), (3, None, "malformed JSON array")]),
+        (b"a,b\n1,2\n", [(1, None, "malformed JSON"), (2, None, "malformed JSON")]),  # CSV
+        (b'[1, 2]\n"x"\n', [(1, None, "wrong type: a JSON int"), (1, None, "wrong type: a JSON int")]),
+    ],
+)
 def test_every_kind_of_broken_file_is_read_or_rejected_by_line(tmp_path, raw, expect):
     f = tmp_path / "x.jsonl"
     f.write_bytes(raw)
     got = list(read_jsonl(f))
     assert [(n, row) for n, row, _ in got] == [(n, row) for n, row, _ in expect]
-    assert all((err or "").startswith(want or "") and (err is None) == (want is None)
-               for (_, _, err), (_, _, want) in zip(got, expect))
+    assert all(
+        (err or "").startswith(want or "") and (err is None) == (want is None)
+        for (_, _, err), (_, _, want) in zip(got, expect)
+    )
 
 
 def test_converters_for_the_real_layouts():
     rnd = __import__("random").Random(1)
     alpaca = normalize.convert({"instruction": "Q", "input": "<noinput>", "output": "A"}, "alpaca")
     assert alpaca["messages"][0]["content"] == "Q"
-    assert normalize.convert({"body": "Q?", "ideal_answer": ["A.", "B."]}, "qa",
-                             {"question": "body", "answer": "ideal_answer"})["messages"][1]["content"] == "A."
-    tagged = normalize.convert({"text": "<HUMAN>: hi\n<ASSISTANT>: hello\n<HUMAN>: more\n<ASSISTANT>: ok"},
-                               "tagged_text")["messages"]
-    assert [(m["role"], m["content"]) for m in tagged] == [("user", "hi"), ("assistant", "hello"),
-                                                            ("user", "more"), ("assistant", "ok")]
-    for bad, fmt, reason in [({"text": "no tags"}, "tagged_text", "not '<HUMAN>"),
-                             ({"CoD_conversations": "[{"}, "cod", "malformed JSON in 'CoD_conversations'"),
-                             (fixtures.cot_row(rnd, "E"), "mcqa_cot", "answer E is not among the options A, B, C, D"),
-                             ({"question": "Q", "options": ["x", "y"], "response": "Answer: [C]"}, "mcqa_cot",
-                              "answer C is not among the options A, B"),
-                             ({"prompt": "p", "chosen": "same", "rejected": "same"}, "preference", "chosen and rejected")]:
+    assert (
+        normalize.convert(
+            {"body": "Q?", "ideal_answer": ["A.", "B."]}, "qa", {"question": "body", "answer": "ideal_answer"}
+        )["messages"][1]["content"]
+        == "A."
+    )
+    tagged = normalize.convert(
+        {"text": "<HUMAN>: hi\n<ASSISTANT>: hello\n<HUMAN>: more\n<ASSISTANT>: ok"}, "tagged_text"
+    )["messages"]
+    assert [(m["role"], m["content"]) for m in tagged] == [
+        ("user", "hi"),
+        ("assistant", "hello"),
+        ("user", "more"),
+        ("assistant", "ok"),
+    ]
+    for bad, fmt, reason in [
+        ({"text": "no tags"}, "tagged_text", "not '<HUMAN>"),
+        ({"CoD_conversations": "[{"}, "cod", "malformed JSON in 'CoD_conversations'"),
+        (fixtures.cot_row(rnd, "E"), "mcqa_cot", "answer E is not among the options A, B, C, D"),
+        (
+            {"question": "Q", "options": ["x", "y"], "response": "Answer: [C]"},
+            "mcqa_cot",
+            "answer C is not among the options A, B",
+        ),
+        ({"prompt": "p", "chosen": "same", "rejected": "same"}, "preference", "chosen and rejected"),
+    ]:
         with pytest.raises(normalize.Malformed, match=reason.replace("[", "\\[").replace("(", "\\(")):
             normalize.convert(bad, fmt)
     assert normalize.convert(fixtures.cot_row(rnd, "D"), "mcqa_cot")["messages"][1]["content"].endswith("Answer: D.")

@@ -1,14 +1,15 @@
 """Exact environments: each lock satisfies its request, every built environment equals its lock package for
 package, a wrong hash or an extra package is refused by name, `make lock` is stable and moves only what a
 changed pin moves, and a stage's identity includes its environment and its code."""
+
 import re
 import shutil
 import subprocess
 import sys
 
 import pytest
-
 from conftest import ROOT
+
 from scripts import install, lock
 from scripts.lib import manifest as mf
 from scripts.lib import recipe as rc
@@ -53,8 +54,11 @@ def data_env(tmp_path):
 def test_an_extra_package_is_refused_by_name(data_env):
     envs, venvs = data_env
     assert sh("-m", "scripts.install", "data", "--envs", envs, "--venvs", venvs).returncode == 0
-    extra = uv.run(["pip", "install", "--python", venvs / "data" / "bin" / "python", "--no-deps", "iniconfig",
-                    *uv.sources()], capture_output=True, text=True)
+    extra = uv.run(
+        ["pip", "install", "--python", venvs / "data" / "bin" / "python", "--no-deps", "iniconfig", *uv.sources()],
+        capture_output=True,
+        text=True,
+    )
     assert extra.returncode == 0, extra.stderr
     p = sh("-m", "scripts.install", "data", "--envs", envs, "--venvs", venvs)
     assert p.returncode != 0 and "not in the lock: iniconfig==" in p.stderr
@@ -102,14 +106,15 @@ def test_a_stage_reruns_when_its_environment_or_code_changes(tmp_path, monkeypat
                 (st.partial / "out").write_text("y")
                 st.publish("out", st.partial / "out")
         return st
+
     first = run()
     assert not first.skipped and first.m["environment"] == {"data": "lock-a"}
     assert "scripts/lib/manifest.py" in first.m["code"]["files"]
-    assert run().skipped                                  # same lock, same code: skipped
+    assert run().skipped  # same lock, same code: skipped
     tool.write_text("x = 1  # a comment is code too\n")
-    assert not run().skipped                              # changed code: rerun
+    assert not run().skipped  # changed code: rerun
     stamp.write_text("lock-b\n")
-    assert not run().skipped                              # changed lock: rerun
+    assert not run().skipped  # changed lock: rerun
     assert run().skipped
 
 

@@ -1,6 +1,7 @@
 """The evaluation suites run offline: every task definition (Table 9 upstream tasks and the repository's
 open-ended Table 11-12 tasks) on the tiny model against local fixtures in each dataset's schema; verify holds
 the tiny model to its measured numbers and fails a broken model or an incomplete results file."""
+
 import json
 import math
 import shutil
@@ -36,8 +37,23 @@ def test_open_suite_runs_offline_with_its_own_metrics(chain):
 
 
 def verify_tiny(runs, out, *extra):
-    return run_py("scripts.verify", "--profile", "cpu-tiny", "--runs", runs, "--reported", EXPECTED, "--table",
-                  "fixture", "--model", "tiny", "--out", out, *extra, check=False)
+    return run_py(
+        "scripts.verify",
+        "--profile",
+        "cpu-tiny",
+        "--runs",
+        runs,
+        "--reported",
+        EXPECTED,
+        "--table",
+        "fixture",
+        "--model",
+        "tiny",
+        "--out",
+        out,
+        *extra,
+        check=False,
+    )
 
 
 def test_verify_passes_the_smoke_eval_on_its_measured_numbers(chain, tmp_path):
@@ -46,8 +62,15 @@ def test_verify_passes_the_smoke_eval_on_its_measured_numbers(chain, tmp_path):
     assert p.returncode == 0, p.stdout + p.stderr
     rows = json.loads((tmp_path / "verify.json").read_text())["rows"]
     floor = yaml.safe_load(EXPECTED.read_text())["tables"]["fixture"]["measure"]["floor"]
-    assert {r["column"] for r in rows} == {"avg", "multimedqa", "medmcqa", "medqa_4options", "pubmedqa",
-                                           "mmlu_medical", "careqa_en"}
+    assert {r["column"] for r in rows} == {
+        "avg",
+        "multimedqa",
+        "medmcqa",
+        "medqa_4options",
+        "pubmedqa",
+        "mmlu_medical",
+        "careqa_en",
+    }
     assert all(r["tolerance"] == floor <= 2.5 and abs(r["delta"]) < 0.01 for r in rows), rows  # deterministic
 
 
@@ -63,8 +86,9 @@ def test_verify_fails_on_a_model_with_shuffled_weights(chain, tmp_path):
 
 def test_verify_fails_on_a_results_file_with_a_task_missing(chain, tmp_path):
     _, run, _ = chain
-    results = json.loads(next(Path(mf.read(run / "eval-mcqa")["outputs"]["lm_eval"]["path"]).rglob("results_*.json"))
-                         .read_text())
+    results = json.loads(
+        next(Path(mf.read(run / "eval-mcqa")["outputs"]["lm_eval"]["path"]).rglob("results_*.json")).read_text()
+    )
     dropped = next(t for t in results["results"] if t.endswith("mmlu_anatomy"))
     del results["results"][dropped]
     (tmp_path / "results_x.json").write_text(json.dumps(results))

@@ -1,5 +1,6 @@
 """The manifest schema is checked when a stage reads it: another schema version or a missing key stops the
 next stage with a message naming the file and the key."""
+
 import json
 
 import pytest

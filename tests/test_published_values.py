@@ -1,6 +1,7 @@
 """Every hyper-parameter the paper or model card publishes (recipes/published.yaml, from
 ../shared/reference/aloe_facts.md §2) appears once, with the published value, and every value in the
 recipes carries its provenance tag."""
+
 import json
 import re
 
@@ -53,14 +54,31 @@ def test_zero3_is_in_the_one_shared_deepspeed_config():
     ds = json.loads((RECIPES / "deepspeed/zero3_bf16.json").read_text())
     assert ds["zero_optimization"]["stage"] == 3
     for recipe in RELEASED:
-        assert yaml.safe_load((RECIPES / recipe / "sft.yaml").read_text())["deepspeed"] == \
-            "recipes/deepspeed/zero3_bf16.json"
+        assert (
+            yaml.safe_load((RECIPES / recipe / "sft.yaml").read_text())["deepspeed"]
+            == "recipes/deepspeed/zero3_bf16.json"
+        )
 
 
 VALUE_LINE = re.compile(r"^\s*(- )?[\w.]+:\s+[^#\s]")
-UNTAGGED_OK = {"ds_type", "field_messages", "path", "name", "released_as", "base_config", "files", "output_dir",
-               "dataset_prepared_path",
-               "data.chosen_key", "data.rejected_key", "sft", "merge", "dpo", "- medqa_train", "- medmcqa_train"}
+UNTAGGED_OK = {
+    "ds_type",
+    "field_messages",
+    "path",
+    "name",
+    "released_as",
+    "base_config",
+    "files",
+    "output_dir",
+    "dataset_prepared_path",
+    "data.chosen_key",
+    "data.rejected_key",
+    "sft",
+    "merge",
+    "dpo",
+    "- medqa_train",
+    "- medmcqa_train",
+}
 
 
 @pytest.mark.parametrize("recipe", RELEASED)

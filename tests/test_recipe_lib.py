@@ -1,4 +1,5 @@
 """Recipe rendering and batch arithmetic, without any tool."""
+
 import pytest
 
 from scripts.lib import recipe as rc
@@ -78,5 +79,8 @@ def test_hardware_entries_are_checked():
     r.files["recipe"]["hardware"]["sfft"] = {"gpus": 1, "nodes": 1}
     del r.files["recipe"]["hardware"]["eval"]
     msgs = sorted(f"{p.key}: {p.message}" for p in rc.check_hardware(r))
-    assert msgs == ["dpo: 100 GPUs cannot be spread evenly over 3 nodes", "hardware: hardware.eval needs integer gpus and nodes",
-                    "sfft: unknown hardware entry (did you mean 'sft'?)"]
+    assert msgs == [
+        "dpo: 100 GPUs cannot be spread evenly over 3 nodes",
+        "hardware: hardware.eval needs integer gpus and nodes",
+        "sfft: unknown hardware entry (did you mean 'sft'?)",
+    ]

@@ -1,11 +1,12 @@
 """`make reproduce-*` without a cluster: the dry run prints the paper's layout with the published effective
 batches, bad layouts and cluster settings are refused before anything is submitted, and the local
 launcher resumes a finished chain without rerunning a stage."""
+
 import re
 
 import pytest
-
 from conftest import ROOT, run_py
+
 from scripts.lib import chain as ch
 from scripts.lib import recipe as rc
 from scripts.lib import slurm
@@ -14,8 +15,18 @@ EXAMPLE = ROOT / "recipes" / "clusters" / "example.yaml"
 
 
 def dry_run(recipe, *extra, check=True):
-    return run_py("scripts.reproduce", "--recipe", recipe, "--cluster", EXAMPLE, "--dry-run", "--runs",
-                  ROOT / "runs" / "test-dry", *extra, check=check)
+    return run_py(
+        "scripts.reproduce",
+        "--recipe",
+        recipe,
+        "--cluster",
+        EXAMPLE,
+        "--dry-run",
+        "--runs",
+        ROOT / "runs" / "test-dry",
+        *extra,
+        check=check,
+    )
 
 
 def graph_table(out):
@@ -30,14 +41,20 @@ def graph_table(out):
 
 def graph_rows(out):
     """{job: (nodes x gpus, batch, after)} from the printed job graph."""
-    return {k: (v["nodes x gpus"], v["batch (micro x accum x ranks)"], v["after"]) for k, v in graph_table(out).items()
-            if k != "all"}
+    return {
+        k: (v["nodes x gpus"], v["batch (micro x accum x ranks)"], v["after"])
+        for k, v in graph_table(out).items()
+        if k != "all"
+    }
 
 
-@pytest.mark.parametrize("recipe,sft,dpo,sft_batch,dpo_batch", [
-    ("recipes/aloe-beta-8b", "8 x 4", "4 x 4", "1 x 4 x 32 = 128", "1 x 8 x 16 = 128"),
-    ("recipes/aloe-beta-70b", "16 x 4", "25 x 4", "1 x 2 x 64 = 128", "1 x 1 x 100 = 100"),
-])
+@pytest.mark.parametrize(
+    "recipe,sft,dpo,sft_batch,dpo_batch",
+    [
+        ("recipes/aloe-beta-8b", "8 x 4", "4 x 4", "1 x 4 x 32 = 128", "1 x 8 x 16 = 128"),
+        ("recipes/aloe-beta-70b", "16 x 4", "25 x 4", "1 x 2 x 64 = 128", "1 x 1 x 100 = 100"),
+    ],
+)
 def test_dry_run_prints_the_papers_layout_and_submits_nothing(recipe, sft, dpo, sft_batch, dpo_batch):
     out = dry_run(recipe).stdout
     rows = graph_rows(out)
@@ -56,7 +73,10 @@ def test_dry_run_prints_the_papers_layout_and_submits_nothing(recipe, sft, dpo, 
 
 def test_a_layout_derives_grad_accum_or_is_refused_before_submitting():
     rows = graph_rows(dry_run("recipes/aloe-beta-8b", "--layout", "sft=4x4,dpo=2x4").stdout)
-    assert rows["sft"][:2] == ("4 x 4", "1 x 8 x 16 = 128") and rows["dpo-stage1-1"][:2] == ("2 x 4", "1 x 16 x 8 = 128")
+    assert rows["sft"][:2] == ("4 x 4", "1 x 8 x 16 = 128") and rows["dpo-stage1-1"][:2] == (
+        "2 x 4",
+        "1 x 16 x 8 = 128",
+    )
     p = dry_run("recipes/aloe-beta-70b", "--layout", "dpo=4x4", check=False)  # 100 pairs on 16 GPUs
     assert p.returncode and "layout refused" in p.stderr and "train.batch_size" in p.stderr
     assert "1, 2, 4, 5, 10, 20, 25, 50, 100" in p.stderr and "#SBATCH" not in p.stdout
@@ -93,13 +113,22 @@ def test_the_local_launcher_resumes_a_finished_chain_without_rerunning_a_stage(c
     runs, _, _ = chain
     p = run_py("scripts.reproduce", "--profile", "cpu-tiny", "--fixtures", "--launcher", "local", "--runs", runs)
     done = re.search(r"already done \(same inputs\), not resubmitted: (.*)", p.stdout).group(1).split(", ")
-    assert done == ["tiny-kit", "data", "sft", "merge", *(f"dpo-stage1-{i}" for i in range(1, 6)), "dpo-stage2-1",
-                    "medprompt-medqa_4options", "eval"]
+    assert done == [
+        "tiny-kit",
+        "data",
+        "sft",
+        "merge",
+        *(f"dpo-stage1-{i}" for i in range(1, 6)),
+        "dpo-stage2-1",
+        "medprompt-medqa_4options",
+        "eval",
+    ]
     assert "=== verify ===" in p.stdout and "=== sft ===" not in p.stdout
 
 
 def test_ranks_start_through_srun_and_torchrun_inside_a_multi_node_job(monkeypatch):
     from scripts.lib import launch
+
     target = ["-m", "openrlhf.cli.train_dpo", "--x"]
     assert launch.on_ranks("torchrun", target, 1) == target
     assert launch.on_ranks("torchrun", target, 4)[:3] == ["torchrun", "--standalone", "--nproc_per_node=4"]
@@ -111,20 +140,28 @@ def test_ranks_start_through_srun_and_torchrun_inside_a_multi_node_job(monkeypat
     assert cmd[:5] == ["srun", "--nodes=2", "--ntasks=2", "--ntasks-per-node=1", "--kill-on-bad-exit=1"]
     assert cmd[5:8] == ["torchrun", "--nnodes=2", "--nproc_per_node=4"] and cmd[-3:] == target
     assert "--rdzv_endpoint=gpu07:21234" in cmd and "--rdzv_id=1234" in cmd
-    assert launch.where() == {"kind": "slurm", "job_id": "1234", "job_name": None, "nodes": 2, "node_list": "gpu[07-08]"}
+    assert launch.where() == {
+        "kind": "slurm",
+        "job_id": "1234",
+        "job_name": None,
+        "nodes": 2,
+        "node_list": "gpu[07-08]",
+    }
     with pytest.raises(SystemExit, match="7 ranks cannot be spread evenly over the 2 nodes"):
         launch.on_ranks("torchrun", target, 7)
 
 
 def test_dry_run_prints_gpu_hours_energy_and_co2_as_the_paper_does():
     rows = graph_table(dry_run("recipes/aloe-beta-8b").stdout)
-    num = {k: [float(v[c].replace(",", "")) if v[c] != "-" else None for c in ("GPU-h", "kWh", "CO2 kg")]
-           for k, v in rows.items()}
-    assert num["sft"][0] == 548.48 and num["sft"][2] == 61.42                        # P-BETA Table 5, 8B
+    num = {
+        k: [float(v[c].replace(",", "")) if v[c] != "-" else None for c in ("GPU-h", "kWh", "CO2 kg")]
+        for k, v in rows.items()
+    }
+    assert num["sft"][0] == 548.48 and num["sft"][2] == 61.42  # P-BETA Table 5, 8B
     dpo1 = [num[f"dpo-stage1-{i}"] for i in range(1, 6)]
-    assert abs(sum(x[0] for x in dpo1) - 97.44) < 0.02 and num["dpo-stage2-1"][0] == 8.96   # Tables 6-8, rounded
-    assert abs(sum(x[2] for x in dpo1) + num["dpo-stage2-1"][2] - 11.91) < 0.02           # DPO CO2, 8B
+    assert abs(sum(x[0] for x in dpo1) - 97.44) < 0.02 and num["dpo-stage2-1"][0] == 8.96  # Tables 6-8, rounded
+    assert abs(sum(x[2] for x in dpo1) + num["dpo-stage2-1"][2] - 11.91) < 0.02  # DPO CO2, 8B
     assert num["eval"] == [None, None, None] and num["all"][0] == 654.88
     other = graph_table(dry_run("recipes/aloe-beta-8b", "--layout", "sft=4x4").stdout)
-    assert other["sft"]["GPU-h"] == "548.48"                       # ideal scaling: the same GPU-hours,
+    assert other["sft"]["GPU-h"] == "548.48"  # ideal scaling: the same GPU-hours,
     assert other["sft"]["time limit"] != rows["sft"]["time limit"]  # on half the GPUs, twice the wall time

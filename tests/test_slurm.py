@@ -4,6 +4,7 @@ every stage is a Slurm job (checked in its manifest), the DPO runs are 2-node jo
 
 Needs root (the cluster's daemons); skipped otherwise, unless ALOE_REQUIRE_SLURM=1 (CI), which makes a
 cluster that cannot start a failure."""
+
 import json
 import os
 import re
@@ -11,8 +12,8 @@ import shutil
 import subprocess
 
 import pytest
-
 from conftest import ROOT, run_py, tool
+
 from scripts.lib import manifest as mf
 
 RUNS = ROOT / "runs" / "test-slurm"
@@ -32,8 +33,22 @@ def cluster():
 
 
 def reproduce(*extra, check=True):
-    return run_py("scripts.reproduce", "--profile", "cpu-tiny-2node", "--fixtures", "--launcher", "slurm",
-                  "--cluster", CLUSTER, "--runs", RUNS, "--wait", *extra, check=check, timeout=2400)
+    return run_py(
+        "scripts.reproduce",
+        "--profile",
+        "cpu-tiny-2node",
+        "--fixtures",
+        "--launcher",
+        "slurm",
+        "--cluster",
+        CLUSTER,
+        "--runs",
+        RUNS,
+        "--wait",
+        *extra,
+        check=check,
+        timeout=2400,
+    )
 
 
 def submitted():
@@ -81,7 +96,9 @@ def test_dpo_runs_are_two_node_jobs_of_two_ranks_per_node(slurm_chain):
         assert m["micro_batch"] * m["grad_accum"] * m["world_size"] == m["total_batch"] == 4
         log = (RUN / name / "log.txt").read_text()
         ranks = re.findall(r"\[openrlhf_cpu\] rank (\d) of 4 \(local (\d)\) on node (n\d)", log)
-        assert sorted(r for r, _, _ in ranks) == ["0", "1", "2", "3"], name  # which node gets ranks 0-1: rendezvous order
+        assert sorted(r for r, _, _ in ranks) == ["0", "1", "2", "3"], (
+            name
+        )  # which node gets ranks 0-1: rendezvous order
         assert sorted((node, local) for _, local, node in ranks) == [("n1", "0"), ("n1", "1"), ("n2", "0"), ("n2", "1")]
     last, merged = ms["dpo"]["outputs"]["model"]["path"], ms["merge"]["outputs"]["model"]["path"]
     res = tool("eval", "check_model.py", last, "--ref", merged)

@@ -1,15 +1,25 @@
 """make verify: passes numbers within tolerance, fails (naming the task) outside it, and gives clear
 errors for a missing task or a broken results file."""
+
 import json
 
 import pytest
-
 from conftest import run_py
+
 from scripts.lib.aggregates import MMLU_MEDICAL
 
-SIZES = {"medmcqa": 4183, "medqa_4options": 1273, "pubmedqa": 500, "careqa_en": 5621, "mmlu_anatomy": 135,
-         "mmlu_clinical_knowledge": 265, "mmlu_college_biology": 144, "mmlu_college_medicine": 173,
-         "mmlu_medical_genetics": 100, "mmlu_professional_medicine": 272}
+SIZES = {
+    "medmcqa": 4183,
+    "medqa_4options": 1273,
+    "pubmedqa": 500,
+    "careqa_en": 5621,
+    "mmlu_anatomy": 135,
+    "mmlu_clinical_knowledge": 265,
+    "mmlu_college_biology": 144,
+    "mmlu_college_medicine": 173,
+    "mmlu_medical_genetics": 100,
+    "mmlu_professional_medicine": 272,
+}
 
 
 def aloe_8b_results(shift=None):
@@ -19,15 +29,26 @@ def aloe_8b_results(shift=None):
     acc["pubmedqa"] = (64.51 * (4183 + 1273 + 500 + mmlu_n) - 4183 * 59.57 - 1273 * 64.65 - mmlu_n * 76.50) / 500
     for task, delta in (shift or {}).items():
         acc[task] += delta
-    return {"results": {t: {"acc,none": v / 100, "acc_stderr,none": 0.007} for t, v in acc.items()},
-            "n-samples": {t: {"original": n, "effective": n} for t, n in SIZES.items()}}
+    return {
+        "results": {t: {"acc,none": v / 100, "acc_stderr,none": 0.007} for t, v in acc.items()},
+        "n-samples": {t: {"original": n, "effective": n} for t, n in SIZES.items()},
+    }
 
 
 def verify(tmp_path, results, *extra):
     f = tmp_path / "results_x.json"
     f.write_text(results if isinstance(results, str) else json.dumps(results))
-    return run_py("scripts.verify", "--model", "HPAI-BSC/Llama3.1-Aloe-Beta-8B", "--results", f,
-                  "--out", tmp_path / "report", *extra, check=False)
+    return run_py(
+        "scripts.verify",
+        "--model",
+        "HPAI-BSC/Llama3.1-Aloe-Beta-8B",
+        "--results",
+        f,
+        "--out",
+        tmp_path / "report",
+        *extra,
+        check=False,
+    )
 
 
 def test_numbers_within_tolerance_pass(tmp_path):
@@ -36,8 +57,14 @@ def test_numbers_within_tolerance_pass(tmp_path):
     assert "6 of 6 within tolerance" in p.stdout
     assert (tmp_path / "report" / "chart.png").stat().st_size > 1000
     rows = json.loads((tmp_path / "report" / "verify.json").read_text())["rows"]
-    assert {r["column"] for r in rows} == {"avg", "multimedqa", "medmcqa", "medqa_4options", "mmlu_medical",
-                                           "careqa_en"}
+    assert {r["column"] for r in rows} == {
+        "avg",
+        "multimedqa",
+        "medmcqa",
+        "medqa_4options",
+        "mmlu_medical",
+        "careqa_en",
+    }
     assert all(abs(r["delta"]) < 0.02 for r in rows)
 
 
@@ -58,8 +85,10 @@ def test_a_missing_task_is_named(tmp_path):
     assert "mmlu_anatomy" in p.stderr and "mmlu_medical" in p.stderr
 
 
-@pytest.mark.parametrize("text, message", [('{"results": {"medmcqa": ', "not valid JSON (line 1"),
-                                           ('{"config": {}}', "no 'results' mapping")])
+@pytest.mark.parametrize(
+    "text, message",
+    [('{"results": {"medmcqa": ', "not valid JSON (line 1"), ('{"config": {}}', "no 'results' mapping")],
+)
 def test_a_broken_results_file_is_named(tmp_path, text, message):
     p = verify(tmp_path, text)
     assert p.returncode != 0 and message in p.stderr and "results_x.json" in p.stderr

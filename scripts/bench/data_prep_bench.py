@@ -6,6 +6,7 @@ Goal: the 2M-sample mix in at most 30 minutes and 4 GB RSS on 2 cores.
 The corpus: 60/20/20 medical (alpaca) / synthetic CoT (mcqa_cot) / general (sharegpt, multi-turn) rows of
 about --words words, with 3% exact and 3% near duplicates, plus a 40k-pair preference set.
 """
+
 import argparse
 import json
 import random
@@ -17,9 +18,32 @@ from data_prep import pipeline
 from scripts.lib import eval_fixtures
 from scripts.lib.table import table
 
-WORDS = [f"{a}{b}" for a in ("card", "neur", "gast", "pulm", "ren", "hep", "derm", "onc", "hem", "endo")
-         for b in ("itis", "osis", "emia", "ectomy", "ology", "algia", "opathy", "oma", "plasty", "scopy",
-                   "genic", "trophy", "lysis", "stasis", "uria", "pnea", "cyte", "blast", "gram", "tomy")]
+WORDS = [
+    f"{a}{b}"
+    for a in ("card", "neur", "gast", "pulm", "ren", "hep", "derm", "onc", "hem", "endo")
+    for b in (
+        "itis",
+        "osis",
+        "emia",
+        "ectomy",
+        "ology",
+        "algia",
+        "opathy",
+        "oma",
+        "plasty",
+        "scopy",
+        "genic",
+        "trophy",
+        "lysis",
+        "stasis",
+        "uria",
+        "pnea",
+        "cyte",
+        "blast",
+        "gram",
+        "tomy",
+    )
+]
 
 
 def text(rnd, n):
@@ -37,17 +61,23 @@ def corpus(d: Path, n: int, words: int, seed=0):
                 q, a = text(rnd, words // 5), text(rnd, words - words // 5)
                 r = rnd.random()
                 if prev and r < 0.03:
-                    q, a = prev                                   # exact duplicate
+                    q, a = prev  # exact duplicate
                 elif prev and r < 0.06:
-                    q, a = prev[0], prev[1].rsplit(" ", 1)[0] + " x"   # near duplicate
+                    q, a = prev[0], prev[1].rsplit(" ", 1)[0] + " x"  # near duplicate
                 prev = (q, a)
                 if source == "meds_ins":
                     row = {"conversations": [{"from": "human", "value": q}, {"from": "gpt", "value": a}]}
                 elif source == "medmcqa_cot_llama31":
                     row = {"question": q, "options": {"A": "a", "B": "b", "C": "c", "D": "d"}, "response": a}
                 else:
-                    row = {"conversations": [{"from": "human", "value": q}, {"from": "gpt", "value": a[:len(a) // 2]},
-                                             {"from": "human", "value": text(rnd, 10)}, {"from": "gpt", "value": a[len(a) // 2:]}]}
+                    row = {
+                        "conversations": [
+                            {"from": "human", "value": q},
+                            {"from": "gpt", "value": a[: len(a) // 2]},
+                            {"from": "human", "value": text(rnd, 10)},
+                            {"from": "gpt", "value": a[len(a) // 2 :]},
+                        ]
+                    }
                 f.write(json.dumps(row) + "\n")
     with open(d / "aloe_beta_dpo.jsonl", "w") as f:
         for _ in range(n // 5):
@@ -74,9 +104,11 @@ def main(argv=None):
     print(f"\ndata_prep on {total:,} synthetic samples (~{a.words} words each), 2 cores")
     print(table(pipeline.HEADERS, rows))
     print(f"\nwhole pipeline: {secs:.0f} s, {total / secs:,.0f} samples/s, peak RSS {peak:,.0f} MB")
-    print(f"extrapolated to 2M samples (linear in time; dedup memory grows with the corpus): "
-          f"{secs * scale / 60:.1f} min (goal <= 30), peak RSS about {base + (peak - base) * scale:,.0f} MB "
-          f"(goal <= 4096)")
+    print(
+        f"extrapolated to 2M samples (linear in time; dedup memory grows with the corpus): "
+        f"{secs * scale / 60:.1f} min (goal <= 30), peak RSS about {base + (peak - base) * scale:,.0f} MB "
+        f"(goal <= 4096)"
+    )
     if not a.keep:
         shutil.rmtree(d, ignore_errors=True)
 

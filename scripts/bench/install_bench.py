@@ -5,6 +5,7 @@ Builds into a temporary folder (the environments in .venv/ are not touched) and 
 
   python3 -m scripts.bench.install_bench [--stages data sft ...] [--no-pip]
 """
+
 import argparse
 import os
 import subprocess
@@ -22,8 +23,14 @@ from scripts.lib.table import table  # noqa: E402
 
 def timed(cmd, env=None) -> float:
     t0 = time.perf_counter()
-    subprocess.run(cmd, cwd=ROOT, check=True, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL)
+    subprocess.run(
+        cmd,
+        cwd=ROOT,
+        check=True,
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     return time.perf_counter() - t0
 
 
@@ -33,12 +40,16 @@ def pip_install(stage: str, venvs: Path) -> float:
     subprocess.run([sys.executable, "-m", "venv", venv], check=True)
     pkgs, late = install.entries(install.lock_file(stage, False)), install.LATE.get(stage, {})
     secs = 0.0
-    for names, flags, env in [([k for k in pkgs if k not in late], [], install.BUILD_ENV.get(stage)),
-                              *(([k], ["--no-build-isolation"], e["cpu"]) for k, e in late.items())]:
+    for names, flags, env in [
+        ([k for k in pkgs if k not in late], [], install.BUILD_ENV.get(stage)),
+        *(([k], ["--no-build-isolation"], e["cpu"]) for k, e in late.items()),
+    ]:
         req = venvs / f"{stage}.req"
         req.write_text("\n".join(" \\\n".join(pkgs[k][1]) for k in names) + "\n")
-        secs += timed([venv / "bin" / "python", "-m", "pip", "install", "-q", "--require-hashes", "--no-deps",
-                       *flags, "-r", req], env)
+        secs += timed(
+            [venv / "bin" / "python", "-m", "pip", "install", "-q", "--require-hashes", "--no-deps", *flags, "-r", req],
+            env,
+        )
     return secs
 
 
@@ -59,10 +70,19 @@ def main(argv=None):
             n = len(install.entries(install.lock_file(stage, False)))
             rows.append([stage, n, f"{cold:.0f}", f"{warm:.0f}", "-" if pip is None else f"{pip:.0f}"])
             totals = [totals[0] + cold, totals[1] + warm, totals[2] + (pip or 0)]
-            print(f"[bench] {stage}: cold {cold:.0f} s, warm {warm:.0f} s" + (f", pip {pip:.0f} s" if pip else ""),
-                  flush=True)
-    rows.append(["all", sum(r[1] for r in rows), f"{totals[0]:.0f}", f"{totals[1]:.0f}",
-                 "-" if a.no_pip else f"{totals[2]:.0f}"])
+            print(
+                f"[bench] {stage}: cold {cold:.0f} s, warm {warm:.0f} s" + (f", pip {pip:.0f} s" if pip else ""),
+                flush=True,
+            )
+    rows.append(
+        [
+            "all",
+            sum(r[1] for r in rows),
+            f"{totals[0]:.0f}",
+            f"{totals[1]:.0f}",
+            "-" if a.no_pip else f"{totals[2]:.0f}",
+        ]
+    )
     print(table(["env", "packages", "uv cold s", "uv warm s", "pip warm s"], rows))
 
 

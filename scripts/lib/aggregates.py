@@ -6,11 +6,18 @@
   Avg          = plain mean of MedMCQA, MedQA, Medical MMLU and CareQA
 Inputs and outputs are {name: Score(value, stderr, n)}; standard errors propagate assuming independent tasks.
 """
+
 import math
 from dataclasses import dataclass
 
-MMLU_MEDICAL = ["mmlu_anatomy", "mmlu_clinical_knowledge", "mmlu_college_biology", "mmlu_college_medicine",
-                "mmlu_medical_genetics", "mmlu_professional_medicine"]
+MMLU_MEDICAL = [
+    "mmlu_anatomy",
+    "mmlu_clinical_knowledge",
+    "mmlu_college_biology",
+    "mmlu_college_medicine",
+    "mmlu_medical_genetics",
+    "mmlu_professional_medicine",
+]
 MULTIMEDQA = ["medmcqa", "medqa_4options", "pubmedqa", *MMLU_MEDICAL]
 AVG = ["medmcqa", "medqa_4options", "mmlu_medical", "careqa_en"]
 # The repository's tasks that stand for an lm-eval task (recipes/tasks/mcqa/aloe_pubmedqa.yaml says why).
@@ -32,15 +39,16 @@ class Score:
 
 def mean(scores):
     value = sum(s.value for s in scores) / len(scores)
-    se = None if any(s.stderr is None for s in scores) else math.sqrt(sum(s.stderr ** 2 for s in scores)) / len(scores)
+    se = None if any(s.stderr is None for s in scores) else math.sqrt(sum(s.stderr**2 for s in scores)) / len(scores)
     return Score(value, se)
 
 
 def _weighted(scores):
     total = sum(s.n for s in scores)
     value = sum(s.n * s.value for s in scores) / total
-    se = None if any(s.stderr is None for s in scores) else \
-        math.sqrt(sum((s.n * s.stderr) ** 2 for s in scores)) / total
+    se = (
+        None if any(s.stderr is None for s in scores) else math.sqrt(sum((s.n * s.stderr) ** 2 for s in scores)) / total
+    )
     return Score(value, se, total)
 
 
@@ -56,5 +64,8 @@ def with_aggregates(per_task: dict) -> dict:
     return out
 
 
-NEEDS = {"mmlu_medical": MMLU_MEDICAL, "multimedqa": MULTIMEDQA,
-         "avg": ["medmcqa", "medqa_4options", *MMLU_MEDICAL, "careqa_en"]}
+NEEDS = {
+    "mmlu_medical": MMLU_MEDICAL,
+    "multimedqa": MULTIMEDQA,
+    "avg": ["medmcqa", "medqa_4options", *MMLU_MEDICAL, "careqa_en"],
+}

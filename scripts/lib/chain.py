@@ -5,6 +5,7 @@ tiny-kit (profiles that use it) -> data -> sft -> merge -> dpo run 1 .. N (one j
 Each job is one stage script; its layout (nodes x GPUs) comes from the recipe's `hardware`, and a
 layout that cannot reach the published effective batch is refused before anything is submitted.
 """
+
 import copy
 import dataclasses
 import os
@@ -17,21 +18,29 @@ from . import manifest as mf
 from . import recipe as rc
 
 # the recipe.yaml `hardware` entry each stage script runs under
-HARDWARE = {"tiny-kit": "data", "data": "data", "sft": "sft", "merge": "merge", "dpo": "dpo",
-            "medprompt": "medprompt", "eval": "eval", "verify": "data"}
+HARDWARE = {
+    "tiny-kit": "data",
+    "data": "data",
+    "sft": "sft",
+    "merge": "merge",
+    "dpo": "dpo",
+    "medprompt": "medprompt",
+    "eval": "eval",
+    "verify": "data",
+}
 
 
 @dataclass
 class Job:
-    name: str                 # unique in the chain: sft, dpo-stage1-3, medprompt-medqa_4options, ...
-    stage: str                # key of HARDWARE
-    module: str               # the stage script
+    name: str  # unique in the chain: sft, dpo-stage1-3, medprompt-medqa_4options, ...
+    stage: str  # key of HARDWARE
+    module: str  # the stage script
     args: list
-    after: list = field(default_factory=list)   # names of jobs that must end well first
+    after: list = field(default_factory=list)  # names of jobs that must end well first
     nodes: int = 1
-    gpus: int = 0             # in all, over `nodes` (CPU ranks on a CPU-only cluster)
+    gpus: int = 0  # in all, over `nodes` (CPU ranks on a CPU-only cluster)
     hours: float | None = None  # the paper's wall time for this job, scaled to this layout, when published
-    batch: str = ""           # micro x accum x ranks = total, for the training stages
+    batch: str = ""  # micro x accum x ranks = total, for the training stages
 
     @property
     def ranks(self) -> int:
@@ -53,8 +62,11 @@ KG_CO2_PER_KWH = 0.158
 
 def footprint(jobs: list) -> dict:
     """{job name: (GPU-hours, kWh, kg CO2)} of the jobs whose hours the paper publishes, and "all"."""
-    out = {j.name: (j.gpu_hours, j.gpu_hours * KW_PER_GPU, j.gpu_hours * KW_PER_GPU * KG_CO2_PER_KWH)
-           for j in jobs if j.gpu_hours}
+    out = {
+        j.name: (j.gpu_hours, j.gpu_hours * KW_PER_GPU, j.gpu_hours * KW_PER_GPU * KG_CO2_PER_KWH)
+        for j in jobs
+        if j.gpu_hours
+    }
     if out:
         out["all"] = tuple(sum(v[i] for v in out.values()) for i in range(3))
     return out
@@ -79,10 +91,15 @@ def parse_layout(spec: str | None) -> dict:
     return out
 
 
-def build(r: rc.Recipe, runs: str, *, fixtures=False, suite="mcqa", database=None, layout=None,
-          force=False) -> list:
+def build(r: rc.Recipe, runs: str, *, fixtures=False, suite="mcqa", database=None, layout=None, force=False) -> list:
     """The jobs of one recipe run, in an order that respects `after`."""
-    common = ["--recipe", os.path.dirname(r.rel("recipe")), "--runs", runs, *(["--profile", r.profile] if r.profile else [])]
+    common = [
+        "--recipe",
+        os.path.dirname(r.rel("recipe")),
+        "--runs",
+        runs,
+        *(["--profile", r.profile] if r.profile else []),
+    ]
     paper = r.files["recipe"]["hardware"]  # the published layout, which the published hours belong to
     if layout:
         files = copy.deepcopy(r.files)
@@ -100,8 +117,16 @@ def build(r: rc.Recipe, runs: str, *, fixtures=False, suite="mcqa", database=Non
         gpus, published = int(h.get("gpus", 0)), int(paper[HARDWARE[stage]].get("gpus", 0))
         if hours and gpus and published and gpus != published:
             hours = hours * published / gpus  # another layout: ideal scaling, the same GPU-hours (an estimate)
-        job = Job(name, stage, module, [*common, *args], after if after is not None else [jobs[-1].name] if jobs else [],
-                  int(h.get("nodes", 1)), gpus, hours)
+        job = Job(
+            name,
+            stage,
+            module,
+            [*common, *args],
+            after if after is not None else [jobs[-1].name] if jobs else [],
+            int(h.get("nodes", 1)),
+            gpus,
+            hours,
+        )
         if stage in ("sft", "dpo"):
             job.args += ["--world-size", job.ranks]
         if force and stage != "verify":
@@ -116,8 +141,13 @@ def build(r: rc.Recipe, runs: str, *, fixtures=False, suite="mcqa", database=Non
     add("merge", "merge", "scripts.merge", [])
     for n, run in enumerate(rc.dpo_runs(r), 1):
         hours = hw["dpo"].get(f"hours_{run['stage']}")
-        add(f"dpo-{run['stage']}-{run['index'] + 1}", "dpo", "scripts.dpo", ["--upto", n],
-            hours / run["of"] if hours else None)
+        add(
+            f"dpo-{run['stage']}-{run['index'] + 1}",
+            "dpo",
+            "scripts.dpo",
+            ["--upto", n],
+            hours / run["of"] if hours else None,
+        )
     last_dpo = jobs[-1].name
     if fixtures:
         medprompt = [("medqa_4options", ["--local"])]
@@ -130,13 +160,34 @@ def build(r: rc.Recipe, runs: str, *, fixtures=False, suite="mcqa", database=Non
     add("eval", "eval", "scripts.eval", ["--suite", suite, *(["--local"] if fixtures else [])], after=[last_dpo])
     mp = [j.name for j in jobs if j.stage == "medprompt"]
     if fixtures:  # the tiny model against its fixture expectation, not the paper's numbers
-        add("verify", "verify", "scripts.verify", ["--suite", suite, "--reported", str(rc.ROOT / "results" / "tiny_expected.yaml"),
-            "--table", "fixture", "--model", "tiny", "--out", f"{runs}/{r.name}/verify"], after=["eval", *mp])
+        add(
+            "verify",
+            "verify",
+            "scripts.verify",
+            [
+                "--suite",
+                suite,
+                "--reported",
+                str(rc.ROOT / "results" / "tiny_expected.yaml"),
+                "--table",
+                "fixture",
+                "--model",
+                "tiny",
+                "--out",
+                f"{runs}/{r.name}/verify",
+            ],
+            after=["eval", *mp],
+        )
     else:
         add("verify", "verify", "scripts.verify", ["--suite", suite], after=["eval"])
         if mp:
-            add("verify-medprompt", "verify", "scripts.verify", ["--setting", "medprompt", "--medprompt",
-                *(f"{runs}/{r.name}/{name}" for name in mp)], after=mp)
+            add(
+                "verify-medprompt",
+                "verify",
+                "scripts.verify",
+                ["--setting", "medprompt", "--medprompt", *(f"{runs}/{r.name}/{name}" for name in mp)],
+                after=mp,
+            )
     return check_batches(r, jobs)
 
 

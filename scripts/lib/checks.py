@@ -1,6 +1,7 @@
 """Recipe validation shared by `make check-recipes` and every stage: the tools' own validators
 (run in their stage envs) plus what they lack: unknown keys, values out of range (scripts/lib/values.py),
 batch arithmetic, referenced files."""
+
 import json
 import subprocess
 import tempfile
@@ -9,8 +10,11 @@ from pathlib import Path
 from . import recipe as rc
 from . import values, venv
 
-TOOL_FOR = {"sft": ("sft", "validate_axolotl.py"), "merge": ("merge", "validate_mergekit.py"),
-            "dpo": ("dpo", "validate_openrlhf.py")}
+TOOL_FOR = {
+    "sft": ("sft", "validate_axolotl.py"),
+    "merge": ("merge", "validate_mergekit.py"),
+    "dpo": ("dpo", "validate_openrlhf.py"),
+}
 
 
 def _jobs(recipes, stages):
@@ -18,9 +22,15 @@ def _jobs(recipes, stages):
     for i, r in enumerate(recipes):
         if "sft" in stages:
             base_cfg = r.files["recipe"].get("base_config")
-            jobs["sft"].append({"id": i, "config": rc.render_sft(r), "world_size": r.world("sft"),
-                                "base_config": str(rc.ROOT / base_cfg) if base_cfg else None,
-                                "gpu": r.profile is None})
+            jobs["sft"].append(
+                {
+                    "id": i,
+                    "config": rc.render_sft(r),
+                    "world_size": r.world("sft"),
+                    "base_config": str(rc.ROOT / base_cfg) if base_cfg else None,
+                    "gpu": r.profile is None,
+                }
+            )
         if "merge" in stages:
             jobs["merge"].append({"id": i, "config": r.files["merge"]})
         if "dpo" in stages:
@@ -47,7 +57,12 @@ def _run_tools(jobs, tmp: Path):
         f.write_text(json.dumps(js))
         procs[stage] = subprocess.Popen(
             [str(venv.bin_dir(env_name) / "python"), str(venv.TOOLS / script), str(f)],
-            env=venv.env_for(env_name), cwd=rc.ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            env=venv.env_for(env_name),
+            cwd=rc.ROOT,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
     out = {}
     for stage, p in procs.items():
         stdout, stderr = p.communicate()
@@ -82,13 +97,35 @@ def validate(recipes, stages=("sft", "merge", "dpo")):
             world, micro, ga, total, p = rc.sft_batch(r)
             problems += p
             sft = r.files["sft"]
-            rows.append([r.name, "sft", sft["base_model"], world, micro, ga, total, sft.get("learning_rate"),
-                         sft.get("max_steps") and f"{sft['max_steps']} steps" or sft.get("num_epochs")])
+            rows.append(
+                [
+                    r.name,
+                    "sft",
+                    sft["base_model"],
+                    world,
+                    micro,
+                    ga,
+                    total,
+                    sft.get("learning_rate"),
+                    sft.get("max_steps") and f"{sft['max_steps']} steps" or sft.get("num_epochs"),
+                ]
+            )
         if "merge" in stages:
             problems += _tool_problems(r, "merge", results["merge"][str(i)])
             m = r.files["merge"]
-            rows.append([r.name, "merge", f"{m.get('merge_method')}: sft + {m['models'][-1]['model']}",
-                         r.world("merge"), None, None, None, None, None])
+            rows.append(
+                [
+                    r.name,
+                    "merge",
+                    f"{m.get('merge_method')}: sft + {m['models'][-1]['model']}",
+                    r.world("merge"),
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                ]
+            )
         if "dpo" in stages:
             world, micro, ga, total, p = rc.dpo_batch(r)
             problems += p
@@ -97,11 +134,20 @@ def validate(recipes, stages=("sft", "merge", "dpo")):
                 args = {**r.files["dpo"]["args"], **(st.get("args") or {})}
                 n = int(st.get("chunks", 1))
                 data = st.get("dataset") + (f" ({st['config']})" if st.get("config") else "")
-                rows.append([r.name, f"dpo {st['name']}", data, world, micro, ga, total,
-                             args.get("adam.lr"), f"{args.get('train.max_epochs')} x {n} chunks" if n > 1
-                             else args.get("train.max_epochs")])
+                rows.append(
+                    [
+                        r.name,
+                        f"dpo {st['name']}",
+                        data,
+                        world,
+                        micro,
+                        ga,
+                        total,
+                        args.get("adam.lr"),
+                        f"{args.get('train.max_epochs')} x {n} chunks" if n > 1 else args.get("train.max_epochs"),
+                    ]
+                )
     return problems, rows
 
 
-HEADERS = ["recipe", "stage", "model / data", "world size", "micro batch", "grad accum", "total batch", "lr",
-           "epochs"]
+HEADERS = ["recipe", "stage", "model / data", "world size", "micro batch", "grad accum", "total batch", "lr", "epochs"]

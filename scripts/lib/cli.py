@@ -1,4 +1,5 @@
 """The arguments every stage script shares, and where its outputs go."""
+
 import argparse
 from pathlib import Path
 
@@ -11,8 +12,9 @@ def stage_parser(doc: str) -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--recipe", default=DEFAULT_RECIPE, help=f"recipe folder (default {DEFAULT_RECIPE})")
     ap.add_argument("--profile", help="overlay from recipes/profiles/ (e.g. cpu-tiny)")
-    ap.add_argument("--world-size", type=int, help="GPUs of this run (default: the recipe's published hardware, "
-                    "or the profile's)")
+    ap.add_argument(
+        "--world-size", type=int, help="GPUs of this run (default: the recipe's published hardware, or the profile's)"
+    )
     ap.add_argument("--runs", default=str(rc.ROOT / "runs"), help="root of run outputs (default runs/)")
     ap.add_argument("--force", action="store_true", help="rerun even if a finished run has the same inputs")
     return ap
@@ -32,6 +34,7 @@ def run_dir(a, r) -> Path:
 
 def recipe_info(r, stem: str, rendered) -> dict:
     from .manifest import sha256_json
+
     return {"path": r.rel(stem), "profile": r.profile, "sha256": sha256_json(rendered), "rendered": rendered}
 
 

@@ -3,6 +3,7 @@
 Its schema is the `Manifest` TypedDict below, one comment per key (as lm-eval's result_schema.py documents
 its results); `read_done` checks the schema version and every required key when a stage reads it.
 """
+
 import datetime as dt
 import hashlib
 import json
@@ -17,26 +18,26 @@ from typing import TypedDict
 from . import launch, venv
 from .recipe import ROOT
 
-SCHEMA = "aloe-repro/manifest@2"   # @2: environment and code joined a stage's identity
+SCHEMA = "aloe-repro/manifest@2"  # @2: environment and code joined a stage's identity
 
 
 class Manifest(TypedDict):
-    schema: str             # SCHEMA
-    stage: str              # tiny-kit | data | sft | merge | dpo | eval | medprompt | safety (a DPO run: "dpo <name>")
-    status: str             # running | done | failed; only `done` manifests are read by the next stage
-    key: str                # sha256 over recipe, inputs, numbers, environment and code: same key, done -> skipped
-    recipe: dict            # {path, profile, sha256, rendered}: the exact configuration the tool ran
-    inputs: dict            # {name: {path, sha256}}: files by content; stage outputs by their manifest's hash
-    environment: dict       # {env: stamp}: the lock (and install plan) hash of the environment it ran in
-    code: dict              # {sha256, files}: its script, the scripts/lib helpers it imported, tools, packages
-    outputs: dict           # {name: {path, sha256}}: what it produced (directories hashed file by file)
-    tools: dict             # {package: version} read from the stage environment
-    launcher: dict          # {kind: slurm, job_id, job_name, nodes, node_list} or {kind: local, host}
-    git_sha: str            # the repository commit ("-dirty" when the tree had changes)
-    started: str            # ISO time
-    finished: str | None    # ISO time
-    wall_s: float | None    # seconds
-    metrics: dict           # stage figures for the summary (loss first/last, reward margin, accuracy, ...)
+    schema: str  # SCHEMA
+    stage: str  # tiny-kit | data | sft | merge | dpo | eval | medprompt | safety (a DPO run: "dpo <name>")
+    status: str  # running | done | failed; only `done` manifests are read by the next stage
+    key: str  # sha256 over recipe, inputs, numbers, environment and code: same key, done -> skipped
+    recipe: dict  # {path, profile, sha256, rendered}: the exact configuration the tool ran
+    inputs: dict  # {name: {path, sha256}}: files by content; stage outputs by their manifest's hash
+    environment: dict  # {env: stamp}: the lock (and install plan) hash of the environment it ran in
+    code: dict  # {sha256, files}: its script, the scripts/lib helpers it imported, tools, packages
+    outputs: dict  # {name: {path, sha256}}: what it produced (directories hashed file by file)
+    tools: dict  # {package: version} read from the stage environment
+    launcher: dict  # {kind: slurm, job_id, job_name, nodes, node_list} or {kind: local, host}
+    git_sha: str  # the repository commit ("-dirty" when the tree had changes)
+    started: str  # ISO time
+    finished: str | None  # ISO time
+    wall_s: float | None  # seconds
+    metrics: dict  # stage figures for the summary (loss first/last, reward margin, accuracy, ...)
     # optional: seed, world_size, micro_batch, grad_accum, total_batch (the numbers that decide the optimisation);
     # runs (dpo: one entry per OpenRLHF run, in order: {stage, index, data, model_in, output, wall_s})
 
@@ -53,6 +54,8 @@ def validate(m: dict, path: Path) -> dict:
     if missing:
         raise ManifestError(f"{path}: missing key(s) {', '.join(missing)}: rerun that stage")
     return m
+
+
 # Set by a launcher that only asks whether a stage is done: skip() then exits 0 (done) or 3 (would run).
 CHECK_ONLY = "ALOE_CHECK_DONE"
 
@@ -99,10 +102,12 @@ def sha256_json(obj) -> str:
 
 def git_sha() -> str:
     try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                             check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                               capture_output=True, text=True).stdout.strip()
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip()
         return sha + ("-dirty" if dirty else "")
     except (subprocess.CalledProcessError, FileNotFoundError):
         return "unknown"
@@ -134,7 +139,7 @@ def read_done(stage_dir: Path, what: str) -> dict:
 
 
 def now():
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 class Stage:
@@ -147,20 +152,57 @@ class Stage:
         ... produce into st.partial ...; st.publish("model", st.partial / "model")
     """
 
-    def __init__(self, stage_dir: Path, stage: str, recipe: dict, inputs: dict, force=False, clean=True, *,
-                 env: str, code=(), **numbers):
+    def __init__(
+        self,
+        stage_dir: Path,
+        stage: str,
+        recipe: dict,
+        inputs: dict,
+        force=False,
+        clean=True,
+        *,
+        env: str,
+        code=(),
+        **numbers,
+    ):
         self.dir, self.stage, self.clean = Path(stage_dir), stage, clean
         environment, code = {env: venv.stamp(env)}, code_identity(code)
-        self.key = sha256_json({"recipe": recipe.get("sha256"), "inputs": inputs, "numbers": numbers,
-                                "environment": environment, "code": code["sha256"]})
-        self.m = {"schema": SCHEMA, "stage": stage, "status": "running", "key": self.key, "recipe": recipe,
-                  "inputs": inputs, "environment": environment, "code": code, "outputs": {}, "tools": {},
-                  **numbers, "launcher": launch.where(),
-                  "git_sha": git_sha(),
-                  "started": now(), "finished": None, "wall_s": None, "metrics": {}}
+        self.key = sha256_json(
+            {
+                "recipe": recipe.get("sha256"),
+                "inputs": inputs,
+                "numbers": numbers,
+                "environment": environment,
+                "code": code["sha256"],
+            }
+        )
+        self.m = {
+            "schema": SCHEMA,
+            "stage": stage,
+            "status": "running",
+            "key": self.key,
+            "recipe": recipe,
+            "inputs": inputs,
+            "environment": environment,
+            "code": code,
+            "outputs": {},
+            "tools": {},
+            **numbers,
+            "launcher": launch.where(),
+            "git_sha": git_sha(),
+            "started": now(),
+            "finished": None,
+            "wall_s": None,
+            "metrics": {},
+        }
         old = read(self.dir)
-        self.skipped = (not force and old is not None and old.get("status") == "done" and old.get("key") == self.key
-                        and all(Path(o["path"]).exists() for o in old.get("outputs", {}).values()))
+        self.skipped = (
+            not force
+            and old is not None
+            and old.get("status") == "done"
+            and old.get("key") == self.key
+            and all(Path(o["path"]).exists() for o in old.get("outputs", {}).values())
+        )
         self.previous = old
         self.partial = self.dir / ".partial"
 
@@ -174,8 +216,13 @@ class Stage:
 
     def __enter__(self):
         if self.previous is not None:
-            why = (f"previous run {self.previous.get('status')}" if self.previous.get("status") != "done"
-                   else "forced" if self.previous.get("key") == self.key else "inputs changed")
+            why = (
+                f"previous run {self.previous.get('status')}"
+                if self.previous.get("status") != "done"
+                else "forced"
+                if self.previous.get("key") == self.key
+                else "inputs changed"
+            )
             print(f"[{self.stage}] rerunning from a clean directory ({why})", flush=True)
         shutil.rmtree(self.dir if self.clean else self.partial, ignore_errors=True)
         self.partial.mkdir(parents=True)

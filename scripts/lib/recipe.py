@@ -5,6 +5,7 @@ sft.yaml (axolotl), merge.yaml (mergekit), dpo.yaml (OpenRLHF plan), medprompt.y
 A profile (recipes/profiles/<name>.yaml) overlays each file: a null removes a key, `models` maps hub ids
 to local paths, `{kit}` is the tiny-model kit.
 """
+
 import copy
 import difflib
 from dataclasses import dataclass
@@ -25,11 +26,35 @@ SCHEMA = {
     "recipe": {"name", "released_as", "base_config", "hardware", "sft_total_batch", "merge_seed"},
     "dpo": {"args", "stages"},
     "dpo.stage": {"name", "dataset", "config", "files", "chunks", "args"},  # config: the dataset's hub config
-    "medprompt": {"embedding_model", "k", "ensembles", "choice_shuffle", "reranker", "database",
-                  "temperature", "top_p", "max_tokens", "max_attempts", "retry_extra_tokens", "retry_extra_temperature",
-                  "retry", "adaptive", "round_size", "seed"},
-    "eval": {"tasks", "open_tasks", "general_tasks", "num_fewshot", "apply_chat_template", "batch_size", "dtype",
-             "seed", "max_gen_toks"},
+    "medprompt": {
+        "embedding_model",
+        "k",
+        "ensembles",
+        "choice_shuffle",
+        "reranker",
+        "database",
+        "temperature",
+        "top_p",
+        "max_tokens",
+        "max_attempts",
+        "retry_extra_tokens",
+        "retry_extra_temperature",
+        "retry",
+        "adaptive",
+        "round_size",
+        "seed",
+    },
+    "eval": {
+        "tasks",
+        "open_tasks",
+        "general_tasks",
+        "num_fewshot",
+        "apply_chat_template",
+        "batch_size",
+        "dtype",
+        "seed",
+        "max_gen_toks",
+    },
     "profile": {"extends", "models", *FILES},
 }
 
@@ -144,16 +169,17 @@ def read_yaml(path: Path):
         raise RecipeError([Problem(str(path), "-", "expected a mapping at the top level")])
     dups = key_lines(path.read_text())[1]  # YAML keeps the last of two equal keys without a word
     if dups:
-        raise RecipeError([Problem(str(path), k, "key written twice in one mapping (YAML keeps only the last)", n)
-                           for k, n in dups])
+        raise RecipeError(
+            [Problem(str(path), k, "key written twice in one mapping (YAML keeps only the last)", n) for k, n in dups]
+        )
     return data
 
 
 @dataclass
 class Recipe:
     path: Path
-    raw: dict                      # file name -> dict as written
-    files: dict                    # file name -> dict after the profile
+    raw: dict  # file name -> dict as written
+    files: dict  # file name -> dict after the profile
     profile: str | None = None
     world_size: int | None = None  # None: the recipe's published hardware
     kit: Path = DEFAULT_KIT
@@ -193,8 +219,12 @@ def read_profile(name: str, seen=()) -> dict:
     prof = read_yaml(path)
     unknown = set(prof) - SCHEMA["profile"]
     if unknown:
-        raise RecipeError([Problem(str(path), k, "unknown profile key" + suggest(k, SCHEMA["profile"]),
-                                   locate(path, k)) for k in sorted(unknown)])
+        raise RecipeError(
+            [
+                Problem(str(path), k, "unknown profile key" + suggest(k, SCHEMA["profile"]), locate(path, k))
+                for k in sorted(unknown)
+            ]
+        )
     parent = prof.pop("extends", None)
     if parent in (name, *seen):
         raise RecipeError([Problem(str(path), "extends", f"profiles extend each other in a loop: {parent}")])
@@ -220,10 +250,13 @@ def load(recipe_dir, profile: str | None = None, world_size: int | None = None, 
         for stem in FILES:
             files[stem] = overlay(files[stem], prof.get(stem) or {})
         models = prof.get("models") or {}
-        files = {stem: _map_values(d, lambda v: models.get(v, v) if isinstance(v, str) else v)
-                 for stem, d in files.items()}
-        files = {stem: _map_values(d, lambda v: v.replace("{kit}", str(kit)) if isinstance(v, str) else v)
-                 for stem, d in files.items()}
+        files = {
+            stem: _map_values(d, lambda v: models.get(v, v) if isinstance(v, str) else v) for stem, d in files.items()
+        }
+        files = {
+            stem: _map_values(d, lambda v: v.replace("{kit}", str(kit)) if isinstance(v, str) else v)
+            for stem, d in files.items()
+        }
     return Recipe(path, raw, files, profile, world_size, kit)
 
 
@@ -262,27 +295,61 @@ def sft_batch(r: Recipe):
     if world == declared_world(r, "sft"):  # the declared layout: the file's grad accum must fit it
         ga = int(sft.get("gradient_accumulation_steps", 1))
         if micro * ga * world != total:
-            return world, micro, ga, total, [r.problem(
-                "sft", "gradient_accumulation_steps",
-                f"micro batch {micro} x grad accum {ga} x {world} GPUs = {micro * ga * world}, "
-                f"but the total batch (recipe.yaml sft_total_batch) is {total}")]
+            return (
+                world,
+                micro,
+                ga,
+                total,
+                [
+                    r.problem(
+                        "sft",
+                        "gradient_accumulation_steps",
+                        f"micro batch {micro} x grad accum {ga} x {world} GPUs = {micro * ga * world}, "
+                        f"but the total batch (recipe.yaml sft_total_batch) is {total}",
+                    )
+                ],
+            )
         return world, micro, ga, total, []
     if total % (micro * world):
-        return world, micro, None, total, [r.problem(
-            "sft", "micro_batch_size",
-            f"a total batch of {total} cannot be reached on {world} GPUs with micro batch {micro} "
-            f"({total} is not a multiple of {micro * world}); world sizes that work: {divisors(total // micro)}")]
+        return (
+            world,
+            micro,
+            None,
+            total,
+            [
+                r.problem(
+                    "sft",
+                    "micro_batch_size",
+                    f"a total batch of {total} cannot be reached on {world} GPUs with micro batch {micro} "
+                    f"({total} is not a multiple of {micro * world}); world sizes that work: {divisors(total // micro)}",
+                )
+            ],
+        )
     return world, micro, total // (micro * world), total, []
 
 
 def dpo_batch(r: Recipe):
     args = r.files["dpo"].get("args") or {}
-    total, micro, world = int(args.get("train.batch_size", 0)), int(args.get("train.micro_batch_size", 1)), r.world("dpo")
+    total, micro, world = (
+        int(args.get("train.batch_size", 0)),
+        int(args.get("train.micro_batch_size", 1)),
+        r.world("dpo"),
+    )
     if total <= 0 or total % (micro * world):
-        return world, micro, None, total, [r.problem(
-            "dpo", "train.batch_size",
-            f"a total batch of {total} cannot be reached on {world} GPUs with micro batch {micro} "
-            f"({total} is not a multiple of {micro * world}); world sizes that work: {divisors(max(total, 1) // micro)}")]
+        return (
+            world,
+            micro,
+            None,
+            total,
+            [
+                r.problem(
+                    "dpo",
+                    "train.batch_size",
+                    f"a total batch of {total} cannot be reached on {world} GPUs with micro batch {micro} "
+                    f"({total} is not a multiple of {micro * world}); world sizes that work: {divisors(max(total, 1) // micro)}",
+                )
+            ],
+        )
     return world, micro, total // (micro * world), total, []
 
 
@@ -319,16 +386,23 @@ def render_flags(args: dict) -> list:
 def referenced_files(r: Recipe):
     """Repository files the recipe names (stage outputs under runs/ are checked by the stages)."""
     out = []
-    cands = [("sft", "deepspeed", r.files["sft"].get("deepspeed")),
-             ("recipe", "base_config", r.files["recipe"].get("base_config"))]
+    cands = [
+        ("sft", "deepspeed", r.files["sft"].get("deepspeed")),
+        ("recipe", "base_config", r.files["recipe"].get("base_config")),
+    ]
     for stem, key, val in cands:
         if val and not str(val).startswith("runs/") and not (ROOT / val).exists() and not Path(val).exists():
             out.append(r.problem(stem, key, f"file not found: {val}"))
     return out
 
 
-def render_sft(r: Recipe, data: str | None = None, output_dir: str | None = None, prepared: str | None = None,
-               grad_accum: int | None = None) -> dict:
+def render_sft(
+    r: Recipe,
+    data: str | None = None,
+    output_dir: str | None = None,
+    prepared: str | None = None,
+    grad_accum: int | None = None,
+) -> dict:
     """The axolotl config a stage runs: repository paths made absolute, stage paths filled in."""
     cfg = copy.deepcopy(r.files["sft"])
     if cfg.get("deepspeed") and not Path(cfg["deepspeed"]).is_absolute():
@@ -345,5 +419,12 @@ def render_sft(r: Recipe, data: str | None = None, output_dir: str | None = None
 
 
 def render_dpo_argv(run: dict, model: str, output_dir: str) -> list:
-    return ["--model.model_name_or_path", str(model), "--data.dataset", str(run["data"]),
-            "--ckpt.output_dir", str(output_dir), *render_flags(run["args"])]
+    return [
+        "--model.model_name_or_path",
+        str(model),
+        "--data.dataset",
+        str(run["data"]),
+        "--ckpt.output_dir",
+        str(output_dir),
+        *render_flags(run["args"]),
+    ]

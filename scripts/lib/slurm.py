@@ -5,6 +5,7 @@ Cluster specifics (partition, account, QOS, modules, container, GPUs per node) c
 fast: `set -e`, NCCL asynchronous error handling, srun --kill-on-bad-exit for multi-node steps, and
 --kill-on-invalid-dep so a failed job cancels everything that depends on it instead of leaving it pending.
 """
+
 import math
 import os
 import shlex
@@ -21,7 +22,10 @@ SETTINGS = {  # key: (default, what it is)
     "account": (None, "sbatch --account"),
     "qos": (None, "sbatch --qos"),
     "gpus_per_node": (4, "GPUs of one node; a stage needing more per node is refused"),
-    "gpu_request": ("--gres=gpu:{n}", "how to ask for n GPUs per node; null on a CPU-only cluster (ranks are processes)"),
+    "gpu_request": (
+        "--gres=gpu:{n}",
+        "how to ask for n GPUs per node; null on a CPU-only cluster (ranks are processes)",
+    ),
     "cpus_per_task": (None, "CPUs of one task (one task per node)"),
     "time_factor": (1.5, "time limit = the paper's hours for the job x this"),
     "time_default": ("04:00:00", "time limit of jobs without published hours"),
@@ -38,8 +42,11 @@ def load_settings(path) -> dict:
     if raw is None:
         known = sorted(p.name for p in (rc.ROOT / "recipes" / "clusters").glob("*.yaml"))
         raise rc.RecipeError([rc.Problem(str(path), "-", f"no cluster settings file; known: {known}")])
-    bad = [rc.Problem(str(path), k, "unknown key" + rc.suggest(k, SETTINGS), rc.locate(path, k))
-           for k in raw if k not in SETTINGS]
+    bad = [
+        rc.Problem(str(path), k, "unknown key" + rc.suggest(k, SETTINGS), rc.locate(path, k))
+        for k in raw
+        if k not in SETTINGS
+    ]
     if bad:
         raise rc.RecipeError(bad)
     out = {k: raw.get(k, default) for k, (default, _) in SETTINGS.items()}
@@ -60,8 +67,12 @@ def time_limit(hours, s: dict) -> str:
 
 
 def check_fits(jobs: list, s: dict):
-    too_big = [f"{j.name}: {j.gpus // j.nodes} GPUs per node, the cluster has {s['gpus_per_node']} "
-               f"({s['source']}: gpus_per_node)" for j in jobs if j.gpus // j.nodes > s["gpus_per_node"]]
+    too_big = [
+        f"{j.name}: {j.gpus // j.nodes} GPUs per node, the cluster has {s['gpus_per_node']} "
+        f"({s['source']}: gpus_per_node)"
+        for j in jobs
+        if j.gpus // j.nodes > s["gpus_per_node"]
+    ]
     if too_big:
         raise SystemExit("layout refused before anything was submitted:\n" + "\n".join(f"  {p}" for p in too_big))
 
@@ -69,8 +80,13 @@ def check_fits(jobs: list, s: dict):
 def script(job, s: dict, log_dir: Path, python: str) -> str:
     """The batch script of one job."""
     per_node = job.gpus // job.nodes
-    opts = [f"--job-name=aloe-{job.name}", f"--nodes={job.nodes}", "--ntasks-per-node=1",
-            f"--time={time_limit(job.hours, s)}", f"--output={log_dir}/%j-{job.name}.out"]
+    opts = [
+        f"--job-name=aloe-{job.name}",
+        f"--nodes={job.nodes}",
+        "--ntasks-per-node=1",
+        f"--time={time_limit(job.hours, s)}",
+        f"--output={log_dir}/%j-{job.name}.out",
+    ]
     if per_node and s["gpu_request"]:
         opts.append(s["gpu_request"].format(n=per_node))
     opts += [f"--{k}={s[k]}" for k in ("partition", "account", "qos") if s[k]]
@@ -78,16 +94,19 @@ def script(job, s: dict, log_dir: Path, python: str) -> str:
         opts.append(f"--cpus-per-task={s['cpus_per_task']}")
     opts += list(s["sbatch"] or [])
     cmd = shlex.join(job.argv(python))
-    lines = ["#!/bin/bash", *(f"#SBATCH {o}" for o in opts),
-             f"# {job.name}: {job.nodes} node(s) x {per_node} GPU(s)" + (f", batch {job.batch}" if job.batch else ""),
-             "set -euo pipefail",
-             "export TORCH_NCCL_ASYNC_ERROR_HANDLING=1 NCCL_ASYNC_ERROR_HANDLING=1  # a dead rank ends the job",
-             f"export PYTHONPATH={shlex.quote(str(rc.ROOT))}",
-             f"cd {shlex.quote(str(rc.ROOT))}",
-             *(s["setup"] or "").strip().splitlines(),
-             "t0=$(date +%s)",
-             'trap \'echo "[aloe] $SLURM_JOB_NAME ($SLURM_JOB_ID) exit $? after $(( $(date +%s) - t0 )) s on $SLURM_JOB_NODELIST"\' EXIT',
-             f"{s['container'] + ' ' if s['container'] else ''}{cmd}"]
+    lines = [
+        "#!/bin/bash",
+        *(f"#SBATCH {o}" for o in opts),
+        f"# {job.name}: {job.nodes} node(s) x {per_node} GPU(s)" + (f", batch {job.batch}" if job.batch else ""),
+        "set -euo pipefail",
+        "export TORCH_NCCL_ASYNC_ERROR_HANDLING=1 NCCL_ASYNC_ERROR_HANDLING=1  # a dead rank ends the job",
+        f"export PYTHONPATH={shlex.quote(str(rc.ROOT))}",
+        f"cd {shlex.quote(str(rc.ROOT))}",
+        *(s["setup"] or "").strip().splitlines(),
+        "t0=$(date +%s)",
+        "trap 'echo \"[aloe] $SLURM_JOB_NAME ($SLURM_JOB_ID) exit $? after $(( $(date +%s) - t0 )) s on $SLURM_JOB_NODELIST\"' EXIT",
+        f"{s['container'] + ' ' if s['container'] else ''}{cmd}",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -115,8 +134,7 @@ def submit(jobs: list, s: dict, log_dir: Path, python: str, dry_run=False) -> di
     return ids
 
 
-GRAPH = ["job", "id", "nodes x gpus", "batch (micro x accum x ranks)", "time limit", "after", "GPU-h", "kWh",
-         "CO2 kg"]
+GRAPH = ["job", "id", "nodes x gpus", "batch (micro x accum x ranks)", "time limit", "after", "GPU-h", "kWh", "CO2 kg"]
 
 
 def graph(jobs: list, ids: dict, s: dict, done: list = ()) -> str:
@@ -126,9 +144,20 @@ def graph(jobs: list, ids: dict, s: dict, done: list = ()) -> str:
 
     def cost(name):
         return [f"{x:,.2f}" for x in fp[name]] if name in fp else ["-"] * 3
+
     rows = [[j.name, "done (skipped)", "-", "-", "-", "-", "-", "-", "-"] for j in done]
-    rows += [[j.name, ids.get(j.name, "-"), f"{j.nodes} x {j.gpus // j.nodes}", j.batch or "-",
-              time_limit(j.hours, s), ", ".join(j.after) or "-", *cost(j.name)] for j in jobs]
+    rows += [
+        [
+            j.name,
+            ids.get(j.name, "-"),
+            f"{j.nodes} x {j.gpus // j.nodes}",
+            j.batch or "-",
+            time_limit(j.hours, s),
+            ", ".join(j.after) or "-",
+            *cost(j.name),
+        ]
+        for j in jobs
+    ]
     if fp:
         rows.append(["all", "", "", "", "", "", *cost("all")])
     return table(GRAPH, rows)
@@ -150,8 +179,11 @@ def wait(ids: dict, poll=2.0) -> dict:
         for name, st in states.items():
             now = (st.get("JobState"), st.get("Reason"))
             if seen.get(name) != now:
-                print(f"[slurm] {name} ({ids[name]}): {now[0]}" + (f" ({now[1]})" if now[1] not in (None, "None") else ""),
-                      flush=True)
+                print(
+                    f"[slurm] {name} ({ids[name]}): {now[0]}"
+                    + (f" ({now[1]})" if now[1] not in (None, "None") else ""),
+                    flush=True,
+                )
                 seen[name] = now
         if not any(st.get("JobState") in ACTIVE for st in states.values()):
             return states

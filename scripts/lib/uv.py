@@ -4,6 +4,7 @@ Nothing about where packages come from is written into the repository: `pip conf
 extra indexes, find-links, constraints and certificate, which are handed to uv as flags and environment.
 Standard library only: scripts/install.py runs this before any environment exists.
 """
+
 import os
 import shlex
 import subprocess
@@ -11,8 +12,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-VERSION = "0.13.9"                 # uv itself (pinned; installed by bootstrap() with pip)
-TOOL = ROOT / ".venv" / "uv"       # uv's own environment, not a stage environment
+VERSION = "0.13.9"  # uv itself (pinned; installed by bootstrap() with pip)
+TOOL = ROOT / ".venv" / "uv"  # uv's own environment, not a stage environment
 PYTHON = "3.11"
 PLATFORM = "x86_64-manylinux_2_28"
 PIP_DEFAULT_INDEX = "https://pypi.org/simple"  # pip's built-in index, used when the configuration sets none  # the locks are for Linux x86_64 (CPU machines here, H100/H200 nodes)

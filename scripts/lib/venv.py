@@ -1,4 +1,5 @@
 """Stage environments: `.venv/<stage>`, built by scripts/install.py, used only as subprocesses."""
+
 import json
 import os
 import shutil
@@ -69,8 +70,9 @@ def env_for(stage: str, extra: dict | None = None) -> dict:
     return env
 
 
-def run(stage: str, argv: list, *, extra_env: dict | None = None, capture=False, cwd=None,
-        log: Path | None = None) -> subprocess.CompletedProcess:
+def run(
+    stage: str, argv: list, *, extra_env: dict | None = None, capture=False, cwd=None, log: Path | None = None
+) -> subprocess.CompletedProcess:
     """Run argv in a stage env. argv[0] may be a tool script under scripts/tools/ (run with that env's python)."""
     argv = [str(a) for a in argv]
     if argv[0].endswith(".py"):
@@ -79,11 +81,11 @@ def run(stage: str, argv: list, *, extra_env: dict | None = None, capture=False,
         argv[0] = str(bin_dir(stage) / argv[0])
     env = env_for(stage, extra_env)
     if log is None:
-        return subprocess.run(argv, env=env, cwd=cwd or ROOT, text=True,
-                              capture_output=capture, check=False)
+        return subprocess.run(argv, env=env, cwd=cwd or ROOT, text=True, capture_output=capture, check=False)
     with open(log, "a") as fh:  # tee: the tool's own progress stays visible
-        proc = subprocess.Popen(argv, env=env, cwd=cwd or ROOT, text=True,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            argv, env=env, cwd=cwd or ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
         for line in proc.stdout:
             fh.write(line)
             fh.flush()  # the log shows progress while the tool runs
@@ -92,14 +94,17 @@ def run(stage: str, argv: list, *, extra_env: dict | None = None, capture=False,
 
 
 def tool_versions(stage: str, packages: list) -> dict:
-    code = ("import importlib.metadata as m, json, sys\n"
-            "out = {}\n"
-            "for p in sys.argv[1:]:\n"
-            "    try: out[p] = m.version(p)\n"
-            "    except m.PackageNotFoundError: out[p] = None\n"
-            "print(json.dumps(out))")
-    r = subprocess.run([str(bin_dir(stage) / "python"), "-c", code, *packages],
-                       capture_output=True, text=True, check=True)
+    code = (
+        "import importlib.metadata as m, json, sys\n"
+        "out = {}\n"
+        "for p in sys.argv[1:]:\n"
+        "    try: out[p] = m.version(p)\n"
+        "    except m.PackageNotFoundError: out[p] = None\n"
+        "print(json.dumps(out))"
+    )
+    r = subprocess.run(
+        [str(bin_dir(stage) / "python"), "-c", code, *packages], capture_output=True, text=True, check=True
+    )
     return json.loads(r.stdout)
 
 

@@ -2,6 +2,7 @@
 
 usage: lm_eval_datasets.py [--include-path DIR] TASK...
 """
+
 import json
 
 from lm_eval.tasks._yaml_loader import load_yaml
@@ -13,8 +14,13 @@ def main():
     for task, path in yaml_paths(doc=__doc__).items():
         cfg = load_yaml(path, resolve_func=False, recursive=True)
         kwargs = cfg.get("dataset_kwargs") or {}
-        out[task] = {"path": cfg.get("dataset_path"), "name": cfg.get("dataset_name"), "revision": kwargs.get("revision"),
-                     "data_files": kwargs.get("data_files"), "yaml": path}
+        out[task] = {
+            "path": cfg.get("dataset_path"),
+            "name": cfg.get("dataset_name"),
+            "revision": kwargs.get("revision"),
+            "data_files": kwargs.get("data_files"),
+            "yaml": path,
+        }
     print(json.dumps(out))
 
 

@@ -2,6 +2,7 @@
 
 usage: lm_eval_task_paths.py [--include-path DIR] TASK...
 """
+
 import argparse
 import json
 

@@ -10,6 +10,7 @@ Nothing is patched when CUDA is present. Upstream removes the need: OpenRLHF PRs
 usage: python openrlhf_cpu.py [--module openrlhf.cli.train_dpo] <train_dpo args>
        torchrun --nproc_per_node N openrlhf_cpu.py <args>     (several CPU ranks on gloo; srun across nodes)
 """
+
 import os
 import runpy
 import socket
@@ -28,14 +29,16 @@ def install() -> bool:
     def _no_kernel(name):
         if name.startswith("__"):  # introspection (inspect, hasattr) must see a plain module
             raise AttributeError(name)
-        raise RuntimeError(f"flash_attn_2_cuda.{name}: no flash-attn CUDA kernels on this machine; "
-                           "use --ds.attn_implementation sdpa and no packing")
+        raise RuntimeError(
+            f"flash_attn_2_cuda.{name}: no flash-attn CUDA kernels on this machine; "
+            "use --ds.attn_implementation sdpa and no packing"
+        )
 
     stub.__getattr__ = _no_kernel
     stub.__file__ = __file__
     sys.modules.setdefault("flash_attn_2_cuda", stub)
     cpu = torch.device("cpu")
-    torch.cuda.current_device = lambda: cpu      # only used as a .to() target on the DPO path
+    torch.cuda.current_device = lambda: cpu  # only used as a .to() target on the DPO path
     torch.cuda.set_device = lambda *a, **k: None
     torch.cuda.synchronize = lambda *a, **k: None
     return True
@@ -44,8 +47,11 @@ def install() -> bool:
 def main():
     install()
     env = os.environ  # one line per rank: where it runs (the Slurm tests read it)
-    print(f"[openrlhf_cpu] rank {env.get('RANK')} of {env.get('WORLD_SIZE')} (local {env.get('LOCAL_RANK')}) "
-          f"on node {env.get('SLURMD_NODENAME', socket.gethostname())}", flush=True)
+    print(
+        f"[openrlhf_cpu] rank {env.get('RANK')} of {env.get('WORLD_SIZE')} (local {env.get('LOCAL_RANK')}) "
+        f"on node {env.get('SLURMD_NODENAME', socket.gethostname())}",
+        flush=True,
+    )
     module, argv = "openrlhf.cli.train_dpo", sys.argv[1:]
     if argv[:1] == ["--module"]:
         module, argv = argv[1], argv[2:]

@@ -5,6 +5,7 @@ mergekit copies config.json from the base model, so eos_token_id is the base's <
 and it writes no generation_config.json: the merged model would not stop at <|eot_id|>. Both are taken
 from the Instruct model (a local directory or a hub id). Prints what changed as JSON.
 """
+
 import argparse
 import json
 from pathlib import Path
@@ -26,8 +27,14 @@ def main():
     cfg_file.write_text(json.dumps(cfg, indent=2) + "\n")
     had_gen = (out / "generation_config.json").exists()
     GenerationConfig.from_pretrained(ref).save_pretrained(out)
-    print(json.dumps({"eos_token_id": {"before": before, "after": instruct_eos},
-                      "generation_config": "replaced" if had_gen else "added"}))
+    print(
+        json.dumps(
+            {
+                "eos_token_id": {"before": before, "after": instruct_eos},
+                "generation_config": "replaced" if had_gen else "added",
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

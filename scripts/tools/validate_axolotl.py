@@ -7,6 +7,7 @@ With gpu=true the config is validated as on an H100 node (bf16, sm_90, world_siz
 normalize_config resolves bf16 as a GPU would. base_config is the base model's public config.json,
 served from a private offline hub cache so that nothing is downloaded.
 """
+
 import argparse
 import json
 import os
@@ -48,14 +49,25 @@ def main():
             names = set(schema.model_fields) | {f.alias for f in schema.model_fields.values() if f.alias}
             for k in raw:
                 if k not in names:
-                    problems.append({"key": k, "message": "unknown axolotl key (axolotl would drop it silently)",
-                                     "known": sorted(names)})
+                    problems.append(
+                        {
+                            "key": k,
+                            "message": "unknown axolotl key (axolotl would drop it silently)",
+                            "known": sorted(names),
+                        }
+                    )
             if job.get("gpu"):
                 cfg = ac.validate_config(
                     cfg,
-                    capabilities={"bf16": True, "fp8": True, "tf32": True, "n_gpu": job["world_size"],
-                                  "compute_capability": "sm_90"},
-                    env_capabilities={"torch_version": "2.13.0"})
+                    capabilities={
+                        "bf16": True,
+                        "fp8": True,
+                        "tf32": True,
+                        "n_gpu": job["world_size"],
+                        "compute_capability": "sm_90",
+                    },
+                    env_capabilities={"torch_version": "2.13.0"},
+                )
                 ac.is_torch_bf16_gpu_available = lambda: True
             else:
                 cfg = ac.validate_config(cfg)
@@ -63,9 +75,19 @@ def main():
             ac.normalize_cfg_datasets(cfg)
         except Exception as e:  # axolotl raises ValueError / pydantic errors: report, don't crash
             problems.append({"key": _key_of(e), "message": f"{type(e).__name__}: {str(e)[:1200]}"})
-        resolved = {k: str(cfg.get(k)) for k in ("bf16", "fp16", "attn_implementation", "sample_packing",
-                                                  "micro_batch_size", "gradient_accumulation_steps",
-                                                  "learning_rate", "model_config_type")}
+        resolved = {
+            k: str(cfg.get(k))
+            for k in (
+                "bf16",
+                "fp16",
+                "attn_implementation",
+                "sample_packing",
+                "micro_batch_size",
+                "gradient_accumulation_steps",
+                "learning_rate",
+                "model_config_type",
+            )
+        }
         out[job["id"]] = {"problems": problems, "resolved": resolved}
     print(json.dumps(out))
 

@@ -5,6 +5,7 @@ Prints {id: {"problems": [{"key", "message", "known"}]}}. Pydantic alone accepts
 unknown methods, misspelt parameters and missing required ones; those are checked here against
 MergeConfiguration's fields and the method's declared parameters. Nothing is downloaded.
 """
+
 import argparse
 import json
 from pathlib import Path
@@ -20,8 +21,11 @@ def fields(model):
 def check(raw):
     problems = []
     top = fields(MergeConfiguration)
-    problems += [{"key": k, "message": "unknown mergekit key (mergekit would ignore it)", "known": sorted(top)}
-                 for k in raw if k not in top]
+    problems += [
+        {"key": k, "message": "unknown mergekit key (mergekit would ignore it)", "known": sorted(top)}
+        for k in raw
+        if k not in top
+    ]
     try:
         cfg = MergeConfiguration.model_validate(raw)
     except Exception as e:
@@ -29,20 +33,31 @@ def check(raw):
     try:
         method = merge_methods.get(cfg.merge_method)
     except Exception as e:
-        return problems + [{"key": "merge_method", "value": cfg.merge_method,
-                            "message": f"unknown merge method {cfg.merge_method!r}: {e}",
-                            "known": sorted(m.spec.name for m in merge_methods.registered_methods())}]
+        return problems + [
+            {
+                "key": "merge_method",
+                "value": cfg.merge_method,
+                "message": f"unknown merge method {cfg.merge_method!r}: {e}",
+                "known": sorted(m.spec.name for m in merge_methods.registered_methods()),
+            }
+        ]
     shared = {p.name for p in method.spec.shared_parameters}
     per_model = {p.name for p in method.spec.input_parameters}
-    for k in (raw.get("parameters") or {}):
+    for k in raw.get("parameters") or {}:
         if k not in shared | per_model:
-            problems.append({"key": k, "message": f"not a parameter of {cfg.merge_method}",
-                             "known": sorted(shared | per_model)})
+            problems.append(
+                {"key": k, "message": f"not a parameter of {cfg.merge_method}", "known": sorted(shared | per_model)}
+            )
     for m in raw.get("models") or []:
-        for k in (m.get("parameters") or {}):
+        for k in m.get("parameters") or {}:
             if k not in per_model:
-                problems.append({"key": k, "message": f"not a per-model parameter of {cfg.merge_method} "
-                                 f"(model {m.get('model')})", "known": sorted(per_model)})
+                problems.append(
+                    {
+                        "key": k,
+                        "message": f"not a per-model parameter of {cfg.merge_method} (model {m.get('model')})",
+                        "known": sorted(per_model),
+                    }
+                )
     top_params = raw.get("parameters") or {}
     for p in method.spec.parameters:  # mergekit only finds a missing one mid-merge, tensor by tensor
         if not p.required or p.name in top_params:

@@ -4,6 +4,7 @@ usage: validate_openrlhf.py JOBS.json      JOBS.json: [{"id", "argv": [...]}]
 Runs `openrlhf.cli.train_dpo` as __main__ with its argparse and post-parse checks, and stops at
 get_strategy, before any distributed or model work. Prints {id: {"problems": [...], "args": {...}}}.
 """
+
 import argparse
 import contextlib
 import io
@@ -49,8 +50,14 @@ def check(argv):
         m = re.search(r"unrecognized arguments: (.*)", msg)
         if m:
             flags = [a for a in m.group(1).split() if a.startswith("--")]
-            return [{"key": f[2:], "message": f"OpenRLHF 0.11 does not accept {f} (the dotted CLI replaced the "
-                     "flat flags, e.g. --pretrain -> --model.model_name_or_path)"} for f in flags], {}
+            return [
+                {
+                    "key": f[2:],
+                    "message": f"OpenRLHF 0.11 does not accept {f} (the dotted CLI replaced the "
+                    "flat flags, e.g. --pretrain -> --model.model_name_or_path)",
+                }
+                for f in flags
+            ], {}
         m = re.search(r"argument --([\w.]+)", msg)
         return [{"key": m.group(1) if m else "-", "message": msg}], {}
     except Exception as e:  # a post-parse assertion of train_dpo

@@ -1,4 +1,5 @@
 """aloe_pubmedqa: the official PubMedQA test questions, prompted as lm-eval's pubmedqa task does."""
+
 import json
 from pathlib import Path
 

@@ -6,6 +6,7 @@ at import (`evaluate.load`), need bleurt (not on PyPI) and use `np.NAN` (gone in
 from `rouge_score` and BLEU from `sacrebleu`, both local; BLEURT and BERTScore are left out (they download
 models). A failed metric is float("nan") and aggregates with nanmean.
 """
+
 import re
 
 from rouge_score import rouge_scorer
@@ -33,8 +34,11 @@ def generation_metrics(prediction: str, reference: str) -> dict:
 def perplexity_metrics(loglikelihood: float, reference: str) -> dict:
     words = len(re.split(r"\s+", reference.strip())) or 1
     nbytes = len(reference.encode("utf-8")) or 1
-    return {"word_perplexity": (loglikelihood, words), "byte_perplexity": (loglikelihood, nbytes),
-            "bits_per_byte": (loglikelihood, nbytes)}
+    return {
+        "word_perplexity": (loglikelihood, words),
+        "byte_perplexity": (loglikelihood, nbytes),
+        "bits_per_byte": (loglikelihood, nbytes),
+    }
 
 
 def _mimic_sections(text):
@@ -53,22 +57,25 @@ def _mimic_sections(text):
 
 def _meqsum_question(text):
     i = text.find("MESSAGE")
-    return text[i + 9:] if i != -1 else text
+    return text[i + 9 :] if i != -1 else text
 
 
 # task -> (prompt from a document, reference from a document)
 FIELDS = {
     "careqa_open": (lambda d: d["question"], lambda d: d["answer"]),
     "meddialog_qsumm": (lambda d: d["src"], lambda d: d["tgt"]),
-    "mediqa_qa2019": (lambda d: d["QUESTION"]["QuestionText"],
-                      lambda d: d["QUESTION"]["AnswerList"][0]["Answer"]["AnswerText"]),
+    "mediqa_qa2019": (
+        lambda d: d["QUESTION"]["QuestionText"],
+        lambda d: d["QUESTION"]["AnswerList"][0]["Answer"]["AnswerText"],
+    ),
     "medtext": (lambda d: d["Prompt"], lambda d: d["Completion"]),
     "mts_dialog": (lambda d: d["dialogue"], lambda d: d["section_text"]),
     "olaph": (lambda d: d["Question"], lambda d: d["Free_form_answer"]),
     "meqsum": (lambda d: _meqsum_question(d["CHQ"]), lambda d: d["Summary"]),
-    "mimic_repsum": (lambda d: f"Given the findings: {_mimic_sections(d['extractive_notes_summ'])[0]}.\n"
-                               "Summarize the findings.",
-                     lambda d: _mimic_sections(d["extractive_notes_summ"])[1]),
+    "mimic_repsum": (
+        lambda d: f"Given the findings: {_mimic_sections(d['extractive_notes_summ'])[0]}.\nSummarize the findings.",
+        lambda d: _mimic_sections(d["extractive_notes_summ"])[1],
+    ),
 }
 
 
@@ -92,19 +99,30 @@ def olaph_docs(dataset):
 
 # Medical text classification (Table 11 "Med. Text Classif."): upstream reads a CSV on the authors'
 # cluster; the public source is TimSchopf/medical_abstracts (recipe choice, see lm-eval PR #4103).
-MTC_CHOICES = ["neoplasms", "digestive system diseases", "nervous system diseases", "cardiovascular diseases",
-               "general pathological conditions"]
+MTC_CHOICES = [
+    "neoplasms",
+    "digestive system diseases",
+    "nervous system diseases",
+    "cardiovascular diseases",
+    "general pathological conditions",
+]
 
 
 def mtc_docs(dataset):
     """Accept the public dataset's columns (medical_abstract, condition_label) or the upstream CSV's (text, class)."""
+
     def norm(d):
-        return {"text": d.get("text") or d.get("medical_abstract"), "label": int(d.get("class") or d["condition_label"]) - 1}
+        return {
+            "text": d.get("text") or d.get("medical_abstract"),
+            "label": int(d.get("class") or d["condition_label"]) - 1,
+        }
+
     return dataset.map(norm)
 
 
 def mtc_text(doc):
     options = "\n".join(f"{chr(65 + i)}. {c}" for i, c in enumerate(MTC_CHOICES))
-    return (f"Classify the topic of the following medical text into one of the following choices.\n"
-            f"Text: {doc['text']}\nChoices:\n{options}\nAnswer:")
-
+    return (
+        f"Classify the topic of the following medical text into one of the following choices.\n"
+        f"Text: {doc['text']}\nChoices:\n{options}\nAnswer:"
+    )
