@@ -64,11 +64,11 @@ SOURCES = {
 }
 
 
-PUBMEDQA_TEST = set(
-    json.loads((Path(__file__).resolve().parents[1] / "recipes/tasks/mcqa/pubmedqa_test_ids.json").read_text())[
-        "pubids"
-    ]
-)
+# the official 500 PubMedQA test ids (recipes/tasks/mcqa/aloe_pubmedqa.yaml says where they come from)
+PUBMEDQA_TEST_IDS = json.loads(
+    (Path(__file__).resolve().parents[1] / "recipes/tasks/mcqa/pubmedqa_test_ids.json").read_text()
+)["pubids"]
+PUBMEDQA_TEST = set(PUBMEDQA_TEST_IDS)
 SUBSETS = {"pubmedqa": {"test": lambda q: q.id in PUBMEDQA_TEST, "train": lambda q: q.id not in PUBMEDQA_TEST}}
 
 

@@ -4,13 +4,9 @@ One builder per dataset schema; `FIXTURES` maps an lm-eval task name to (builder
 model is scored on them by `make eval --local`, through the same task definitions as the real data.
 """
 
-import json
 import random
-from pathlib import Path
 
-PUBMEDQA_TEST_IDS = json.loads(
-    (Path(__file__).resolve().parents[2] / "recipes/tasks/mcqa/pubmedqa_test_ids.json").read_text()
-)["pubids"]
+from medprompt.data import MMLU_MEDICAL, PUBMEDQA_TEST_IDS
 
 DRUGS = {
     "hypertension": "lisinopril",
@@ -22,14 +18,6 @@ DRUGS = {
     "arthritis": "ibuprofen",
     "thrombosis": "heparin",
 }
-MMLU_MEDICAL = [
-    "anatomy",
-    "clinical_knowledge",
-    "college_biology",
-    "college_medicine",
-    "medical_genetics",
-    "professional_medicine",
-]
 
 
 def _question(rnd):
