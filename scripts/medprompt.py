@@ -17,23 +17,10 @@ from pathlib import Path
 
 from scripts.lib import cli, venv
 from scripts.lib import manifest as mf
+from scripts.lib import recipe as rc
 
-KEYS = (
-    "embedding_model",
-    "k",
-    "ensembles",
-    "choice_shuffle",
-    "temperature",
-    "top_p",
-    "max_tokens",
-    "max_attempts",
-    "retry_extra_tokens",
-    "retry_extra_temperature",
-    "retry",
-    "adaptive",
-    "round_size",
-    "seed",
-)
+# the settings medprompt.run reads: the recipe schema's, less the two this stage resolves itself
+KEYS = sorted(rc.SCHEMA["medprompt"] - {"reranker", "database"})
 
 
 def main(argv=None):
