@@ -34,19 +34,19 @@ REPRO_ARGS = $(if $(PROFILE),--profile $(PROFILE)) --launcher $(LAUNCHER) $(if $
 help:          ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' Makefile | sed 's/:.*## /\t/'
 lock:          ## regenerate envs/<stage>.lock (+ .cuda.lock) from envs/<stage>.in with uv (needs the package index)
-	python3 -m scripts.lock
+	python3 -m scripts.drivers.lock
 install:       ## every .venv/<stage> exactly as its lock (uv, hashes required; checked package for package)
-	python3 -m scripts.install
+	python3 -m scripts.drivers.install
 install-base:  ## the orchestration + test environment only
-	python3 -m scripts.install base
+	python3 -m scripts.drivers.install base
 lint: install-base ## ruff: lint and format check of the Python code
 	.venv/base/bin/ruff check . && .venv/base/bin/ruff format --check .
 check-recipes: install ## validate recipes offline [RECIPE=dir] [WORLD_SIZE=n]
-	$(PY) -m scripts.check_recipes $(if $(RECIPE),--recipe $(RECIPE)) $(if $(WORLD_SIZE),--world-size $(WORLD_SIZE))
+	$(PY) -m scripts.drivers.check_recipes $(if $(RECIPE),--recipe $(RECIPE)) $(if $(WORLD_SIZE),--world-size $(WORLD_SIZE))
 tiny-kit: install ## build the tiny model kit under runs/tiny-kit: Llama-3.1-shaped (base, instruct) and Qwen2.5-shaped (qwen-base, qwen-instruct)
 	$(PY) -m scripts.make_tiny_kit $(if $(FORCE),--force)
 data-check: install ## preflight: every data source and eval dataset opened, first rows only [RECIPE= SOURCES=authors|upstream HUB_DIR=]
-	$(PY) -m scripts.data_check $(if $(RECIPE),--recipe $(RECIPE)) $(if $(SOURCES),--sources $(SOURCES)) $(if $(HUB_DIR),--hub-dir $(HUB_DIR))
+	$(PY) -m scripts.drivers.data_check $(if $(RECIPE),--recipe $(RECIPE)) $(if $(SOURCES),--sources $(SOURCES)) $(if $(HUB_DIR),--hub-dir $(HUB_DIR))
 data: install  ## data_prep: the SFT mix, DPO chunks and red-team set [RECIPE= PROFILE= FIXTURES=1 SOURCES=authors|upstream HUB_DIR=]
 	$(PY) -m scripts.data $(ARGS) $(DATA_ARGS)
 sft: install   ## axolotl SFT [RECIPE= PROFILE= WORLD_SIZE= FORCE=1]
@@ -62,21 +62,21 @@ medprompt: install ## Medprompt on DATASET= with MODEL= [RECIPE= PROFILE= DATABA
 verify: install-base ## measured against reported (results/reported.yaml), with tolerances [MODEL= SUITE= BASELINE=instruct model: the gain too]
 	$(PY) -m scripts.verify $(if $(RECIPE),--recipe $(RECIPE)) $(if $(PROFILE),--profile $(PROFILE)) $(if $(MODEL),--model $(MODEL)) $(if $(BASELINE),--baseline $(BASELINE)) --suite $(SUITE)
 smoke: install ## the whole chain on the tiny model on CPU, ending in a summary table [RECIPE=recipes/qwen2.5-aloe-beta-7b FORCE=1]
-	$(PY) -m scripts.smoke $(if $(RECIPE),--recipe $(RECIPE)) $(if $(FORCE),--force)
+	$(PY) -m scripts.drivers.smoke $(if $(RECIPE),--recipe $(RECIPE)) $(if $(FORCE),--force)
 new-recipe: install-base ## port a recipe to another base model: BASE=<hub id or dir> NAME=<folder> [FROM=recipes/aloe-beta-8b INSTRUCT= CONFIG=config.json ARGS_PORT="--sft-gpus 16 ..."]
-	$(PY) -m scripts.new_recipe --from $(or $(FROM),recipes/aloe-beta-8b) --base $(BASE) --name $(NAME) $(if $(INSTRUCT),--instruct $(INSTRUCT)) $(if $(CONFIG),--config $(CONFIG)) $(ARGS_PORT)
+	$(PY) -m scripts.drivers.new_recipe --from $(or $(FROM),recipes/aloe-beta-8b) --base $(BASE) --name $(NAME) $(if $(INSTRUCT),--instruct $(INSTRUCT)) $(if $(CONFIG),--config $(CONFIG)) $(ARGS_PORT)
 reproduce-8b: $(if $(DRY_RUN),install-base,install) ## the published 8B chain as a Slurm job graph [LAUNCHER=slurm|local CLUSTER= DRY_RUN=1 LAYOUT=sft=4x4 WAIT=1 DATABASE=]
-	$(PY) -m scripts.reproduce --recipe recipes/aloe-beta-8b $(REPRO_ARGS)
+	$(PY) -m scripts.drivers.reproduce --recipe recipes/aloe-beta-8b $(REPRO_ARGS)
 reproduce-70b: $(if $(DRY_RUN),install-base,install) ## the same for 70B
-	$(PY) -m scripts.reproduce --recipe recipes/aloe-beta-70b $(REPRO_ARGS)
+	$(PY) -m scripts.drivers.reproduce --recipe recipes/aloe-beta-70b $(REPRO_ARGS)
 reproduce-qwen-7b: $(if $(DRY_RUN),install-base,install) ## the same for Qwen2.5-Aloe-Beta-7B
-	$(PY) -m scripts.reproduce --recipe recipes/qwen2.5-aloe-beta-7b $(REPRO_ARGS)
+	$(PY) -m scripts.drivers.reproduce --recipe recipes/qwen2.5-aloe-beta-7b $(REPRO_ARGS)
 reproduce-qwen-72b: $(if $(DRY_RUN),install-base,install) ## the same for Qwen2.5-Aloe-Beta-72B
-	$(PY) -m scripts.reproduce --recipe recipes/qwen2.5-aloe-beta-72b $(REPRO_ARGS)
+	$(PY) -m scripts.drivers.reproduce --recipe recipes/qwen2.5-aloe-beta-72b $(REPRO_ARGS)
 reproduce-alpha: $(if $(DRY_RUN),install-base,install) ## the same for Llama3-Aloe-8B-Alpha (mostly [C] values: see its README)
-	$(PY) -m scripts.reproduce --recipe recipes/llama3-aloe-8b-alpha $(REPRO_ARGS)
+	$(PY) -m scripts.drivers.reproduce --recipe recipes/llama3-aloe-8b-alpha $(REPRO_ARGS)
 reproduce: $(if $(DRY_RUN),install-base,install) ## the same for any recipe folder: RECIPE=recipes/<name>
-	$(PY) -m scripts.reproduce --recipe $(or $(RECIPE),$(error RECIPE= is required)) $(REPRO_ARGS)
+	$(PY) -m scripts.drivers.reproduce --recipe $(or $(RECIPE),$(error RECIPE= is required)) $(REPRO_ARGS)
 cluster-up:    ## a real 2-node Slurm cluster on this machine, for tests (root; installs Debian's slurm)
 	scripts/slurm_local.sh start 2
 cluster-down:  ## stop what cluster-up started

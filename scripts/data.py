@@ -4,15 +4,14 @@
   python -m scripts.data --sources upstream                        # the original releases instead of the copies
   python -m scripts.data --profile cpu-tiny --fixtures            # offline: data_prep/fixtures.py corpora
 With --fixtures it also writes the local evaluation fixtures (each benchmark's schema) and a small
-Medprompt CoT database. Outputs (<runs>/<recipe>/data/, recorded in the manifest): sft.jsonl,
-dpo/chunk_{i}.jsonl, dpo/redteam.jsonl, eval/<task>.jsonl, medprompt/database.jsonl, work/report.json.
+Medprompt CoT database. Outputs: the data stage's (scripts/lib/stages.py), recorded in the manifest.
 """
 
 import json
 import sys
 from pathlib import Path
 
-from scripts.lib import cli, eval_fixtures, venv
+from scripts.lib import cli, eval_fixtures, stages, venv
 from scripts.lib.manifest import Stage, sha256_json
 from scripts.lib.table import table
 
@@ -35,11 +34,11 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args(argv)
     r = cli.load(a)
-    stages = {s["name"]: s for s in r.files["dpo"]["stages"]}
-    chunks, redteam = stages["stage1"]["chunks"], stages["stage2"].get("config")
+    dpo = {s["name"]: s for s in r.files["dpo"]["stages"]}
+    chunks, redteam = dpo["stage1"]["chunks"], dpo["stage2"].get("config")
     spec = {"fixtures": a.fixtures, "sources": a.sources, "seed": a.seed, "chunks": chunks, "redteam": redteam}
     st = Stage(
-        cli.run_dir(a, r) / "data",
+        stages.folder("data", a.runs, r.name),
         "data",
         {"path": "data_prep/sources.yaml", "sha256": sha256_json(spec), "rendered": spec},
         {},
@@ -56,7 +55,7 @@ def main(argv=None):
             "--work",
             p / "work",
             "--out-dir",
-            p / "out",
+            p,
             "--seed",
             a.seed,
             "--chunks",
@@ -98,19 +97,7 @@ def main(argv=None):
         )
         if res.returncode:
             raise SystemExit(f"[data] the pipeline failed; see {st.dir / 'log.txt'}")
-        st.publish("sft", p / "out" / "sft.jsonl", "sft.jsonl")
-        (st.dir / "dpo").mkdir()
-        for i in range(chunks):
-            st.publish(f"dpo_chunk_{i}", p / "out" / "dpo" / f"chunk_{i}.jsonl", f"dpo/chunk_{i}.jsonl")
-        st.publish("dpo_redteam", p / "out" / "dpo" / "redteam.jsonl", "dpo/redteam.jsonl")
-        st.publish("work", p / "work")
-        if a.fixtures:
-            st.publish("sources", p / "sources")
-            (st.dir / "eval").mkdir()
-            for task in eval_fixtures.FIXTURES:
-                st.publish(f"eval_{task}", p / "eval" / f"{task}.jsonl", f"eval/{task}.jsonl")
-            st.publish("medprompt_database", p / "medprompt", "medprompt")
-            st.m["outputs"]["medprompt_database"]["path"] += "/database.jsonl"
+        stages.publish_all(st)
         reports = json.loads((st.dir / "work" / "report.json").read_text())
         st.m["tools"] = venv.tool_versions("data", ["datasets", "numpy"])
         st.m["metrics"] = {

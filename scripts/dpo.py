@@ -16,7 +16,7 @@ import socket
 import sys
 from pathlib import Path
 
-from scripts.lib import checks, cli, launch, venv
+from scripts.lib import checks, cli, launch, stages, venv
 from scripts.lib import manifest as mf
 from scripts.lib import recipe as rc
 
@@ -24,13 +24,17 @@ from scripts.lib import recipe as rc
 STEP = re.compile(r"loss=([-+\d.e]+), acc=([-+\d.e]+), chosen_reward=([-+\d.e]+), reject_reward=([-+\d.e]+)")
 
 
-def data_files(run_dir: Path):
-    """Map each planned run to the data stage's file for it (chunk i of stage 1, the red-team set)."""
-    outs = mf.read_done(run_dir / "data", "dpo")["outputs"]
+def data_files(r, runs):
+    """Each planned run's data: the data stage's output that dpo.yaml's `files` names (its placeholder)."""
+    folder = stages.folder("data", runs, r.name)
+    outputs = stages.by_placeholder(r.path.name, "data", folder, mf.read_done(folder, "dpo")["outputs"])
 
     def files_for(stage, i):
-        key = f"dpo_chunk_{i}" if int(stage.get("chunks", 1)) > 1 else "dpo_redteam"
-        return outs[key]
+        name = stage["files"].format(i=i)
+        if name not in outputs:
+            raise SystemExit(f"{r.rel('dpo')}: stage {stage['name']} files {name}: not an output of the data stage "
+                             f"({folder / 'manifest.json'} has {', '.join(sorted(outputs))})")  # fmt: skip
+        return outputs[name]
 
     return files_for
 
@@ -62,16 +66,16 @@ def step_metrics(log: Path) -> dict:
     return out
 
 
-def one_run(a, r, parent: Path, n: int, run: dict, model_in: dict, world: int, batch, before_compute) -> dict:
-    name = f"{n:02d}-{run['stage']}-{run['index']}"
-    stage_dir = parent / name
+def one_run(a, r, n: int, run: dict, model_in: dict, world: int, batch, before_compute) -> dict:
+    stage_dir = stages.folder("dpo run", a.runs, r.name, n=n, part=run["stage"], index=run["index"])
+    name = stage_dir.name
     argv = rc.render_dpo_argv({**run, "data": run["data"]["path"]}, model_in["path"], stage_dir / ".partial" / "model")
     argv += ["--ckpt.path", str(stage_dir / ".partial" / "ckpt")]
     info = {"path": r.rel("dpo"), "profile": r.profile, "sha256": mf.sha256_json(argv), "rendered": argv}
     force = a.force and a.upto in (None, n)  # --upto N --force reruns run N; earlier ones only if their inputs changed
     st = mf.Stage(
         stage_dir,
-        f"dpo {name}",
+        "dpo run",
         info,
         {"model": model_in, "data": run["data"]},
         force,
@@ -91,15 +95,16 @@ def one_run(a, r, parent: Path, n: int, run: dict, model_in: dict, world: int, b
             print(f"[dpo] {name}: from {model_in['path']}", flush=True)
             if venv.run("dpo", cmd, extra_env=env, log=log).returncode:
                 raise SystemExit(f"[dpo] run {name} failed; see {log}")
-            st.publish("model", st.partial / "model")
+            stages.publish_all(st)
             st.m["metrics"] = step_metrics(log)
+    (output,) = st.m["outputs"].values()
     return {
         "run": name,
         "stage": run["stage"],
         "index": run["index"],
         "data": run["data"]["path"],
         "model_in": model_in["path"],
-        "output": st.m["outputs"]["model"],
+        "output": output,
         "wall_s": st.m["wall_s"],
         "skipped": st.skipped,
         **st.m["metrics"],
@@ -119,9 +124,8 @@ def main(argv=None):
     r = cli.load(a)
     batch = rc.dpo_batch(r)
     cli.fail_on(batch[4])
-    run_dir = cli.run_dir(a, r)
-    merged = mf.read_done(run_dir / "merge", "dpo")["outputs"]["model"]
-    runs = rc.dpo_runs(r, data_files(run_dir))
+    inputs = stages.inputs("dpo", a.runs, r.name)
+    runs = rc.dpo_runs(r, data_files(r, a.runs))
     if a.upto is not None and not 1 <= a.upto <= len(runs):
         raise SystemExit(f"--upto {a.upto}: the plan of {r.rel('dpo')} has runs 1 to {len(runs)}")
     world = batch[0]
@@ -133,9 +137,9 @@ def main(argv=None):
             validated.append(True)
 
     def chain(upto, on_done=None):
-        done, model = [], merged
+        done, model = [], inputs["model"]
         for n, run in enumerate(runs[:upto], 1):
-            done.append(one_run(a, r, run_dir / "dpo", n, run, model, world, batch, before_compute))
+            done.append(one_run(a, r, n, run, model, world, batch, before_compute))
             model = done[-1]["output"]
             if on_done:
                 on_done(done)
@@ -145,9 +149,9 @@ def main(argv=None):
         done, model = chain(a.upto)
         print(f"[dpo] runs 1-{a.upto} of {len(runs)} done; last output {model['path']}")
         return 0
-    inputs = {"model": merged, **{f"data_{i}": x["data"] for i, x in enumerate(runs)}}
+    inputs |= {f"data_{i}": x["data"] for i, x in enumerate(runs)}
     st = mf.Stage(
-        run_dir / "dpo",
+        stages.folder("dpo", a.runs, r.name),
         "dpo",
         cli.recipe_info(r, "dpo", r.files["dpo"]),
         inputs,
@@ -169,7 +173,7 @@ def main(argv=None):
             st.save()
 
         done, model = chain(len(runs), progress)
-        st.m["outputs"]["model"] = model
+        st.m["outputs"] = dict(zip(stages.spec("dpo").outputs, [model]))  # the last run's model
         st.m["tools"] = venv.tool_versions("dpo", ["openrlhf", "torch", "transformers", "deepspeed"])
         st.m["metrics"] = {"runs": len(done), "reward_margin_last": done[-1].get("reward_margin_last")}
     print(f"[dpo] done: {len(done)} runs; final model {model['path']}")

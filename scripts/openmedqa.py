@@ -21,11 +21,11 @@ from pathlib import Path
 
 from evals import fixtures, records
 from evals import openmedqa as om
-from scripts.lib import cli, generation, venv
+from scripts.lib import cli, generation, stages, venv
 from scripts.lib import manifest as mf
+from scripts.lib.aggregates import load_results, measured_scores
 from scripts.lib.judged import fresh_out, mcqa_lm_eval, model_and_dir, stand_in
 from scripts.lib.table import table
-from scripts.verify import load_results, measured_scores
 
 
 def multiple_choice(path) -> tuple:
@@ -50,11 +50,10 @@ def main(argv=None):
     ap.add_argument("--mcqa-results", help="lm-eval results with medqa_4options (default: this model's mcqa eval)")
     a = ap.parse_args(argv)
     r = cli.load(a)
-    run = cli.run_dir(a, r)
-    model, stage_dir = model_and_dir(a, r, run, "openmedqa")
+    model, stage_dir = model_and_dir(a, r, "openmedqa")
     mp, ev = r.files["medprompt"], r.files["eval"]
     judge = a.judge or stand_in(a, r, om.JUDGE)
-    mc_path = Path(a.mcqa_results) if a.mcqa_results else mcqa_lm_eval(a, run)
+    mc_path = Path(a.mcqa_results) if a.mcqa_results else mcqa_lm_eval(a, r)
     settings = {
         "source": "fixtures" if a.local else a.questions or f"{om.REPO}/{om.FILE}",
         "limit": a.limit,
@@ -143,10 +142,7 @@ def main(argv=None):
         (out / "results" / "results_openmedqa.json").write_text(json.dumps(res, indent=2))
         shown = [[t.removeprefix("openmedqa_"), v["acc,none"], v["acc_stderr,none"]] for t, v in res["results"].items()]
         print(f"\nOpenMedQA (P-CR Table 5), judge {judge}\n{table(['column', 'acc %', 'stderr'], shown)}")
-        st.m["outputs"] = {
-            "results": {"path": str(out / "results")},
-            "per_question": {"path": str(out / "per_question.jsonl")},
-        }
+        stages.publish_all(st)  # written in place as they finish (resumable); hashed here
         st.m["tools"] = venv.tool_versions(generation.env(a.backend), ["torch", "transformers", "vllm"])
         st.m["metrics"] = {k: acc[k] for k in ("questions", "correct", "unparsed", "acc")}
     print(f"[openmedqa] done: {stage_dir}  ({acc['unparsed']} of {acc['questions']} verdicts unparsed)")

@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 from evals import asr, fixtures, llama_guard, records, seval
-from scripts.lib import cli, generation, venv
+from scripts.lib import cli, generation, stages, venv
 from scripts.lib import manifest as mf
 from scripts.lib.judged import fresh_out, model_and_dir, stand_in
 from scripts.lib.table import markdown, table
@@ -40,8 +40,7 @@ def main(argv=None):
     ap.add_argument("--judge-url", help="an OpenAI-compatible server serving the judge")
     a = ap.parse_args(argv)
     r = cli.load(a)
-    run = cli.run_dir(a, r)
-    model, stage_dir = model_and_dir(a, r, run, "safety")
+    model, stage_dir = model_and_dir(a, r, "safety")
     mp, ev = r.files["medprompt"], r.files["eval"]
     judge = a.judge or stand_in(a, r, llama_guard.MODEL)
     settings = {
@@ -146,10 +145,7 @@ def main(argv=None):
                 f"\nASR by {dim} (P-BETA Table {13 if dim == 'style' else 14})\n"
                 f"{table(asr.HEADERS, asr.rows_for_print(tabs[dim]))}"
             )
-        st.m["outputs"] = {
-            name: {"path": str(out / f)}
-            for name, f in (("results", "results"), ("per_prompt", "per_prompt.jsonl"), ("asr", "asr.md"))
-        }
+        stages.publish_all(st)  # written in place as they finish (resumable); hashed here
         st.m["tools"] = venv.tool_versions(generation.env(a.backend), ["torch", "transformers", "vllm"])
         st.m["metrics"] = {
             "prompts": len(rows),

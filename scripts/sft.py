@@ -19,7 +19,7 @@ from pathlib import Path
 
 import yaml
 
-from scripts.lib import checks, cli, launch, venv
+from scripts.lib import checks, cli, launch, stages, venv
 from scripts.lib import manifest as mf
 from scripts.lib import recipe as rc
 
@@ -58,17 +58,11 @@ def main(argv=None):
     r = cli.load(a)
     world, micro, ga, total, batch_problems = rc.sft_batch(r)
     cli.fail_on(batch_problems)
-    run = cli.run_dir(a, r)
-    data = mf.read_done(run / "data", "sft")["outputs"]["sft"]
-    stage_dir = run / "sft"
-    cfg = rc.render_sft(
-        r,
-        data["path"],
-        output_dir=stage_dir / ".partial" / "model",
-        prepared=stage_dir / ".partial" / "prepared",
-        grad_accum=ga,
-    )
-    inputs = {"data": data, "base_model": mf.model_input(cfg["base_model"])}
+    inputs = stages.inputs("sft", a.runs, r.name)
+    stage_dir = stages.folder("sft", a.runs, r.name)
+    paths = stages.placeholders("sft", r, inputs, stage_dir / ".partial")
+    cfg = stages.fill(rc.render_sft(r, grad_accum=ga), paths, r.rel("sft"), required=paths)
+    inputs["base_model"] = mf.model_input(cfg["base_model"])
     st = mf.Stage(
         stage_dir,
         "sft",
@@ -99,10 +93,10 @@ def main(argv=None):
             print(f"[sft] $ {' '.join(map(str, step))}", flush=True)
             if venv.run("sft", step, log=log).returncode:
                 raise SystemExit(f"[sft] {name} failed; see {log}")
-        losses = loss_curve(st.partial / "model")
-        keep_artifact_only(st.partial / "model", st.dir / "train", a.keep_checkpoints)
-        st.publish("model", st.partial / "model")
-        st.publish("prepared", st.partial / "prepared")  # the tokenised, labelled rows axolotl trained on
+        model_dir = Path(cfg["output_dir"])
+        losses = loss_curve(model_dir)
+        keep_artifact_only(model_dir, st.dir / "train", a.keep_checkpoints)
+        stages.publish_all(st)  # the model, and the tokenised, labelled rows axolotl trained on (prepared)
         st.m["tools"] = venv.tool_versions("sft", ["axolotl", "torch", "transformers", "deepspeed", "accelerate"])
         st.m["metrics"] = {
             "loss_first": losses[0] if losses else None,
@@ -110,7 +104,9 @@ def main(argv=None):
             "steps": len(losses),
         }
     m = st.m["metrics"]
-    print(f"[sft] done: {st.dir / 'model'} (loss {m['loss_first']} -> {m['loss_last']} over {m['steps']} steps)")
+    print(
+        f"[sft] done: {cfg['output_dir'].replace('/.partial', '')} (loss {m['loss_first']} -> {m['loss_last']} over {m['steps']} steps)"
+    )
     return 0
 
 

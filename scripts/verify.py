@@ -32,10 +32,17 @@ from pathlib import Path
 
 import yaml
 
-from scripts.eval import model_eval_dir
+from scripts.lib import cli, stages
 from scripts.lib import manifest as mf
 from scripts.lib import recipe as rc
-from scripts.lib.aggregates import NEEDS, Score, column_task, with_aggregates
+from scripts.lib.aggregates import (
+    NEEDS,
+    Score,
+    VerifyError,
+    load_results,
+    measured_scores,
+    with_aggregates,
+)
 from scripts.lib.table import markdown, table
 
 Z = 1.96
@@ -52,51 +59,12 @@ HEADERS = ["column", "task", "reported", "measured", "stderr", "delta", "toleran
 GAIN_HEADERS = ["reported gain", "measured gain", "gain tolerance", "gain result"]
 
 
-class VerifyError(SystemExit):
-    pass
-
-
-def load_results(path: Path) -> dict:
-    """lm-eval's results JSON (or the newest one under a folder), with a clear error when it is broken."""
-    path = Path(path)
-    if path.is_dir():
-        found = sorted(path.rglob("results_*.json"))
-        if not found:
-            raise VerifyError(f"verify: no lm-eval results_*.json under {path}")
-        path = found[-1]
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise VerifyError(f"verify: results file not found: {path}")
-    except json.JSONDecodeError as e:
-        raise VerifyError(f"verify: {path} is not valid JSON (line {e.lineno}: {e.msg})")
-    if not isinstance(data, dict) or not isinstance(data.get("results"), dict):
-        raise VerifyError(f"verify: {path} has no 'results' mapping: not an lm-eval results file")
-    data["_path"] = str(path)
-    return data
-
-
-def measured_scores(results: dict, metric: str, scale: float) -> dict:
-    n = {column_task(t): v.get("effective") for t, v in (results.get("n-samples") or {}).items()}
-    out = {}
-    for task, vals in results["results"].items():
-        task = column_task(task)
-        key = f"{metric},none"
-        if key in vals and (vals[key] is None or isinstance(vals[key], (int, float))):  # None: nothing to score
-            se = vals.get(f"{metric}_stderr,none")
-            out[task] = Score(
-                None if vals[key] is None else vals[key] * scale,
-                se * scale if isinstance(se, (int, float)) else None,
-                n.get(task),
-            )
-    return out
-
-
 def medprompt_scores(paths: list) -> dict:
     """In-context rows: per-dataset accuracy (x100) from medprompt/ evaluation.json files (or folders)."""
     out = {}
     for p in map(Path, paths):
-        f = p / "out" / "evaluation.json" if (p / "out").is_dir() else (p / "evaluation.json" if p.is_dir() else p)
+        done = (p / "manifest.json").is_file()  # a stage folder: its evaluation output
+        f = stages.results_path(mf.read_done(p, "verify")) if done else p / "evaluation.json" if p.is_dir() else p
         try:
             ev = json.loads(f.read_text())
         except (FileNotFoundError, json.JSONDecodeError) as e:
@@ -217,10 +185,10 @@ def results_of(a, r, model: str | None, explicit: str | None) -> Path:
     """The results to read: given, else `make eval MODEL=` results of this model, else the recipe run's own."""
     if explicit:
         return Path(explicit)
-    own = model_eval_dir(a.runs, model, a.suite) if model else None
-    ev = mf.read_done(own if own and own.exists() else Path(a.runs) / r.name / f"eval-{a.suite}", "verify")
-    outputs = ev["outputs"]
-    return Path((outputs.get("lm_eval") or outputs["results"])["path"])
+    own = stages.model_eval_dir(a.runs, model, a.suite) if model else None
+    stage = stages.SUITE_STAGES.get(a.suite, "eval")
+    folder = own if own and own.exists() else stages.folder(stage, a.runs, r.name, suite=a.suite)
+    return stages.results_path(mf.read_done(folder, "verify"))
 
 
 def main(argv=None):
@@ -232,6 +200,7 @@ def main(argv=None):
     ap.add_argument("--recipe", default="recipes/aloe-beta-8b")
     ap.add_argument("--profile")
     ap.add_argument("--runs", default=str(rc.ROOT / "runs"))
+    ap.add_argument("--plan", help="the verify job's rendered plan (make reproduce / make smoke)")
     ap.add_argument("--reported", default=str(REPORTED), help="reported numbers (default results/reported.yaml)")
     ap.add_argument("--suite", default="mcqa", help="which eval stage of the recipe run to read (default mcqa)")
     ap.add_argument(
@@ -256,7 +225,7 @@ def main(argv=None):
     a = ap.parse_args(argv)
     if a.baseline and a.medprompt:
         raise VerifyError("verify: --baseline compares lm-eval-shaped results; Medprompt rows have no baseline row")
-    r = rc.load(a.recipe, profile=a.profile)
+    r = cli.load(a)
     model = a.model or r.files["recipe"]["released_as"]
     reported = yaml.safe_load(Path(a.reported).read_text())
     if a.medprompt:

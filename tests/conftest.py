@@ -46,7 +46,7 @@ def tool(stage, script, *args):
 def chain():
     """The smoke chain on the tiny model, run once per session: (runs root, run dir, smoke output)."""
     runs = ROOT / "runs" / "test-chain"
-    p = run_py("scripts.smoke", "--runs", runs, check=False, timeout=3000)
+    p = run_py("scripts.drivers.smoke", "--runs", runs, check=False, timeout=3000)
     print(p.stdout[-6000:])
     assert p.returncode == 0, p.stdout[-6000:] + p.stderr[-6000:]
     return runs, runs / "aloe-beta-8b-cpu-tiny", p.stdout

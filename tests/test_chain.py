@@ -107,7 +107,7 @@ def test_merged_and_final_models_stop_at_eot_but_the_base_does_not(chain):
 
 def test_a_second_smoke_skips_every_stage(chain):
     runs, _, _ = chain
-    p = run_py("scripts.smoke", "--runs", runs)
+    p = run_py("scripts.drivers.smoke", "--runs", runs)
     for stage in ("tiny-kit", "data", "sft", "merge", "dpo", "eval", "medprompt"):
         assert f"[{stage}] skipped" in p.stdout, stage
     for started in ("$ axolotl", "$ mergekit-yaml", "openrlhf", "$ lm-eval", "members:"):

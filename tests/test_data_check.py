@@ -30,7 +30,7 @@ def mirror(tmp_path_factory):
 
 
 def check(hub, *args):
-    return run_py("scripts.data_check", "--hub-dir", hub, *args, check=False)
+    return run_py("scripts.drivers.data_check", "--hub-dir", hub, *args, check=False)
 
 
 def planted(mirror, tmp_path, change):

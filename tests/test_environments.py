@@ -10,7 +10,7 @@ import sys
 import pytest
 from conftest import ROOT
 
-from scripts import install, lock
+from scripts.drivers import install, lock
 from scripts.lib import manifest as mf
 from scripts.lib import recipe as rc
 from scripts.lib import uv, venv
@@ -38,7 +38,7 @@ def test_every_lock_pins_what_its_request_asks_for(stage):
 
 
 def test_built_environments_equal_their_locks():
-    p = sh("-m", "scripts.install", "--check")
+    p = sh("-m", "scripts.drivers.install", "--check")
     assert p.returncode == 0, p.stdout + p.stderr
     assert p.stdout.count("matches") == len(install.STAGES)
 
@@ -53,14 +53,14 @@ def data_env(tmp_path):
 
 def test_an_extra_package_is_refused_by_name(data_env):
     envs, venvs = data_env
-    assert sh("-m", "scripts.install", "data", "--envs", envs, "--venvs", venvs).returncode == 0
+    assert sh("-m", "scripts.drivers.install", "data", "--envs", envs, "--venvs", venvs).returncode == 0
     extra = uv.run(
         ["pip", "install", "--python", venvs / "data" / "bin" / "python", "--no-deps", "iniconfig", *uv.sources()],
         capture_output=True,
         text=True,
     )
     assert extra.returncode == 0, extra.stderr
-    p = sh("-m", "scripts.install", "data", "--envs", envs, "--venvs", venvs)
+    p = sh("-m", "scripts.drivers.install", "data", "--envs", envs, "--venvs", venvs)
     assert p.returncode != 0 and "not in the lock: iniconfig==" in p.stderr
 
 
@@ -69,18 +69,18 @@ def test_a_wrong_hash_fails_naming_the_package(data_env):
     text = (envs / "data.lock").read_text()
     block = re.search(r"^pyyaml==\S+ \\\n((?:    --hash=sha256:[0-9a-f]+(?: \\)?\n)+)", text, re.M)
     (envs / "data.lock").write_text(text.replace(block.group(1), "    --hash=sha256:" + "0" * 64 + "\n"))
-    p = sh("-m", "scripts.install", "data", "--envs", envs, "--venvs", venvs)
+    p = sh("-m", "scripts.drivers.install", "data", "--envs", envs, "--venvs", venvs)
     assert p.returncode != 0 and "pyyaml" in p.stderr.lower() and "hash" in p.stderr.lower(), p.stderr[-2000:]
 
 
 def test_lock_is_stable_and_one_changed_pin_changes_that_lock_only(data_env):
     envs, _ = data_env
     before = {f.name: f.read_text() for f in envs.glob("*.lock")}
-    p = sh("-m", "scripts.lock", "data", "base", "--envs", envs)
+    p = sh("-m", "scripts.drivers.lock", "data", "base", "--envs", envs)
     assert p.returncode == 0, p.stderr
     assert {f.name: f.read_text() for f in envs.glob("*.lock")} == before  # nothing changed, nothing moved
     (envs / "data.in").write_text((envs / "data.in").read_text().replace("pyyaml==6.0.3", "pyyaml==6.0.2"))
-    p = sh("-m", "scripts.lock", "data", "base", "--envs", envs)
+    p = sh("-m", "scripts.drivers.lock", "data", "base", "--envs", envs)
     assert p.returncode == 0, p.stderr
     after = {f.name: f.read_text() for f in envs.glob("*.lock")}
     assert [n for n in after if after[n] != before[n]] == ["data.lock"]

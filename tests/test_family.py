@@ -164,7 +164,7 @@ def test_the_qwen_kit_has_qwen25s_tokenizer_layout_and_chat_template(kit):
 def test_a_recipe_ported_to_the_tiny_qwen_kit_passes_check_recipes(kit, tmp_path):
     out = tmp_path / "aloe-qwen-port"
     p = run_py(
-        "scripts.new_recipe",
+        "scripts.drivers.new_recipe",
         "--from",
         "recipes/aloe-beta-8b",
         "--base",
@@ -197,7 +197,7 @@ def test_a_recipe_ported_to_the_tiny_qwen_kit_passes_check_recipes(kit, tmp_path
 
 def test_a_port_to_hardware_that_cannot_reach_the_total_batch_is_refused(kit, tmp_path):
     p = run_py(
-        "scripts.new_recipe",
+        "scripts.drivers.new_recipe",
         "--base",
         kit / "qwen-base",
         "--instruct",
@@ -216,7 +216,13 @@ def test_a_port_to_hardware_that_cannot_reach_the_total_batch_is_refused(kit, tm
 def qwen_chain(kit):
     """The Qwen-7B recipe's smoke chain, once per session, beside the 8B one (same kit)."""
     p = run_py(
-        "scripts.smoke", "--recipe", "recipes/qwen2.5-aloe-beta-7b", "--runs", KIT.parent, check=False, timeout=3000
+        "scripts.drivers.smoke",
+        "--recipe",
+        "recipes/qwen2.5-aloe-beta-7b",
+        "--runs",
+        KIT.parent,
+        check=False,
+        timeout=3000,
     )
     assert p.returncode == 0, p.stdout[-6000:] + p.stderr[-6000:]
     return KIT.parent / "qwen2.5-aloe-beta-7b-cpu-tiny", p.stdout

@@ -16,7 +16,7 @@ EXAMPLE = ROOT / "recipes" / "clusters" / "example.yaml"
 
 def dry_run(recipe, *extra, check=True):
     return run_py(
-        "scripts.reproduce",
+        "scripts.drivers.reproduce",
         "--recipe",
         recipe,
         "--cluster",
@@ -42,7 +42,7 @@ def graph_table(out):
 def graph_rows(out):
     """{job: (nodes x gpus, batch, after)} from the printed job graph."""
     return {
-        k: (v["nodes x gpus"], v["batch (micro x accum x ranks)"], v["after"])
+        k: (v["nodes x gpus"], v["batch (micro x accum x ranks) / parallel"], v["after"])
         for k, v in graph_table(out).items()
         if k != "all"
     }
@@ -68,7 +68,7 @@ def test_dry_run_prints_the_papers_layout_and_submits_nothing(recipe, sft, dpo, 
     nodes = sft.split()[0]
     assert re.search(rf"#SBATCH --nodes={nodes}\n", out) and "#SBATCH --gres=gpu:4" in out
     assert out.count("--dependency=afterok:") == len(rows) - 1 and "--kill-on-invalid-dep=yes" in out
-    assert "nothing submitted" in out and not (ROOT / "runs" / "test-dry").exists()
+    assert "nothing submitted" in out and not list((ROOT / "runs" / "test-dry").glob("*/slurm"))
 
 
 def test_a_layout_derives_grad_accum_or_is_refused_before_submitting():
@@ -99,7 +99,8 @@ def test_cluster_settings_refuse_unknown_keys_and_take_the_environment(tmp_path,
     sft = next(j for j in ch.build(r, "/runs") if j.name == "sft")
     text = slurm.script(sft, s, tmp_path, "python")
     assert "#SBATCH --account=bsc70" in text and "#SBATCH --nodes=8" in text
-    assert "apptainer exec --nv aloe.sif python -m scripts.sft" in text and "--world-size 32" in text
+    assert "apptainer exec --nv aloe.sif python -m scripts.sft --plan /runs/aloe-beta-8b/plan/sft.json" in text
+    assert sft.rendered["hardware"]["sft"]["gpus"] == 32 and not sft.plan.exists()  # build renders, writes nothing
     assert "#SBATCH --time=1-01:43:00" in text  # 17.14 h published x 1.5
 
 
@@ -111,7 +112,9 @@ def test_dpo_upto_outside_the_plan_is_refused(chain):
 
 def test_the_local_launcher_resumes_a_finished_chain_without_rerunning_a_stage(chain):
     runs, _, _ = chain
-    p = run_py("scripts.reproduce", "--profile", "cpu-tiny", "--fixtures", "--launcher", "local", "--runs", runs)
+    p = run_py(
+        "scripts.drivers.reproduce", "--profile", "cpu-tiny", "--fixtures", "--launcher", "local", "--runs", runs
+    )
     done = re.search(r"already done \(same inputs\), not resubmitted: (.*)", p.stdout).group(1).split(", ")
     assert done == [
         "tiny-kit",

@@ -34,7 +34,7 @@ def cluster():
 
 def reproduce(*extra, check=True):
     return run_py(
-        "scripts.reproduce",
+        "scripts.drivers.reproduce",
         "--profile",
         "cpu-tiny-2node",
         "--fixtures",

@@ -35,7 +35,7 @@ def timed(cmd, env=None) -> float:
 
 
 def pip_install(stage: str, venvs: Path) -> float:
-    """The same lock through pip, in the same two steps as scripts/install.py (late packages last)."""
+    """The same lock through pip, in the same two steps as scripts/drivers/install.py (late packages last)."""
     venv = venvs / f"pip-{stage}"
     subprocess.run([sys.executable, "-m", "venv", venv], check=True)
     pkgs, late = install.entries(install.lock_file(stage, False)), install.LATE.get(stage, {})
@@ -63,7 +63,7 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as tmp, tempfile.TemporaryDirectory() as cache:
         tmp = Path(tmp)
         for stage in a.stages:
-            build = [sys.executable, "-m", "scripts.install", stage]
+            build = [sys.executable, "-m", "scripts.drivers.install", stage]
             cold = timed([*build, "--venvs", tmp / "cold"], {"UV_CACHE_DIR": cache})
             warm = timed([*build, "--venvs", tmp / "warm"])
             pip = None if a.no_pip or stage == "base" else pip_install(stage, tmp)

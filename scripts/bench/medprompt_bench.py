@@ -26,6 +26,7 @@ from medprompt import generate
 from medprompt.embed import Embedder
 from medprompt.run import Run
 from scripts.lib import eval_fixtures
+from scripts.lib import recipe as rc
 from scripts.lib.table import table
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -67,7 +68,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--questions", type=int, default=100)
     ap.add_argument("--ensembles", type=int, default=20)
-    ap.add_argument("--kit", default=str(ROOT / "runs" / "tiny-kit"))
+    ap.add_argument("--kit", default=str(rc.DEFAULT_KIT))
     ap.add_argument("--backend", choices=("hf", "vllm"), default="hf")
     a = ap.parse_args(argv)
     tmp = Path(tempfile.mkdtemp(prefix="medprompt-bench-"))

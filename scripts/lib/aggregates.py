@@ -5,10 +5,13 @@
                  (a size-weighted mean of task accuracies; CareQA is not part of it)
   Avg          = plain mean of MedMCQA, MedQA, Medical MMLU and CareQA
 Inputs and outputs are {name: Score(value, stderr, n)}; standard errors propagate assuming independent tasks.
+Also reading lm-eval's results files into Scores (verify, and the OpenMedQA stage's multiple-choice column).
 """
 
+import json
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 MMLU_MEDICAL = [
     "mmlu_anatomy",
@@ -69,3 +72,43 @@ NEEDS = {
     "multimedqa": MULTIMEDQA,
     "avg": ["medmcqa", "medqa_4options", *MMLU_MEDICAL, "careqa_en"],
 }
+
+
+class VerifyError(SystemExit):
+    pass
+
+
+def load_results(path: Path) -> dict:
+    """lm-eval's results JSON (or the newest one under a folder), with a clear error when it is broken."""
+    path = Path(path)
+    if path.is_dir():
+        found = sorted(path.rglob("results_*.json"))
+        if not found:
+            raise VerifyError(f"verify: no lm-eval results_*.json under {path}")
+        path = found[-1]
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise VerifyError(f"verify: results file not found: {path}")
+    except json.JSONDecodeError as e:
+        raise VerifyError(f"verify: {path} is not valid JSON (line {e.lineno}: {e.msg})")
+    if not isinstance(data, dict) or not isinstance(data.get("results"), dict):
+        raise VerifyError(f"verify: {path} has no 'results' mapping: not an lm-eval results file")
+    data["_path"] = str(path)
+    return data
+
+
+def measured_scores(results: dict, metric: str, scale: float) -> dict:
+    n = {column_task(t): v.get("effective") for t, v in (results.get("n-samples") or {}).items()}
+    out = {}
+    for task, vals in results["results"].items():
+        task = column_task(task)
+        key = f"{metric},none"
+        if key in vals and (vals[key] is None or isinstance(vals[key], (int, float))):  # None: nothing to score
+            se = vals.get(f"{metric}_stderr,none")
+            out[task] = Score(
+                None if vals[key] is None else vals[key] * scale,
+                se * scale if isinstance(se, (int, float)) else None,
+                n.get(task),
+            )
+    return out

@@ -2,11 +2,11 @@
 
 tiny-kit (profiles that use it) -> data -> sft -> merge -> dpo run 1 .. N (one job per OpenRLHF run: the
 5 stage-1 chunks, then the red-team stage) -> medprompt (one job per benchmark) and eval -> verify.
-Each job is one stage script; its layout (nodes x GPUs) comes from the recipe's `hardware`, and a
-layout that cannot reach the published effective batch is refused before anything is submitted.
+Each job is one stage script (scripts/lib/stages.py) run on its rendered plan (scripts/lib/plan.py); its layout
+(nodes x GPUs) comes from the recipe's `hardware` or a LAYOUT= override, and a layout that cannot reach the
+published effective batch is refused before anything is submitted.
 """
 
-import copy
 import dataclasses
 import os
 import subprocess
@@ -16,32 +16,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import manifest as mf
+from . import plan as pl
 from . import recipe as rc
-
-# the recipe.yaml `hardware` entry each stage script runs under
-HARDWARE = {
-    "tiny-kit": "data",
-    "data": "data",
-    "sft": "sft",
-    "merge": "merge",
-    "dpo": "dpo",
-    "medprompt": "medprompt",
-    "eval": "eval",
-    "verify": "data",
-}
+from . import stages
 
 
 @dataclass
 class Job:
     name: str  # unique in the chain: sft, dpo-stage1-3, medprompt-medqa_4options, ...
-    stage: str  # key of HARDWARE
-    module: str  # the stage script
-    args: list
+    stage: str  # its stage in scripts/lib/stages.py
+    plan: Path  # runs/<run>/plan/<name>.json: what the stage script runs
+    folder: Path  # its stage's folder (scripts/lib/stages.py), where its manifest lands
+    args: list  # the job's own arguments (suite, dataset, DPO run); the rest is in the plan
     after: list = field(default_factory=list)  # names of jobs that must end well first
     nodes: int = 1
     gpus: int = 0  # in all, over `nodes` (CPU ranks on a CPU-only cluster)
     hours: float | None = None  # the paper's wall time for this job, scaled to this layout, when published
     batch: str = ""  # micro x accum x ranks = total, for the training stages
+    parallel: str = ""  # how the evaluation stages spread over the GPUs (vLLM tensor parallel)
+    rendered: dict = field(default_factory=dict, repr=False)  # the plan, written by write_plans
 
     @property
     def ranks(self) -> int:
@@ -52,7 +45,7 @@ class Job:
         return self.hours * self.gpus if self.hours and self.gpus else None
 
     def argv(self, python=sys.executable) -> list:
-        return [python, "-m", self.module, *map(str, self.args)]
+        return [python, "-m", stages.spec(self.stage).module, "--plan", str(self.plan), *map(str, self.args)]
 
 
 # Energy and CO2 as P-BETA Appendix D computes them: 22.68 kW for 32 H100 64GB (8 MareNostrum 5 nodes) times
@@ -93,62 +86,37 @@ def parse_layout(spec: str | None) -> dict:
 
 
 def build(r: rc.Recipe, runs: str, *, fixtures=False, suite="mcqa", database=None, layout=None, force=False) -> list:
-    """The jobs of one recipe run, in an order that respects `after`."""
-    common = [
-        "--recipe",
-        os.path.dirname(r.rel("recipe")),
-        "--runs",
-        runs,
-        *(["--profile", r.profile] if r.profile else []),
-    ]
-    paper = r.files["recipe"]["hardware"]  # the published layout, which the published hours belong to
-    if layout:
-        files = copy.deepcopy(r.files)
-        for stage, (nodes, gpus) in layout.items():
-            files["recipe"]["hardware"][stage].update(nodes=nodes, gpus=gpus)
-        r = dataclasses.replace(r, files=files)
+    """The jobs of one recipe run, in an order that respects `after`, each with its plan rendered and checked."""
+    r = dataclasses.replace(r, layout={**r.layout, **(layout or {})})
     bad = rc.check_hardware(r)
     if bad:
         raise LayoutError("layout refused before anything was submitted:\n" + "\n".join(f"  {p}" for p in bad))
-    hw = r.files["recipe"]["hardware"]
+    plans = Path(runs) / r.name / "plan"
     jobs = []
 
-    def add(name, stage, module, args, hours=None, after=None):
-        h = hw[HARDWARE[stage]]
-        gpus, published = int(h.get("gpus", 0)), int(paper[HARDWARE[stage]].get("gpus", 0))
+    def add(name, stage, args, hours=None, after=None, **where):
+        entry = stages.spec(stage).hardware
+        h, published = r.hardware(entry), int(r.files["recipe"]["hardware"][entry].get("gpus", 0))
+        gpus = int(h.get("gpus", 0))
         if hours and gpus and published and gpus != published:
             hours = hours * published / gpus  # another layout: ideal scaling, the same GPU-hours (an estimate)
-        job = Job(
-            name,
-            stage,
-            module,
-            [*common, *args],
-            after if after is not None else [jobs[-1].name] if jobs else [],
-            int(h.get("nodes", 1)),
-            gpus,
-            hours,
-        )
-        if stage in ("sft", "dpo"):
-            job.args += ["--world-size", job.ranks]
+        after = after if after is not None else [jobs[-1].name] if jobs else []
+        folder = stages.folder(stage, runs, r.name, **where)
+        job = Job(name, stage, plans / f"{name}.json", folder, list(args), after, int(h.get("nodes", 1)), gpus, hours)
         if force and stage != "verify":
             job.args.append("--force")
         jobs.append(job)
         return job
 
+    hw = r.files["recipe"]["hardware"]  # the published hours belong to this layout
     if r.profile and any(str(r.kit) in str(f) for f in r.files.values()):
-        add("tiny-kit", "tiny-kit", "scripts.make_tiny_kit", [])
-    add("data", "data", "scripts.data", ["--fixtures"] if fixtures else [])
-    add("sft", "sft", "scripts.sft", [], hw["sft"].get("hours"))
-    add("merge", "merge", "scripts.merge", [])
+        add("tiny-kit", "tiny-kit", [])
+    add("data", "data", ["--fixtures"] if fixtures else [])
+    add("sft", "sft", [], hw["sft"].get("hours"))
+    add("merge", "merge", [])
     for n, run in enumerate(rc.dpo_runs(r), 1):
         hours = hw["dpo"].get(f"hours_{run['stage']}")
-        add(
-            f"dpo-{run['stage']}-{run['index'] + 1}",
-            "dpo",
-            "scripts.dpo",
-            ["--upto", n],
-            hours / run["of"] if hours else None,
-        )
+        add(f"dpo-{run['stage']}-{run['index'] + 1}", "dpo", ["--upto", n], hours / run["of"] if hours else None)
     last_dpo = jobs[-1].name
     if fixtures:
         medprompt = [("medqa_4options", ["--local"])]
@@ -157,39 +125,38 @@ def build(r: rc.Recipe, runs: str, *, fixtures=False, suite="mcqa", database=Non
     else:
         medprompt = []  # the CoT database is an input of its own (DATABASE=); without it, no Medprompt jobs
     for ds, extra in medprompt:
-        add(f"medprompt-{ds}", "medprompt", "scripts.medprompt", ["--dataset", ds, *extra], after=[last_dpo])
-    add("eval", "eval", "scripts.eval", ["--suite", suite, *(["--local"] if fixtures else [])], after=[last_dpo])
-    mp = [j.name for j in jobs if j.stage == "medprompt"]
+        name = stages.folder("medprompt", runs, r.name, dataset=ds).name  # one job per benchmark, named as its folder
+        add(name, "medprompt", ["--dataset", ds, *extra], after=[last_dpo], dataset=ds)
+    # [C] the eval backend is not published: vLLM on a GPU cluster (tensor parallel over the job's GPUs), HF on
+    # the CPU fixture chain
+    eval_args = ["--suite", suite, *(["--local"] if fixtures else ["--backend", "vllm"])]
+    add("eval", stages.SUITE_STAGES.get(suite, "eval"), eval_args, after=[last_dpo], suite=suite)
+    mp = [j for j in jobs if j.stage == "medprompt"]
     if fixtures:  # the tiny model against its fixture expectation, not the paper's numbers
-        add(
-            "verify",
-            "verify",
-            "scripts.verify",
-            [
-                "--suite",
-                suite,
-                "--reported",
-                str(rc.ROOT / "results" / "tiny_expected.yaml"),
-                "--table",
-                "fixture",
-                "--model",
-                tiny_model(r),
-                "--out",
-                f"{runs}/{r.name}/verify",
-            ],
-            after=["eval", *mp],
-        )
+        out = stages.folder("verify", runs, r.name)
+        expected = rc.ROOT / "results" / "tiny_expected.yaml"
+        args = ["--suite", suite, "--reported", expected, "--table", "fixture", "--model", tiny_model(r), "--out", out]
+        add("verify", "verify", args, after=["eval", *(j.name for j in mp)])
     else:
-        add("verify", "verify", "scripts.verify", ["--suite", suite], after=["eval"])
+        add("verify", "verify", ["--suite", suite], after=["eval"])
         if mp:
+            folders = [j.folder for j in mp]
             add(
                 "verify-medprompt",
                 "verify",
-                "scripts.verify",
-                ["--setting", "medprompt", "--medprompt", *(f"{runs}/{r.name}/{name}" for name in mp)],
-                after=mp,
+                ["--setting", "medprompt", "--medprompt", *folders],
+                after=[j.name for j in mp],
             )
-    return check_batches(r, jobs)
+    for job in check_batches(r, jobs):
+        job.rendered = pl.render(r, runs, {**dataclasses.asdict(job), "plan": str(job.plan), "folder": str(job.folder)})
+    return jobs
+
+
+def write_plans(jobs: list) -> list:
+    """Write every job's plan (before anything runs: what the stage scripts then run)."""
+    for job in jobs:
+        pl.write(job.rendered, job.plan)
+    return jobs
 
 
 def tiny_model(r: rc.Recipe) -> str:
@@ -198,12 +165,16 @@ def tiny_model(r: rc.Recipe) -> str:
 
 
 def check_batches(r: rc.Recipe, jobs: list) -> list:
-    """Every training job's effective batch must be the published one on its layout; refuse otherwise."""
+    """Every training job's effective batch must be the published one on its layout (refused otherwise); the
+    evaluation jobs' tensor parallel is their GPU count. The same recipe object the plans are written from."""
     problems, seen = [], {}
-    for job in (j for j in jobs if j.stage in ("sft", "dpo")):
+    for job in jobs:
+        if job.stage in ("eval", "medprompt") and job.gpus > 1:
+            job.parallel = f"tensor parallel {r.world(job.stage)}"
+        if job.stage not in ("sft", "dpo"):
+            continue
         if job.stage not in seen:  # every DPO run has the same layout: check it once
-            at = rc.load(r.path, profile=r.profile, world_size=job.ranks, kit=r.kit)
-            world, micro, ga, total, bad = (rc.sft_batch if job.stage == "sft" else rc.dpo_batch)(at)
+            world, micro, ga, total, bad = (rc.sft_batch if job.stage == "sft" else rc.dpo_batch)(r)
             seen[job.stage] = f"{micro} x {ga} x {world} = {total}"
             problems += [f"{job.stage} on {job.nodes} x {job.gpus // job.nodes} GPUs: {p}" for p in bad]
         job.batch = seen[job.stage]

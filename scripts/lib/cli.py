@@ -3,7 +3,9 @@
 import argparse
 from pathlib import Path
 
+from . import plan as pl
 from . import recipe as rc
+from . import stages
 
 DEFAULT_RECIPE = "recipes/aloe-beta-8b"
 
@@ -17,13 +19,21 @@ def stage_parser(doc: str) -> argparse.ArgumentParser:
     )
     ap.add_argument("--runs", default=str(rc.ROOT / "runs"), help="root of run outputs (default runs/)")
     ap.add_argument("--force", action="store_true", help="rerun even if a finished run has the same inputs")
+    ap.add_argument(
+        "--plan", help="a job's rendered plan (runs/<run>/plan/<job>.json): run exactly it; --recipe etc. are ignored"
+    )
     return ap
 
 
 def load(a) -> "rc.Recipe":
-    kit = Path(a.runs) / "tiny-kit"
+    """The recipe this stage runs: its job's plan (written by make reproduce / make smoke), else rendered now."""
+    if getattr(a, "plan", None):
+        r, plan = pl.load(a.plan)
+        a.runs = plan["runs"]
+        return r
+    kit = stages.folder("tiny-kit", a.runs, "")
     try:
-        return rc.load(a.recipe, profile=a.profile, world_size=a.world_size, kit=kit)
+        return rc.load(a.recipe, profile=a.profile, world_size=getattr(a, "world_size", None), kit=kit)
     except rc.RecipeError as e:
         raise SystemExit(f"recipe error:\n{e}")
 

@@ -5,10 +5,9 @@ the lm-eval MCQA results of the same model."""
 import shutil
 from pathlib import Path
 
-from scripts.eval import model_eval_dir
-
 from . import manifest as mf
 from . import recipe as rc
+from . import stages
 
 
 def stand_in(a, r, model: str) -> str:
@@ -17,11 +16,18 @@ def stand_in(a, r, model: str) -> str:
     return models.get(model, model).replace("{kit}", str(r.kit))
 
 
-def model_and_dir(a, r, run: Path, suite: str) -> tuple:
+def stage_dir(a, r, suite: str) -> Path:
+    """The suite's folder: per model for `--model`, else the recipe run's."""
+    if a.model:
+        return stages.model_eval_dir(a.runs, a.model, suite)
+    return stages.folder(stages.SUITE_STAGES[suite], a.runs, r.name, suite=suite)
+
+
+def model_and_dir(a, r, suite: str) -> tuple:
     """(model input, stage folder): `--model` (through the stand-ins) or the recipe run's final DPO model."""
     if a.model:
-        return mf.model_input(stand_in(a, r, a.model)), model_eval_dir(a.runs, a.model, suite)
-    return mf.read_done(run / "dpo", suite)["outputs"]["model"], run / f"eval-{suite}"
+        return mf.model_input(stand_in(a, r, a.model)), stage_dir(a, r, suite)
+    return stages.inputs(suite, a.runs, r.name, "model")["model"], stage_dir(a, r, suite)
 
 
 def fresh_out(st: mf.Stage, a) -> Path:
@@ -32,8 +38,12 @@ def fresh_out(st: mf.Stage, a) -> Path:
     return out
 
 
-def mcqa_lm_eval(a, run: Path) -> Path | None:
+def mcqa_lm_eval(a, r) -> Path | None:
     """The lm-eval output folder of this model's MCQA suite (`make eval MODEL=`, else the recipe run's), if done."""
-    stage = model_eval_dir(a.runs, a.model, "mcqa") if a.model else run / "eval-mcqa"
-    m = mf.read(stage)
-    return Path(m["outputs"]["lm_eval"]["path"]) if m and m.get("status") == "done" else None
+    folder = (
+        stages.model_eval_dir(a.runs, a.model, "mcqa")
+        if a.model
+        else stages.folder("eval", a.runs, r.name, suite="mcqa")
+    )
+    m = mf.read(folder)
+    return stages.results_path(m) if m and m.get("status") == "done" else None

@@ -23,14 +23,16 @@ SCHEMA = "aloe-repro/manifest@2"  # @2: environment and code joined a stage's id
 
 class Manifest(TypedDict):
     schema: str  # SCHEMA
-    stage: str  # tiny-kit | data | sft | merge | dpo | eval | medprompt | safety (a DPO run: "dpo <name>")
+    stage: str  # its entry in scripts/lib/stages.py: tiny-kit, data, sft, merge, "dpo run" (one OpenRLHF run), dpo, eval, ...
     status: str  # running | done | failed; only `done` manifests are read by the next stage
     key: str  # sha256 over recipe, inputs, numbers, environment and code: same key, done -> skipped
     recipe: dict  # {path, profile, sha256, rendered}: the exact configuration the tool ran
     inputs: dict  # {name: {path, sha256}}: files by content; stage outputs by their manifest's hash
     environment: dict  # {env: stamp}: the lock (and install plan) hash of the environment it ran in
     code: dict  # {sha256, files}: its script, the scripts/lib helpers it imported, tools, packages
-    outputs: dict  # {name: {path, sha256}}: what it produced (directories hashed file by file)
+    outputs: (
+        dict  # {key: {path, sha256}}: what it produced, keys as stages.py declares (directories hashed file by file)
+    )
     tools: dict  # {package: version} read from the stage environment
     launcher: dict  # {kind: slurm, job_id, job_name, nodes, node_list} or {kind: local, host}
     git_sha: str  # the repository commit ("-dirty" when the tree had changes)
@@ -233,7 +235,9 @@ class Stage:
     def publish(self, name: str, produced: Path, dest: str | None = None) -> Path:
         """Move a finished output out of .partial into place (a rename: atomic) and hash it."""
         target = self.dir / (dest or name)
-        os.replace(produced, target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if Path(produced) != target:
+            os.replace(produced, target)
         self.m["outputs"][name] = {"path": str(target), "sha256": sha256_path(target)}
         return target
 

@@ -8,16 +8,18 @@ to local paths, `{kit}` is the tiny-model kit.
 
 import copy
 import difflib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
+
+from . import stages
 
 ROOT = Path(__file__).resolve().parents[2]
 FILES = ("recipe", "sft", "merge", "dpo", "medprompt", "eval")
 PROFILES = ROOT / "recipes" / "profiles"
 TASKS = ROOT / "recipes" / "tasks"  # the repository's lm-eval tasks: open/ (Tables 11-12), mcqa/ (aloe_pubmedqa)
-DEFAULT_KIT = ROOT / "runs" / "tiny-kit"
+DEFAULT_KIT = stages.folder("tiny-kit", ROOT / "runs", "")
 
 # the stages that run as jobs of their own (recipe.yaml `hardware` has one entry each)
 HARDWARE_STAGES = ("data", "sft", "merge", "dpo", "medprompt", "eval")
@@ -183,6 +185,7 @@ class Recipe:
     profile: str | None = None
     world_size: int | None = None  # None: the recipe's published hardware
     kit: Path = DEFAULT_KIT
+    layout: dict = field(default_factory=dict)  # stage -> [nodes, gpus]: a LAYOUT= override of `hardware`
 
     @property
     def name(self):
@@ -202,7 +205,14 @@ class Recipe:
         return Problem(self.rel(stem), key, message, locate(self.file(stem), key))
 
     def world(self, stage):
-        return self.world_size or declared_world(self, stage)
+        return self.world_size or self.hardware(stage)["gpus"] or 1
+
+    def hardware(self, stage) -> dict:
+        """The stage's `hardware` entry with the layout override applied."""
+        h = dict(self.files["recipe"]["hardware"][stage])
+        if stage in self.layout:
+            h["nodes"], h["gpus"] = self.layout[stage]
+        return h
 
 
 def declared_world(r: Recipe, stage: str) -> int:
@@ -396,23 +406,12 @@ def referenced_files(r: Recipe):
     return out
 
 
-def render_sft(
-    r: Recipe,
-    data: str | None = None,
-    output_dir: str | None = None,
-    prepared: str | None = None,
-    grad_accum: int | None = None,
-) -> dict:
-    """The axolotl config a stage runs: repository paths made absolute, stage paths filled in."""
+def render_sft(r: Recipe, grad_accum: int | None = None) -> dict:
+    """The axolotl config a stage runs: repository paths made absolute, grad accum derived for its layout (the
+    stage paths are placeholders that scripts/lib/stages.fill replaces)."""
     cfg = copy.deepcopy(r.files["sft"])
     if cfg.get("deepspeed") and not Path(cfg["deepspeed"]).is_absolute():
         cfg["deepspeed"] = str(ROOT / cfg["deepspeed"])
-    if data:
-        cfg["datasets"] = [{**d, "path": str(data)} for d in cfg["datasets"]]
-    if output_dir:
-        cfg["output_dir"] = str(output_dir)
-    if prepared:
-        cfg["dataset_prepared_path"] = str(prepared)
     if grad_accum:
         cfg["gradient_accumulation_steps"] = grad_accum
     return cfg

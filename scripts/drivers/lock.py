@@ -6,8 +6,8 @@ envs/<stage>.cuda.lock (CUDA: torch 2.13.0 from PyPI with its nvidia-* wheels); 
 and one lock; infer-gpu (vLLM) is CUDA only. The current lock is uv's preference, so regenerating without a
 change to an .in file changes nothing, and a change to one pin moves only what depends on it.
 
-  python -m scripts.lock              # every stage
-  python -m scripts.lock data sft     # only these
+  python -m scripts.drivers.lock              # every stage
+  python -m scripts.drivers.lock data sft     # only these
 """
 
 import argparse

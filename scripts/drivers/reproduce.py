@@ -8,9 +8,9 @@ layout that cannot reach it is refused before anything is submitted. With --laun
 jobs run one after the other here. Either way the stages write the same manifests, and a resubmission
 starts at the first stage that is not done (finished stages with the same inputs are not resubmitted).
 
-  python -m scripts.reproduce --recipe recipes/aloe-beta-8b --cluster recipes/clusters/example.yaml --dry-run
-  python -m scripts.reproduce --recipe recipes/aloe-beta-8b --launcher slurm --cluster recipes/clusters/mine.yaml
-  python -m scripts.reproduce --profile cpu-tiny-2node --fixtures --launcher slurm \\
+  python -m scripts.drivers.reproduce --recipe recipes/aloe-beta-8b --cluster recipes/clusters/example.yaml --dry-run
+  python -m scripts.drivers.reproduce --recipe recipes/aloe-beta-8b --launcher slurm --cluster recipes/clusters/mine.yaml
+  python -m scripts.drivers.reproduce --profile cpu-tiny-2node --fixtures --launcher slurm \\
       --cluster recipes/clusters/local.yaml --wait                     # the tiny chain on the test cluster
 """
 
@@ -53,14 +53,16 @@ def main(argv=None):
         raise SystemExit("--world-size: give a per-stage --layout instead (e.g. sft=4x4)")
     r = cli.load(a)
     runs = str(Path(a.runs).resolve())
-    jobs = chain.build(
-        r,
-        runs,
-        fixtures=a.fixtures,
-        suite=a.suite,
-        database=a.database,
-        layout=chain.parse_layout(a.layout),
-        force=a.force,
+    jobs = chain.write_plans(
+        chain.build(
+            r,
+            runs,
+            fixtures=a.fixtures,
+            suite=a.suite,
+            database=a.database,
+            layout=chain.parse_layout(a.layout),
+            force=a.force,
+        )
     )
     settings = slurm.load_settings(a.cluster) if a.launcher == "slurm" or a.dry_run else None
     if settings:

@@ -5,9 +5,9 @@ id, config, split, the columns the entry maps and its converter on the sampled r
 dataset of every lm-eval task the recipes use (Table 9 and the open-ended tasks) and fails one that reads
 a repo holding a loading script. Prints one table per part; exits 1 on any mismatch, naming it.
 
-  python -m scripts.data_check                          # the hub (needs network), every recipe's eval tasks
-  python -m scripts.data_check --recipe recipes/aloe-beta-8b --sources upstream
-  python -m scripts.data_check --hub-dir DIR            # offline: a folder laid out like the hub
+  python -m scripts.drivers.data_check                          # the hub (needs network), every recipe's eval tasks
+  python -m scripts.drivers.data_check --recipe recipes/aloe-beta-8b --sources upstream
+  python -m scripts.drivers.data_check --hub-dir DIR            # offline: a folder laid out like the hub
 """
 
 import argparse

@@ -4,18 +4,18 @@ Each tool validates its own file (axolotl's config validation as on a GPU node, 
 public config.json supplied offline; mergekit's MergeConfiguration and merge-method parameters;
 OpenRLHF's own argument parser on the rendered command lines). On top, what the tools accept silently:
 unknown keys, duplicate keys, values out of range, a merge without a parameter its method requires, micro
-batch x grad accum x world size = the recipe's total batch, the referenced files, and for a recipe that
+batch x grad accum x world size = the recipe's total batch, the referenced files, the stage placeholders, and for a recipe that
 states `released_as`, every value that differs from the published one (recipes/published.yaml; a recipe
 without it gets the table of deviations as information). Exits 1 naming file, line and key for every problem.
 
-  python -m scripts.check_recipes                              # every recipe under recipes/
-  python -m scripts.check_recipes --recipe recipes/aloe-beta-8b --world-size 8
+  python -m scripts.drivers.check_recipes                              # every recipe under recipes/
+  python -m scripts.drivers.check_recipes --recipe recipes/aloe-beta-8b --world-size 8
 """
 
 import argparse
 import sys
 
-from scripts.lib import checks, values
+from scripts.lib import checks, stages, values
 from scripts.lib import recipe as rc
 from scripts.lib.table import table
 
@@ -41,6 +41,8 @@ def main(argv=None):
         p, rows = checks.validate(recipes)
         problems += p
         print(table(checks.HEADERS, rows))
+    for r in recipes:  # the placeholders each stage fills (scripts/lib/stages.py)
+        problems += stages.placeholder_problems(r)
     for r in recipes:  # the published values (recipes/published.yaml): binding for a released model only
         published, released = values.published_for(r)
         devs = values.deviations(r, published)

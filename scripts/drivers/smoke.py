@@ -7,7 +7,7 @@ tiny-kit -> data (data_prep on fixture corpora) -> sft (axolotl) -> merge (merge
 its own process reading the previous stage's manifest; a finished stage with the same inputs is skipped. Ends with a summary table read from the
 manifests. Tiny-model numbers show the machinery works; they are not the paper's numbers.
 
-  python -m scripts.smoke [--recipe recipes/qwen2.5-aloe-beta-7b] [--force] [--runs DIR]
+  python -m scripts.drivers.smoke [--recipe recipes/qwen2.5-aloe-beta-7b] [--force] [--runs DIR]
 """
 
 import argparse
@@ -15,16 +15,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from scripts.lib import chain, cli
+from scripts.lib import chain, cli, stages
 from scripts.lib import manifest as mf
 from scripts.lib import recipe as rc
 from scripts.lib.table import table
 
 PROFILE = "cpu-tiny"
-
-
-def stage_dir(runs: Path, run: Path, job) -> Path:
-    return {"tiny-kit": runs / "tiny-kit", "dpo": run / "dpo", "eval": run / "eval-mcqa"}.get(job.stage, run / job.name)
 
 
 def figure(stage, m):
@@ -62,9 +58,10 @@ def main(argv=None):
     ap.add_argument("--force", action="store_true", help="rerun every stage")
     a = ap.parse_args(argv)
     runs = Path(a.runs).resolve()
-    r = rc.load(a.recipe, profile=PROFILE, kit=runs / "tiny-kit")
-    run = runs / r.name
-    jobs = chain.build(r, str(runs), fixtures=True, force=a.force)  # the chain `make reproduce-8b` runs
+    r = rc.load(a.recipe, profile=PROFILE, kit=stages.folder("tiny-kit", runs, ""))
+    jobs = chain.write_plans(
+        chain.build(r, str(runs), fixtures=True, force=a.force)
+    )  # the chain `make reproduce-8b` runs
     rows, dpo_wall, started = [], 0.0, mf.now()
     last_dpo = [j for j in jobs if j.stage == "dpo"][-1]
     for job, dt, code in chain.run_here(jobs[:-1]):  # verify last, after the summary
@@ -75,7 +72,7 @@ def main(argv=None):
             dpo_wall += dt  # one summary row for the whole DPO chain
             continue
         dt, dpo_wall = dt + dpo_wall, 0.0
-        m = mf.read(stage_dir(runs, run, job))
+        m = mf.read(job.folder)
         skipped = m["finished"] < started  # finished before this smoke started: skipped
         out = next(iter(m["outputs"].values()))["path"] if m["outputs"] else "-"
         rows.append(

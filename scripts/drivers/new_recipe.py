@@ -9,9 +9,9 @@ are removed: a port is not a released model, so check-recipes shows its deviatio
 as information. Prints every value published for the source model (recipes/published.yaml), to review for
 the new base.
 
-  python -m scripts.new_recipe --base mistralai/Mistral-7B-v0.3 --name mistral-aloe-7b --config config.json \\
+  python -m scripts.drivers.new_recipe --base mistralai/Mistral-7B-v0.3 --name mistral-aloe-7b --config config.json \\
       --instruct mistralai/Mistral-7B-Instruct-v0.3 --chat-template mistral_v3_tekken --eot-token "</s>"
-  python -m scripts.new_recipe --from recipes/aloe-beta-8b --base Qwen/Qwen2.5-7B --name qwen-port --sft-gpus 16
+  python -m scripts.drivers.new_recipe --from recipes/aloe-beta-8b --base Qwen/Qwen2.5-7B --name qwen-port --sft-gpus 16
 """
 
 import argparse
@@ -84,7 +84,7 @@ def port(src: rc.Recipe, out: Path, base: str, instruct: str, cfg: dict, templat
         (f"runs/{src.path.name}/", f"runs/{out.name}/"),
     ]
     note = (
-        f"# Ported by scripts.new_recipe from recipes/{src.path.name} ({s['recipe'].get('released_as')}) to {base}:\n"
+        f"# Ported by scripts.drivers.new_recipe from recipes/{src.path.name} ({s['recipe'].get('released_as')}) to {base}:\n"
         f"# [P] tags name what was published for the source model, not for this base; review them.\n"
     )
     texts = {}

@@ -7,9 +7,9 @@ error naming it). uv itself is pinned and bootstrapped with pip (scripts/lib/uv.
 are this machine's pip configuration. A stage whose stamp matches its lock is skipped, after the same
 package-for-package check. `make lock` regenerates the locks from envs/<stage>.in.
 
-  python -m scripts.install                 # base + every stage env
-  python -m scripts.install sft dpo         # only these
-  python -m scripts.install --check         # only check that each built environment equals its lock
+  python -m scripts.drivers.install                 # base + every stage env
+  python -m scripts.drivers.install sft dpo         # only these
+  python -m scripts.drivers.install --check         # only check that each built environment equals its lock
 """
 
 import argparse
@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from scripts.lib import uv  # noqa: E402 - runs before any environment exists, from the system python
 from scripts.lib.venv import STAMP, VENVS  # noqa: E402
 

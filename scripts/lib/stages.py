@@ -1,0 +1,283 @@
+"""The stage registry: one declaration per stage, the only place stage folders and output keys are written.
+
+A stage's `folder` is a template under the runs root (`{run}`: the recipe run's folder, runs/<recipe>[-<profile>]);
+`outputs` maps each output key (a template where a stage makes several: `dpo_chunk_{i}`) to its path inside the
+folder; `reads` names what it takes from upstream, {input name: (stage, output key)}. A tool-native file names an
+upstream output by its placeholder, runs/<recipe folder>/<stage folder>/<path> (`runs/aloe-beta-8b/sft/model` in
+merge.yaml), and `fill` swaps placeholders for real paths: the one way every stage fills its file.
+"""
+
+import re
+import string
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Spec:
+    name: str  # the manifest's `stage`
+    module: str  # its entry point (python -m)
+    folder: str  # under the runs root
+    hardware: str  # the recipe.yaml `hardware` entry it runs under (layout, world size)
+    outputs: dict = field(default_factory=dict)  # output key -> path in the folder (None: a sub-run's output)
+    optional: tuple = ()  # outputs that only some runs make
+    reads: dict = field(default_factory=dict)  # input name -> (upstream stage, output key)
+    fills: tuple = ()  # reads and own outputs whose placeholder its tool-native file names (scripts/lib/recipe.py)
+    results: str | None = None  # the output verify reads: lm-eval-shaped results (Medprompt: its evaluation)
+
+
+EVAL_FOLDER = "{run}/eval-{suite}"  # every evaluation suite of a recipe run's model, judged ones included
+MODEL_EVAL_FOLDER = "eval/{model}/{suite}"  # `make eval MODEL=`: a model that is not a recipe run's own
+LABELS_FOLDER = "fields-labels"  # the field labeller's per-question cache, shared by every model it labels
+FINAL_MODEL = ("dpo", "model")  # what the evaluations read by default: the recipe run's final model
+
+SPECS = {
+    s.name: s
+    for s in (
+        Spec(
+            "tiny-kit",
+            "scripts.make_tiny_kit",
+            "tiny-kit",
+            "data",
+            {m: m for m in ("base", "instruct", "qwen-base", "qwen-instruct")},
+        ),
+        Spec(
+            "data",
+            "scripts.data",
+            "{run}/data",
+            "data",
+            {
+                "sft": "sft.jsonl",
+                "dpo_chunk_{i}": "dpo/chunk_{i}.jsonl",
+                "dpo_redteam": "dpo/redteam.jsonl",
+                "work": "work",
+                "sources": "sources",
+                "eval_{task}": "eval/{task}.jsonl",
+                "medprompt_database": "medprompt/database.jsonl",
+            },
+            optional=("sources", "eval_{task}", "medprompt_database"),  # --fixtures only
+        ),
+        Spec(
+            "sft",
+            "scripts.sft",
+            "{run}/sft",
+            "sft",
+            {"model": "model", "prepared": "prepared"},
+            reads={"data": ("data", "sft")},
+            fills=("data", "model", "prepared"),  # sft.yaml: datasets[].path, output_dir, dataset_prepared_path
+        ),
+        Spec(
+            "merge",
+            "scripts.merge",
+            "{run}/merge",
+            "merge",
+            {"model": "model"},
+            reads={"sft": ("sft", "model")},
+            fills=("sft",),  # merge.yaml: the SFT entry of `models`
+        ),
+        Spec("dpo run", "scripts.dpo", "{run}/dpo/{n:02d}-{part}-{index}", "dpo", {"model": "model"}),
+        Spec("dpo", "scripts.dpo", "{run}/dpo", "dpo", {"model": None}, reads={"model": ("merge", "model")}),
+        Spec(
+            "eval",
+            "scripts.eval",
+            EVAL_FOLDER,
+            "eval",
+            {"lm_eval": "lm_eval", "tasks": "tasks"},
+            optional=("tasks",),
+            reads={"model": FINAL_MODEL, "fixtures": ("data", "eval_{task}")},
+            results="lm_eval",
+        ),
+        Spec(
+            "medprompt",
+            "scripts.medprompt",
+            "{run}/medprompt-{dataset}",
+            "medprompt",
+            {"generations": "out/generations.jsonl", "evaluation": "out/evaluation.json"},
+            results="evaluation",
+            reads={
+                "model": FINAL_MODEL,
+                "questions": ("data", "eval_{task}"),
+                "database": ("data", "medprompt_database"),
+            },
+        ),
+        Spec(
+            "safety",
+            "scripts.safety",
+            EVAL_FOLDER,
+            "eval",
+            {"results": "out/results", "per_prompt": "out/per_prompt.jsonl", "asr": "out/asr.md"},
+            reads={"model": FINAL_MODEL},
+            results="results",
+        ),
+        Spec(
+            "openmedqa",
+            "scripts.openmedqa",
+            EVAL_FOLDER,
+            "eval",
+            {"results": "out/results", "per_question": "out/per_question.jsonl"},
+            reads={"model": FINAL_MODEL, "mcqa": ("eval", "lm_eval")},
+            results="results",
+        ),
+        Spec(
+            "fields",
+            "scripts.fields",
+            EVAL_FOLDER,
+            "eval",
+            {"results": "results", "per_sample": "per_sample.jsonl", "medical_fields": "medical_fields.json"},
+            optional=("medical_fields",),
+            reads={"mcqa": ("eval", "lm_eval")},
+            results="results",
+        ),
+        Spec("verify", "scripts.verify", "{run}/verify", "data"),
+    )
+}
+SUITE_STAGES = {"safety": "safety", "openmedqa": "openmedqa", "fields": "fields"}  # suites with a stage of their own
+
+
+def spec(name: str) -> Spec:
+    return SPECS[name]
+
+
+def folder(stage: str, runs, run: str, **fmt) -> Path:
+    """The folder of `stage` in the run `run` (runs/<run>/...), its template filled with `fmt` (suite, dataset)."""
+    return Path(runs) / SPECS[stage].folder.format(run=run, **fmt)
+
+
+def model_eval_dir(runs, model: str, suite: str) -> Path:
+    """Where `make eval MODEL=...` keeps the results of a model that is not a recipe run's own."""
+    return Path(runs) / MODEL_EVAL_FOLDER.format(model=re.sub(r"[^A-Za-z0-9_.-]+", "_", model.strip("/")), suite=suite)
+
+
+def _pattern(template: str) -> re.Pattern:
+    parts = string.Formatter().parse(template)
+    return re.compile("".join(re.escape(lit) + (f"(?P<{f}>.+?)" if f else "") for lit, f, *_ in parts) + "$")
+
+
+def matching(outputs: dict, key: str) -> dict:
+    """The outputs of one declared key: {key: output}, or for a template {its value: output} (eval_{task} -> task)."""
+    if "{" not in key:
+        return {key: outputs[key]} if key in outputs else {}
+    pat = _pattern(key)
+    return {next(iter(m.groupdict().values())): v for k, v in outputs.items() if (m := pat.match(k))}
+
+
+def inputs(stage: str, runs, run: str, *names: str, **fmt) -> dict:
+    """The upstream outputs `stage` reads (its `reads`, or only `names` of them), from done manifests."""
+    from . import manifest as mf  # manifest -> recipe -> stages: the registry itself imports nothing of ours
+
+    out = {}
+    for name in names or SPECS[stage].reads:
+        up, key = SPECS[stage].reads[name]
+        m = mf.read_done(folder(up, runs, run, **fmt), stage)
+        found = matching(m["outputs"], key)
+        if not found and key not in SPECS[up].optional:
+            raise SystemExit(f"{stage}: {folder(up, runs, run, **fmt)}/manifest.json has no output {key!r}")
+        out[name] = found.get(key, found) if "{" not in key else found
+    return out
+
+
+def results_path(m: dict) -> Path:
+    """What verify reads of a finished evaluation stage's manifest (its spec's `results` output)."""
+    return Path(m["outputs"][SPECS[m["stage"]].results]["path"])
+
+
+def publish_all(st):
+    """Publish every declared output of st's stage: from st.partial (moved into place) or, for a stage that writes
+    in place and resumes (medprompt, the judged evals), where it already lies; a missing required output fails."""
+    sp = SPECS[st.stage]
+    for key, dest in sp.outputs.items():
+        if dest is None:
+            continue
+        if "{" in key:  # one output per file matching the template
+            pat = _pattern(dest)
+            for base in (st.partial, st.dir):
+                found = [
+                    f for f in sorted(base.rglob("*")) if f.is_file() and pat.match(f.relative_to(base).as_posix())
+                ]
+                for f in found:
+                    rel = f.relative_to(base).as_posix()
+                    st.publish(key.format(**pat.match(rel).groupdict()), f, rel)
+                if found:
+                    break
+        elif (st.partial / dest).exists() or (st.dir / dest).exists():
+            st.publish(key, st.partial / dest if (st.partial / dest).exists() else st.dir / dest, dest)
+        elif key not in sp.optional:
+            raise SystemExit(f"[{st.stage}] finished without its output {key!r} ({dest})")
+
+
+def placeholder(recipe_dir: str, stage: str, rel: str) -> str:
+    """How a recipe file names an output of `stage`: runs/<recipe folder>/<stage folder>/<path in it>."""
+    return f"runs/{SPECS[stage].folder.format(run=recipe_dir)}/{rel}"
+
+
+def required(stage: str, recipe_dir: str) -> dict:
+    """{name: placeholder} of what the stage's tool-native file must name (its `fills`)."""
+    sp, out = SPECS[stage], {}
+    for name in sp.fills:
+        up, key = sp.reads[name] if name in sp.reads else (stage, name)
+        out[name] = placeholder(recipe_dir, up, SPECS[up].outputs[key])
+    return out
+
+
+def placeholders(stage: str, r, inputs: dict, partial: Path | None = None) -> dict:
+    """{placeholder: real path} of the stage's `fills`: upstream outputs from `inputs`, its own outputs where they
+    are produced (under `partial`): what `fill` puts into the stage's tool-native file."""
+    sp = SPECS[stage]
+    return {
+        ph: inputs[name]["path"] if name in sp.reads else str(partial / sp.outputs[name])
+        for name, ph in required(stage, r.path.name).items()
+    }
+
+
+def placeholder_problems(r) -> list:
+    """What check-recipes reports: a tool-native file that does not name a placeholder its stage fills, a DPO
+    stage whose `files` is no output of the data stage."""
+
+    def strings(x) -> set:
+        if isinstance(x, dict):
+            x = list(x.values())
+        return set().union(*map(strings, x)) if isinstance(x, list) else {x} if isinstance(x, str) else set()
+
+    out = []
+    for stage in (s for s in SPECS.values() if s.fills):
+        named = strings(r.raw[stage.name])
+        out += [
+            r.problem(stage.name, name, f"names no {ph}: the {stage.name} stage fills that placeholder")
+            for name, ph in required(stage.name, r.path.name).items()
+            if ph not in named
+        ]
+    data = [_pattern(placeholder(r.path.name, "data", d)) for d in SPECS["data"].outputs.values()]
+    for st in r.raw["dpo"].get("stages") or []:
+        files = str(st.get("files"))
+        if not any(p.match(files.replace("{i}", "0")) for p in data):
+            out.append(r.problem("dpo", "files", f"stage {st.get('name')}: {files} is no output of the data stage"))
+    return out
+
+
+def by_placeholder(recipe_dir: str, stage: str, stage_dir: Path, outputs: dict) -> dict:
+    """{placeholder: output} of a finished stage's outputs (data's chunk files as dpo.yaml names them)."""
+    return {
+        placeholder(recipe_dir, stage, Path(o["path"]).relative_to(stage_dir).as_posix()): o for o in outputs.values()
+    }
+
+
+def fill(cfg, values: dict, where: str, required=()):
+    """cfg with every string equal to a placeholder of `values` replaced by its value; a required placeholder the
+    file does not name is an error naming the file (the stage could not point the tool at its input)."""
+    seen = set()
+
+    def walk(x):
+        if isinstance(x, dict):
+            return {k: walk(v) for k, v in x.items()}
+        if isinstance(x, list):
+            return [walk(v) for v in x]
+        if isinstance(x, str) and x in values:
+            seen.add(x)
+            return values[x]
+        return x
+
+    out = walk(cfg)
+    missing = [p for p in required if p not in seen]
+    if missing:
+        raise SystemExit(f"{where}: names no {', '.join(missing)}: the stage fills that placeholder with its input")
+    return out
