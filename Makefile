@@ -84,6 +84,6 @@ cluster-down:  ## stop what cluster-up started
 bench: tiny-kit ## the benchmarks under scripts/bench/ (figures are in the README)
 	PYTHONPATH=$(CURDIR) .venv/infer/bin/python -m scripts.bench.medprompt_bench --kit runs/tiny-kit && $(PY) -m scripts.bench.data_prep_bench
 test: install lint ## lint, then the test suite (GPU-only tests, *_gpu.py, are skipped without CUDA)
-	$(PY) -m pytest tests
+	$(PY) -m pytest tests --durations=30
 clean:         ## remove run outputs (keeps the environments)
 	rm -rf runs

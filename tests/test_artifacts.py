@@ -1,5 +1,8 @@
 """A stage's output is its artifact only: two identical SFT runs give one output hash (checkpoints and
-logs live beside it, in sft/train, and no hash covers them), and the merge after them is skipped."""
+logs live beside it, in sft/train, and no hash covers them), and the merge after them is skipped; every model
+output (SFT, merge, each DPO run) is weights, config, tokenizer and generation config; every output is hashed."""
+
+from pathlib import Path
 
 from conftest import run_py
 
@@ -16,3 +19,19 @@ def test_two_identical_sft_runs_give_one_hash_and_the_merge_is_skipped(chain):
     assert (run / "sft" / "train" / "debug.log").exists()  # the trainer's log, kept beside the artifact
     p = run_py("scripts.merge", "--profile", "cpu-tiny", "--runs", runs)
     assert "[merge] skipped: finished with the same inputs" in p.stdout
+
+
+ARTIFACT = {"config.json", "generation_config.json", "model.safetensors", "chat_template.jinja"}
+TOKENIZER = {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json", "merges.txt"}
+CARD = {"README.md", "mergekit_config.yml"}  # the model card the trainer writes, mergekit's record of the merge
+
+
+def test_every_model_output_holds_the_artifact_only_and_every_output_is_hashed(chain):
+    _, run, _ = chain
+    for stage in ("sft", "merge", *sorted(p.relative_to(run).as_posix() for p in (run / "dpo").glob("0*"))):
+        model = mf.read(run / stage)["outputs"]["model"]["path"]
+        names = {p.name for p in Path(model).iterdir()}
+        assert ARTIFACT - {"chat_template.jinja"} <= names and names <= ARTIFACT | TOKENIZER | CARD, f"{stage}: {names}"
+    for stage in ("data", "sft", "merge", "dpo", "eval-mcqa", "medprompt-medqa_4options"):
+        for key, out in mf.read(run / stage)["outputs"].items():
+            assert out["sha256"] == mf.sha256_path(Path(out["path"])), f"{stage} {key}"

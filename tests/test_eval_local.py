@@ -10,10 +10,10 @@ from pathlib import Path
 import yaml
 from conftest import ROOT, run_py
 
-from scripts.eval import model_eval_dir
 from scripts.lib import manifest as mf
 from scripts.lib import recipe as rc
 from scripts.lib import venv
+from scripts.lib.stages import model_eval_dir
 
 EXPECTED = ROOT / "results" / "tiny_expected.yaml"
 

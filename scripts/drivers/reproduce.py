@@ -18,7 +18,7 @@ import json
 import sys
 from pathlib import Path
 
-from scripts.lib import chain, cli, slurm, venv
+from scripts.lib import chain, cli, slurm, stages, venv
 from scripts.lib import manifest as mf
 from scripts.lib import recipe as rc
 from scripts.lib.table import table
@@ -76,7 +76,7 @@ def main(argv=None):
         return 0
     if a.launcher == "local" and not a.dry_run:
         return run_local(todo)
-    log_dir = Path(runs) / r.name / "slurm"
+    log_dir = Path(runs) / stages.SLURM_FOLDER.format(run=r.name)
     python = str(venv.VENVS / "base" / "bin" / "python")
     ids = slurm.submit(todo, settings, log_dir, python, dry_run=a.dry_run)
     print(f"{'dry run, nothing submitted' if a.dry_run else 'submitted'}: {r.name} on {settings['source']}")

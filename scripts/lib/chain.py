@@ -91,7 +91,7 @@ def build(r: rc.Recipe, runs: str, *, fixtures=False, suite="mcqa", database=Non
     bad = rc.check_hardware(r)
     if bad:
         raise LayoutError("layout refused before anything was submitted:\n" + "\n".join(f"  {p}" for p in bad))
-    plans = Path(runs) / r.name / "plan"
+    plans = Path(runs) / stages.PLAN_FOLDER.format(run=r.name)
     jobs = []
 
     def add(name, stage, args, hours=None, after=None, **where):

@@ -28,6 +28,8 @@ class Spec:
 
 EVAL_FOLDER = "{run}/eval-{suite}"  # every evaluation suite of a recipe run's model, judged ones included
 MODEL_EVAL_FOLDER = "eval/{model}/{suite}"  # `make eval MODEL=`: a model that is not a recipe run's own
+PLAN_FOLDER = "{run}/plan"  # the rendered plan of every job (scripts/lib/plan.py)
+SLURM_FOLDER = "{run}/slurm"  # batch scripts, job logs and submission records of make reproduce
 LABELS_FOLDER = "fields-labels"  # the field labeller's per-question cache, shared by every model it labels
 FINAL_MODEL = ("dpo", "model")  # what the evaluations read by default: the recipe run's final model
 
@@ -172,7 +174,7 @@ def inputs(stage: str, runs, run: str, *names: str, **fmt) -> dict:
         found = matching(m["outputs"], key)
         if not found and key not in SPECS[up].optional:
             raise SystemExit(f"{stage}: {folder(up, runs, run, **fmt)}/manifest.json has no output {key!r}")
-        out[name] = found.get(key, found) if "{" not in key else found
+        out[name] = found if "{" in key else found.get(key, {})
     return out
 
 
