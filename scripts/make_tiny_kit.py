@@ -13,7 +13,7 @@ def main(argv=None):
     ap = cli.stage_parser(__doc__)
     a = ap.parse_args(argv)
     builder = venv.TOOLS / "build_tiny_kit.py"
-    kit = stages.folder("tiny-kit", a.runs, "")
+    kit = cli.load(a).kit  # the plan's kit (make smoke / make reproduce), else <runs>/tiny-kit
     recipe = {"path": str(builder.relative_to(venv.ROOT)), "sha256": sha256_path(builder)}
     st = Stage(kit, "tiny-kit", recipe, {}, a.force, seed=0, env="eval", code=[venv.TOOLS / "build_tiny_kit.py"])
     if st.skip():

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from evals import fixtures, records
 from evals import openmedqa as om
-from scripts.lib import cli, generation, stages, venv
+from scripts.lib import cli, generation, judged, stages, venv
 from scripts.lib import manifest as mf
 from scripts.lib.aggregates import load_results, measured_scores
 from scripts.lib.judged import fresh_out, mcqa_lm_eval, model_and_dir, stand_in
@@ -51,36 +51,15 @@ def main(argv=None):
     a = ap.parse_args(argv)
     r = cli.load(a)
     model, stage_dir = model_and_dir(a, r, "openmedqa")
-    mp, ev = r.files["medprompt"], r.files["eval"]
     judge = a.judge or stand_in(a, r, om.JUDGE)
     mc_path = Path(a.mcqa_results) if a.mcqa_results else mcqa_lm_eval(a, r)
-    settings = {
-        "source": "fixtures" if a.local else a.questions or f"{om.REPO}/{om.FILE}",
-        "limit": a.limit,
-        "temperature": mp["temperature"],
-        "top_p": mp["top_p"],
-        "max_tokens": a.max_tokens,
-        "dtype": ev["dtype"],
-        "backend": a.backend,
-        "judge": judge,
-        "judge_url": a.judge_url,
-        "judge_max_tokens": om.JUDGE_MAX_TOKENS,
-        "mcqa_results": None if mc_path is None else str(mc_path),
-    }
+    source = "fixtures" if a.local else a.questions or f"{om.REPO}/{om.FILE}"
+    settings = judged.settings(a, r, judge, a.max_tokens, om.JUDGE_MAX_TOKENS, source=source,
+                               mcqa_results=None if mc_path is None else str(mc_path))  # fmt: skip
     inputs = {"model": model, "judge": mf.model_input(judge)}
     if a.questions:
         inputs["questions"] = {"path": a.questions, "sha256": mf.sha256_path(Path(a.questions))}
-    st = mf.Stage(
-        stage_dir,
-        "openmedqa",
-        cli.recipe_info(r, "eval", settings),
-        inputs,
-        a.force,
-        clean=False,
-        seed=om.SEED,
-        env=generation.env(a.backend),
-        code=[venv.ROOT / "evals", venv.ROOT / "medprompt"],
-    )
+    st = judged.stage(a, r, "openmedqa", settings, inputs, om.SEED)
     if st.skip():
         return 0
     out = fresh_out(st, a)
@@ -99,33 +78,10 @@ def main(argv=None):
             ).returncode:
                 raise SystemExit(f"[openmedqa] could not fetch {om.REPO}/{om.FILE}; see {st.dir / 'log.txt'}")
         rows = om.load(src)[: a.limit]
-        gen = dict(dtype=ev["dtype"], log=st.dir / "log.txt", gpus=r.world("eval"), online=not a.local)
-        answers = generation.generate(
-            "answers",
-            [
-                {"id": q["id"], "messages": om.answer_messages(q["question"]), "seed": om.SEED + i}
-                for i, q in enumerate(rows)
-            ],
-            out,
-            backend=a.backend,
-            model=model["path"],
-            temperature=mp["temperature"],
-            top_p=mp["top_p"],
-            max_tokens=a.max_tokens,
-            **gen,
-        )
-        verdicts = generation.generate(
-            "judge",
-            [{"id": q["id"], "messages": om.judge_messages(q, answers[q["id"]]["text"]), "seed": 0} for q in rows],
-            out,
-            backend="openai" if a.judge_url else a.backend,
-            model=judge,
-            base_url=a.judge_url,
-            temperature=0.0,
-            top_p=1.0,
-            max_tokens=om.JUDGE_MAX_TOKENS,
-            **gen,
-        )
+        answers, verdicts = judged.answer_and_judge(
+            a, r, st, out, model["path"], settings, rows,
+            lambda q: om.answer_messages(q["question"]), om.judge_messages, om.SEED,
+        )  # fmt: skip
         per = [
             {
                 **q,

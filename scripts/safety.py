@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 from evals import asr, fixtures, llama_guard, records, seval
-from scripts.lib import cli, generation, stages, venv
+from scripts.lib import cli, generation, judged, stages, venv
 from scripts.lib import manifest as mf
 from scripts.lib.judged import fresh_out, model_and_dir, stand_in
 from scripts.lib.table import markdown, table
@@ -41,36 +41,15 @@ def main(argv=None):
     a = ap.parse_args(argv)
     r = cli.load(a)
     model, stage_dir = model_and_dir(a, r, "safety")
-    mp, ev = r.files["medprompt"], r.files["eval"]
     judge = a.judge or stand_in(a, r, llama_guard.MODEL)
-    settings = {
-        "source": "fixtures" if a.local else a.prompts or f"{seval.REPO}/{seval.FILE}",
-        "per_cell": a.per_cell,
-        "seed": seval.SEED,
-        "limit": a.limit,
-        "temperature": mp["temperature"],
-        "top_p": mp["top_p"],
-        "max_tokens": ev["max_gen_toks"],
-        "dtype": ev["dtype"],
-        "backend": a.backend,
-        "judge": judge,
-        "judge_url": a.judge_url,
-        "judge_max_tokens": llama_guard.MAX_TOKENS,
-    }
+    source = "fixtures" if a.local else a.prompts or f"{seval.REPO}/{seval.FILE}"
+    max_tokens = r.files["eval"]["max_gen_toks"]  # the eval stage's token budget
+    settings = judged.settings(a, r, judge, max_tokens, llama_guard.MAX_TOKENS, source=source, per_cell=a.per_cell,
+                               seed=seval.SEED)  # fmt: skip
     inputs = {"model": model, "judge": mf.model_input(judge)}
     if a.prompts:
         inputs["prompts"] = {"path": a.prompts, "sha256": mf.sha256_path(Path(a.prompts))}
-    st = mf.Stage(
-        stage_dir,
-        "safety",
-        cli.recipe_info(r, "eval", settings),
-        inputs,
-        a.force,
-        clean=False,
-        seed=seval.SEED,
-        env=generation.env(a.backend),
-        code=[venv.ROOT / "evals", venv.ROOT / "medprompt"],
-    )
+    st = judged.stage(a, r, "safety", settings, inputs, seval.SEED)
     if st.skip():
         return 0
     out = fresh_out(st, a)
@@ -88,36 +67,12 @@ def main(argv=None):
             ).returncode:
                 raise SystemExit(f"[safety] could not fetch {seval.REPO}/{seval.FILE}; see {st.dir / 'log.txt'}")
         prompts = seval.sample(seval.load(src), a.per_cell)[: a.limit]
-        gen = dict(dtype=ev["dtype"], log=st.dir / "log.txt", gpus=r.world("eval"), online=not a.local)
-        answers = generation.generate(
-            "answers",
-            [
-                {"id": p["id"], "messages": [{"role": "user", "content": p["prompt"]}], "seed": seval.SEED + i}
-                for i, p in enumerate(prompts)
-            ],
-            out,
-            backend=a.backend,
-            model=model["path"],
-            temperature=mp["temperature"],
-            top_p=mp["top_p"],
-            max_tokens=ev["max_gen_toks"],
-            **gen,
-        )
-        verdicts = generation.generate(
-            "judge",
-            [
-                {"id": p["id"], "messages": llama_guard.conversation(p["prompt"], answers[p["id"]]["text"]), "seed": 0}
-                for p in prompts
-            ],
-            out,
-            backend="openai" if a.judge_url else a.backend,
-            model=judge,
-            base_url=a.judge_url,
-            temperature=0.0,
-            top_p=1.0,
-            max_tokens=llama_guard.MAX_TOKENS,
-            **gen,
-        )
+        answers, verdicts = judged.answer_and_judge(
+            a, r, st, out, model["path"], settings, prompts,
+            lambda p: [{"role": "user", "content": p["prompt"]}],
+            lambda p, answer: llama_guard.conversation(p["prompt"], answer),
+            seval.SEED,
+        )  # fmt: skip
         rows = []
         for p in prompts:
             v = llama_guard.parse(verdicts[p["id"]]["text"])

@@ -8,6 +8,8 @@ import json
 import shutil
 import subprocess
 import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -50,3 +52,35 @@ def chain():
     print(p.stdout[-6000:])
     assert p.returncode == 0, p.stdout[-6000:] + p.stderr[-6000:]
     return runs, runs / "aloe-beta-8b-cpu-tiny", p.stdout
+
+
+@pytest.fixture
+def chat_server():
+    """A local chat-completions server: (base url, every request body with its path and auth header, state).
+    state["reply"](body) -> the text, state["status"] the HTTP status, state["tokens"](body) -> completion tokens."""
+    seen = []
+    state = {"reply": lambda body: "no", "status": 200, "tokens": lambda body: body["max_tokens"]}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            seen.append({"path": self.path, "auth": self.headers.get("Authorization"), **body})
+            out = json.dumps(
+                {
+                    "choices": [{"message": {"role": "assistant", "content": state["reply"](body)}}],
+                    "usage": {"prompt_tokens": 11, "completion_tokens": state["tokens"](body)},
+                }
+            ).encode()
+            self.send_response(state["status"])
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(out)))
+            self.end_headers()
+            self.wfile.write(out)
+
+        def log_message(self, *args):
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/v1", seen, state
+    httpd.shutdown()

@@ -8,10 +8,8 @@ import os
 import signal
 import socket
 import subprocess
-import threading
 import time
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from conftest import ROOT, run_py
@@ -81,32 +79,10 @@ def evaluation(cfg_path):
 
 
 @pytest.fixture
-def scripted():
-    """A chat-completions server; state["reply"](body) -> text, state["status"] the HTTP status it answers."""
-    seen, state = [], {"reply": lambda body: "I am not sure.", "status": 200}
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            seen.append(body)
-            out = json.dumps(
-                {
-                    "choices": [{"message": {"role": "assistant", "content": state["reply"](body)}}],
-                    "usage": {"prompt_tokens": 11, "completion_tokens": body["max_tokens"]},
-                }
-            ).encode()
-            self.send_response(state["status"])
-            self.send_header("Content-Length", str(len(out)))
-            self.end_headers()
-            self.wfile.write(out)
-
-        def log_message(self, *args):
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/v1", seen, state
-    httpd.shutdown()
+def scripted(chat_server):
+    """The local chat server, answering "I am not sure." unless a test scripts another reply."""
+    chat_server[2]["reply"] = lambda body: "I am not sure."
+    return chat_server
 
 
 def by_member(seen):

@@ -3,8 +3,6 @@ HTTP clients, the decontamination judge and the Medprompt `openai` backend, each
 OpenAI-compatible server on 127.0.0.1 that the test starts and that records what it was asked."""
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -30,33 +28,10 @@ def row(i, text, **meta):
 
 
 @pytest.fixture
-def server():
-    """A chat-completions server; `reply(body) -> text` is set by the test; every request body is kept."""
-    seen, state = [], {"reply": lambda body: "no"}
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            seen.append({"path": self.path, "auth": self.headers.get("Authorization"), **body})
-            out = json.dumps(
-                {
-                    "choices": [{"message": {"role": "assistant", "content": state["reply"](body)}}],
-                    "usage": {"prompt_tokens": 11, "completion_tokens": 5},
-                }
-            ).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(out)))
-            self.end_headers()
-            self.wfile.write(out)
-
-        def log_message(self, *args):
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/v1", seen, state
-    httpd.shutdown()
+def server(chat_server):
+    """The local chat server, with 5 completion tokens an answer."""
+    chat_server[2]["tokens"] = lambda body: 5
+    return chat_server
 
 
 def test_prune_drops_the_bottom_tenth_by_deita_evol_score_and_the_unscored(tmp_path):

@@ -1,13 +1,13 @@
 """What the generated-and-judged stages (scripts/safety.py, openmedqa.py, fields.py) share: hub ids through the
-profile's stand-ins, the model under test and its stage folder, the partial outputs of other settings cleared, and
-the lm-eval MCQA results of the same model."""
+profile's stand-ins, the model under test and its stage folder, their settings and Stage, answering then judging,
+the partial outputs of other settings cleared, and the lm-eval MCQA results of the same model."""
 
 import shutil
 from pathlib import Path
 
+from . import cli, generation, stages, venv
 from . import manifest as mf
 from . import recipe as rc
-from . import stages
 
 
 def stand_in(a, r, model: str) -> str:
@@ -28,6 +28,56 @@ def model_and_dir(a, r, suite: str) -> tuple:
     if a.model:
         return mf.model_input(stand_in(a, r, a.model)), stage_dir(a, r, suite)
     return stages.inputs(suite, a.runs, r.name, "model")["model"], stage_dir(a, r, suite)
+
+
+def settings(a, r, judge: str, max_tokens: int, judge_max_tokens: int, **extra) -> dict:
+    """The model under test samples as the recipe says (medprompt.yaml temperature and top_p, the model card's);
+    the judge decodes greedily."""
+    mp, ev = r.files["medprompt"], r.files["eval"]
+    return {
+        **extra,
+        "limit": a.limit,
+        "temperature": mp["temperature"],
+        "top_p": mp["top_p"],
+        "max_tokens": max_tokens,
+        "dtype": ev["dtype"],
+        "backend": a.backend,
+        "judge": judge,
+        "judge_url": a.judge_url,
+        "judge_max_tokens": judge_max_tokens,
+    }
+
+
+def stage(a, r, suite: str, settings: dict, inputs: dict, seed: int) -> mf.Stage:
+    """The suite's Stage: resumable (answers and verdicts are appended as they finish), in the backend's env."""
+    return mf.Stage(
+        stage_dir(a, r, suite),
+        suite,
+        cli.recipe_info(r, "eval", settings),
+        inputs,
+        a.force,
+        clean=False,
+        seed=seed,
+        env=generation.env(a.backend),
+        code=[venv.ROOT / "evals", venv.ROOT / "medprompt"],
+    )
+
+
+def answer_and_judge(a, r, st, out: Path, model: str, s: dict, items: list, ask, judge_of, seed: int) -> tuple:
+    """({id: answer}, {id: verdict}): each item (with an `id`) asked as `ask(item)` messages with seed + its index,
+    then the judge on `judge_of(item, answer text)`, on a judge server with --judge-url."""
+    gen = dict(dtype=s["dtype"], log=st.dir / "log.txt", gpus=r.world("eval"), online=not a.local)
+    asked = [{"id": x["id"], "messages": ask(x), "seed": seed + i} for i, x in enumerate(items)]
+    answers = generation.generate(
+        "answers", asked, out, backend=a.backend, model=model, temperature=s["temperature"], top_p=s["top_p"],
+        max_tokens=s["max_tokens"], **gen,
+    )  # fmt: skip
+    judged = [{"id": x["id"], "messages": judge_of(x, answers[x["id"]]["text"]), "seed": 0} for x in items]
+    verdicts = generation.generate(
+        "judge", judged, out, backend="openai" if a.judge_url else a.backend, model=s["judge"],
+        base_url=a.judge_url, temperature=0.0, top_p=1.0, max_tokens=s["judge_max_tokens"], **gen,
+    )  # fmt: skip
+    return answers, verdicts
 
 
 def fresh_out(st: mf.Stage, a) -> Path:
