@@ -186,7 +186,7 @@ def results_of(a, r, model: str | None, explicit: str | None) -> Path:
     if explicit:
         return Path(explicit)
     own = stages.model_eval_dir(a.runs, model, a.suite) if model else None
-    stage = stages.SUITE_STAGES.get(a.suite, "eval")
+    stage = stages.suite_stage(a.suite)
     folder = own if own and own.exists() else stages.folder(stage, a.runs, r.name, suite=a.suite)
     return stages.results_path(mf.read_done(folder, "verify"))
 

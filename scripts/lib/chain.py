@@ -130,7 +130,7 @@ def build(r: rc.Recipe, runs: str, *, fixtures=False, suite="mcqa", database=Non
     # [C] the eval backend is not published: vLLM on a GPU cluster (tensor parallel over the job's GPUs), HF on
     # the CPU fixture chain
     eval_args = ["--suite", suite, *(["--local"] if fixtures else ["--backend", "vllm"])]
-    add("eval", stages.SUITE_STAGES.get(suite, "eval"), eval_args, after=[last_dpo], suite=suite)
+    add("eval", stages.suite_stage(suite), eval_args, after=[last_dpo], suite=suite)
     mp = [j for j in jobs if j.stage == "medprompt"]
     if fixtures:  # the tiny model against its fixture expectation, not the paper's numbers
         out = stages.folder("verify", runs, r.name)

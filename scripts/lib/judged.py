@@ -20,7 +20,7 @@ def stage_dir(a, r, suite: str) -> Path:
     """The suite's folder: per model for `--model`, else the recipe run's."""
     if a.model:
         return stages.model_eval_dir(a.runs, a.model, suite)
-    return stages.folder(stages.SUITE_STAGES[suite], a.runs, r.name, suite=suite)
+    return stages.folder(stages.suite_stage(suite), a.runs, r.name, suite=suite)
 
 
 def model_and_dir(a, r, suite: str) -> tuple:

@@ -133,7 +133,11 @@ SPECS = {
         Spec("verify", "scripts.verify", "{run}/verify", "data"),
     )
 }
-SUITE_STAGES = {"safety": "safety", "openmedqa": "openmedqa", "fields": "fields"}  # suites with a stage of their own
+
+
+def suite_stage(suite: str) -> str:
+    """The stage that runs an evaluation suite: a judged suite's own (safety, openmedqa, fields), else eval."""
+    return suite if suite in SPECS and SPECS[suite].folder == EVAL_FOLDER else "eval"
 
 
 def spec(name: str) -> Spec:
