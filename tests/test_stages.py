@@ -33,12 +33,12 @@ def test_folders_and_output_keys_are_written_only_in_the_registry(written):
 
 
 def test_no_stage_script_imports_another():
-    entry = {s.module.split(".")[1] for s in stages.SPECS.values()}
+    entry = "|".join(s.module.split(".")[1] for s in stages.SPECS.values())
     pattern = re.compile(
-        rf"^\s*(from scripts(\.({'|'.join(entry)}))? import|import scripts\.({'|'.join(entry)}))", re.M
+        rf"^\s*(from scripts import ({entry})\b|from scripts\.({entry}) import|import scripts\.({entry})\b)", re.M
     )
     bad = [f"{p.relative_to(ROOT)}: {m.group(0).strip()}" for p in CODE for m in pattern.finditer(p.read_text())]
-    assert [b for b in bad if not b.endswith("from scripts import")] == []
+    assert bad == []
 
 
 def test_templated_outputs_are_published_and_read_back_by_their_value(tmp_path):
@@ -63,6 +63,12 @@ def test_a_missing_required_output_fails_the_stage(tmp_path):
     with pytest.raises(SystemExit, match="finished without its output 'model'"), st:
         stages.publish_all(st)
     assert mf.read(tmp_path / "merge")["status"] == "failed"
+    st = mf.Stage(tmp_path / "data", "data", {"sha256": "x"}, {}, env="base")
+    with pytest.raises(SystemExit, match="finished without any output 'dpo_chunk_{i}'"), st:
+        for rel in ("sft.jsonl", "dpo/redteam.jsonl", "work/report.json"):
+            (st.partial / rel).parent.mkdir(parents=True, exist_ok=True)
+            (st.partial / rel).write_text("{}")
+        stages.publish_all(st)  # no chunk file: a required templated output
 
 
 def test_placeholders_are_filled_one_way_and_a_missing_one_is_named():
@@ -112,6 +118,8 @@ def test_the_dry_run_shows_the_layout_in_the_eval_job(tmp_path):
     ).stdout
     row = next(line for line in out.splitlines() if line.startswith("eval "))
     assert "1 x 2" in row and "tensor parallel 2" in row
+    plans = tmp_path / "aloe-beta-70b" / "plan"  # a dry run's plans are its own: a queued chain keeps reading its
+    assert (plans / "dry-run" / "eval.json").exists() and not list(plans.glob("*.json"))
     assert "#SBATCH --gres=gpu:2" in out.split("eval.sbatch")[1].split("###")[0]
 
 
@@ -138,3 +146,23 @@ def test_a_plan_of_another_schema_is_refused(tmp_path):
     jobs[0].plan.write_text(text)
     with pytest.raises(plan.PlanError, match=r"data.json: plan schema 'aloe-repro/plan@0'"):
         plan.load(jobs[0].plan)
+
+
+@pytest.mark.parametrize(
+    "layout,why", [("sft=0x4", "cannot be spread evenly over 0 nodes"), ("eval=2x4", "one node only")]
+)
+def test_a_layout_that_cannot_run_is_refused_before_anything_is_planned(layout, why):
+    with pytest.raises(chain.LayoutError, match=why):
+        chain.build(rc.load(R70), "/nowhere", layout=chain.parse_layout(layout))
+
+
+def test_a_login_node_answers_as_the_gpu_node_and_stand_ins_come_from_the_plan(monkeypatch):
+    from scripts.lib import judged, venv
+
+    monkeypatch.setenv(venv.CUDA, "1")
+    assert venv.vllm_env() == "infer-gpu"
+    monkeypatch.setenv(venv.CUDA, "0")
+    assert venv.vllm_env() == "infer-vllm"
+    r = rc.load(ROOT / "recipes" / "aloe-beta-8b", profile="cpu-tiny", kit=ROOT / "kit")
+    planned = type("Args", (), {"profile": None})()  # a job run on its plan gets no --profile
+    assert judged.stand_in(planned, r, "meta-llama/Llama-Guard-3-8B") == str(ROOT / "kit" / "instruct")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
-from scripts import install  # noqa: E402
+from scripts.drivers import install  # noqa: E402
 from scripts.lib import uv  # noqa: E402
 from scripts.lib.table import table  # noqa: E402
 

@@ -46,7 +46,11 @@ def main(argv=None):
     )
     ap.add_argument("--layout", help="another layout, NODESxGPUS per stage: sft=4x4,dpo=2x4 (grad accum is derived)")
     ap.add_argument("--fixtures", action="store_true", help="offline fixture data and tasks (the tiny chain)")
-    ap.add_argument("--suite", default="mcqa", help="eval suite: mcqa | open | all")
+    ap.add_argument(
+        "--suite",
+        default="mcqa",
+        help="eval suite: mcqa | open | all | general | safety (openmedqa and fields read an mcqa eval first)",
+    )
     ap.add_argument("--database", help="Medprompt CoT database JSONL; without it the chain has no Medprompt jobs")
     a = ap.parse_args(argv)
     if a.world_size:
@@ -62,12 +66,18 @@ def main(argv=None):
             database=a.database,
             layout=chain.parse_layout(a.layout),
             force=a.force,
+            plans=stages.DRY_RUN_PLAN_FOLDER if a.dry_run else stages.PLAN_FOLDER,  # a queued chain keeps its plans
         )
     )
     settings = slurm.load_settings(a.cluster) if a.launcher == "slurm" or a.dry_run else None
     if settings:
         slurm.check_fits(jobs, settings)
-    todo = jobs if a.force else chain.pending(jobs)
+    gpu_nodes = bool(settings and settings["gpu_request"]) and a.launcher == "slurm"  # jobs run on CUDA nodes
+    todo = jobs if a.force else chain.pending(jobs, gpu_nodes)
+    if gpu_nodes and not a.dry_run and chain.vllm_jobs(todo) and not venv.ready("infer-gpu"):
+        names = ", ".join(j.name for j in chain.vllm_jobs(todo))
+        raise SystemExit(f"{names} run vLLM on CUDA: build its environment first, on a GPU node "
+                         "(python3 -m scripts.drivers.install infer-gpu); nothing was submitted")  # fmt: skip
     done = jobs[: len(jobs) - len(todo)]
     if done:
         print(f"already done (same inputs), not resubmitted: {', '.join(j.name for j in done)}")

@@ -1,11 +1,12 @@
 """make smoke [RECIPE=]: a published recipe's whole chain on the tiny model on CPU, with the real tools
 (default the 8B recipe; a Qwen recipe runs on the kit's Qwen2-shaped models).
 
-tiny-kit -> data (data_prep on fixture corpora) -> sft (axolotl) -> merge (mergekit) -> dpo (OpenRLHF, 5 + 1 runs) -> eval
-(lm-eval on local fixtures of the Table 9 tasks) -> medprompt (kNN few-shot, shuffled ensembles, vote)
--> verify: the jobs of `make reproduce-8b` (scripts/lib/chain.py), run here one after the other. Each stage is
-its own process reading the previous stage's manifest; a finished stage with the same inputs is skipped. Ends with a summary table read from the
-manifests. Tiny-model numbers show the machinery works; they are not the paper's numbers.
+tiny-kit -> data (data_prep on fixture corpora) -> sft (axolotl) -> merge (mergekit) -> dpo (OpenRLHF, 5 + 1 runs)
+-> medprompt (kNN few-shot, shuffled ensembles, vote) -> eval (lm-eval on local fixtures of the Table 9 tasks)
+-> verify: the jobs of `make reproduce-8b` (scripts/lib/chain.py), each run here on its plan
+(runs/<run>/plan/<job>.json), one after the other. Each stage is its own process reading the previous stage's
+manifest; a finished stage with the same inputs is skipped. Ends with a summary table read from the manifests.
+Tiny-model numbers show the machinery works; they are not the paper's numbers.
 
   python -m scripts.drivers.smoke [--recipe recipes/qwen2.5-aloe-beta-7b] [--force] [--runs DIR]
 """

@@ -18,7 +18,7 @@ from pathlib import Path
 from . import manifest as mf
 from . import plan as pl
 from . import recipe as rc
-from . import stages
+from . import stages, venv
 
 
 @dataclass
@@ -85,13 +85,23 @@ def parse_layout(spec: str | None) -> dict:
     return out
 
 
-def build(r: rc.Recipe, runs: str, *, fixtures=False, suite="mcqa", database=None, layout=None, force=False) -> list:
+def build(
+    r: rc.Recipe,
+    runs: str,
+    *,
+    fixtures=False,
+    suite="mcqa",
+    database=None,
+    layout=None,
+    force=False,
+    plans=stages.PLAN_FOLDER,
+) -> list:
     """The jobs of one recipe run, in an order that respects `after`, each with its plan rendered and checked."""
     r = dataclasses.replace(r, layout={**r.layout, **(layout or {})})
     bad = rc.check_hardware(r)
     if bad:
         raise LayoutError("layout refused before anything was submitted:\n" + "\n".join(f"  {p}" for p in bad))
-    plans = Path(runs) / stages.PLAN_FOLDER.format(run=r.name)
+    plans = Path(runs) / plans.format(run=r.name)
     jobs = []
 
     def add(name, stage, args, hours=None, after=None, **where):
@@ -183,20 +193,28 @@ def check_batches(r: rc.Recipe, jobs: list) -> list:
     return jobs
 
 
-def done(job: Job) -> bool:
-    """Would this job's stage skip (finished with the same inputs)? Asked of the stage script itself."""
+def done(job: Job, gpu_nodes=False) -> bool:
+    """Would this job's stage skip (finished with the same inputs)? Asked of the stage script itself, as on the
+    node it runs on: with `gpu_nodes` a GPU job is asked as on CUDA (the vLLM stages' environment depends on it)."""
     if job.stage == "verify":
         return False  # cheap, and its report is the point of the chain: always rerun
     env = {**os.environ, mf.CHECK_ONLY: "1", "PYTHONPATH": str(rc.ROOT)}
+    if gpu_nodes:
+        env[venv.CUDA] = "1" if job.gpus else "0"
     return subprocess.run(job.argv(), env=env, cwd=rc.ROOT, capture_output=True).returncode == 0
 
 
-def pending(jobs: list) -> list:
+def pending(jobs: list, gpu_nodes=False) -> list:
     """The jobs still to run: from the first one not done (everything after it depends on it)."""
     for i, job in enumerate(jobs):
-        if "--force" in job.args or not done(job):
+        if "--force" in job.args or not done(job, gpu_nodes):
             return jobs[i:]
     return []
+
+
+def vllm_jobs(jobs: list) -> list:
+    """The jobs that run vLLM: Medprompt (its default backend) and an eval on the vLLM backend."""
+    return [j for j in jobs if j.stage == "medprompt" or (j.stage == "eval" and "vllm" in j.args)]
 
 
 def run_here(jobs: list):

@@ -1,7 +1,6 @@
 """The arguments every stage script shares, and where its outputs go."""
 
 import argparse
-from pathlib import Path
 
 from . import plan as pl
 from . import recipe as rc
@@ -36,10 +35,6 @@ def load(a) -> "rc.Recipe":
         return rc.load(a.recipe, profile=a.profile, world_size=getattr(a, "world_size", None), kit=kit)
     except rc.RecipeError as e:
         raise SystemExit(f"recipe error:\n{e}")
-
-
-def run_dir(a, r) -> Path:
-    return Path(a.runs) / r.name
 
 
 def recipe_info(r, stem: str, rendered) -> dict:

@@ -12,7 +12,7 @@ from . import recipe as rc
 
 def stand_in(a, r, model: str) -> str:
     """A hub id through the profile's `models` map (the tiny kit stands in for real models on CPU)."""
-    models = (rc.read_profile(a.profile).get("models") or {}) if a.profile else {}
+    models = (rc.read_profile(r.profile).get("models") or {}) if r.profile else {}  # the plan's profile too
     return models.get(model, model).replace("{kit}", str(r.kit))
 
 

@@ -23,6 +23,7 @@ DEFAULT_KIT = stages.folder("tiny-kit", ROOT / "runs", "")
 
 # the stages that run as jobs of their own (recipe.yaml `hardware` has one entry each)
 HARDWARE_STAGES = ("data", "sft", "merge", "dpo", "medprompt", "eval")
+ONE_NODE = ("data", "merge", "medprompt", "eval")  # one process on one node: data_prep, mergekit, vLLM or HF
 # Our own files' schemas (the tool-native sft.yaml and merge.yaml are checked by their tools).
 SCHEMA = {
     "recipe": {"name", "released_as", "base_config", "hardware", "sft_total_batch", "merge_seed"},
@@ -288,13 +289,15 @@ def check_hardware(r: Recipe):
     """recipe.yaml `hardware`: one {gpus, nodes} entry per stage job, GPUs spread evenly over the nodes."""
     hw, out = r.files["recipe"].get("hardware") or {}, []
     for stage in sorted(set(hw) | set(HARDWARE_STAGES)):
-        h = hw.get(stage)
+        h = r.hardware(stage) if isinstance(hw.get(stage), dict) else hw.get(stage)  # with a LAYOUT= override
         if stage not in HARDWARE_STAGES:
             out.append(r.problem("recipe", stage, "unknown hardware entry" + suggest(stage, HARDWARE_STAGES)))
         elif not isinstance(h, dict) or not isinstance(h.get("gpus"), int) or not isinstance(h.get("nodes"), int):
             out.append(r.problem("recipe", "hardware", f"hardware.{stage} needs integer gpus and nodes"))
         elif h["nodes"] < 1 or h["gpus"] % h["nodes"]:
             out.append(r.problem("recipe", stage, f"{h['gpus']} GPUs cannot be spread evenly over {h['nodes']} nodes"))
+        elif stage in ONE_NODE and h["nodes"] != 1:
+            out.append(r.problem("recipe", stage, f"{stage} runs as one process (vLLM tensor parallel): one node only"))
     return out
 
 

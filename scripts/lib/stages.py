@@ -29,6 +29,7 @@ class Spec:
 EVAL_FOLDER = "{run}/eval-{suite}"  # every evaluation suite of a recipe run's model, judged ones included
 MODEL_EVAL_FOLDER = "eval/{model}/{suite}"  # `make eval MODEL=`: a model that is not a recipe run's own
 PLAN_FOLDER = "{run}/plan"  # the rendered plan of every job (scripts/lib/plan.py)
+DRY_RUN_PLAN_FOLDER = "{run}/plan/dry-run"  # a dry run's: never read by a submitted job
 SLURM_FOLDER = "{run}/slurm"  # batch scripts, job logs and submission records of make reproduce
 LABELS_FOLDER = "fields-labels"  # the field labeller's per-question cache, shared by every model it labels
 FINAL_MODEL = ("dpo", "model")  # what the evaluations read by default: the recipe run's final model
@@ -205,6 +206,8 @@ def publish_all(st):
                     st.publish(key.format(**pat.match(rel).groupdict()), f, rel)
                 if found:
                     break
+            if key not in sp.optional and not matching(st.m["outputs"], key):
+                raise SystemExit(f"[{st.stage}] finished without any output {key!r} ({dest})")
         elif (st.partial / dest).exists() or (st.dir / dest).exists():
             st.publish(key, st.partial / dest if (st.partial / dest).exists() else st.dir / dest, dest)
         elif key not in sp.optional:
@@ -262,8 +265,10 @@ def placeholder_problems(r) -> list:
 
 def by_placeholder(recipe_dir: str, stage: str, stage_dir: Path, outputs: dict) -> dict:
     """{placeholder: output} of a finished stage's outputs (data's chunk files as dpo.yaml names them)."""
+    where = Path(stage_dir).resolve()  # a runs/ behind a symlink: the recorded and the asked path may differ
     return {
-        placeholder(recipe_dir, stage, Path(o["path"]).relative_to(stage_dir).as_posix()): o for o in outputs.values()
+        placeholder(recipe_dir, stage, Path(o["path"]).resolve().relative_to(where).as_posix()): o
+        for o in outputs.values()
     }
 
 

@@ -36,6 +36,11 @@ STAGE_ENV = {"infer-vllm": {"VLLM_TARGET_DEVICE": "cpu", "VLLM_CPU_KVCACHE_SPACE
 STAMP = ".installed"  # written by scripts/drivers/install.py: the hash of the lock and plan the env was built from
 
 
+def ready(stage: str) -> bool:
+    """Is the stage's environment built (its stamp written by the installer)?"""
+    return (VENVS / stage / STAMP).is_file()
+
+
 def stamp(stage: str) -> str:
     """What an environment was built from; part of the identity of every stage run in it."""
     f = VENVS / stage / STAMP
@@ -108,8 +113,13 @@ def tool_versions(stage: str, packages: list) -> dict:
     return json.loads(r.stdout)
 
 
+CUDA = "ALOE_CUDA"  # 1 or 0: answer as on the node a job will run on (asked from a Slurm login node)
+
+
 def has_cuda() -> bool:
     """A GPU machine, as far as the orchestration env (which has no torch) can tell."""
+    if os.environ.get(CUDA) in ("0", "1"):
+        return os.environ[CUDA] == "1"
     return shutil.which("nvidia-smi") is not None and os.environ.get("CUDA_VISIBLE_DEVICES", "x") != ""
 
 
