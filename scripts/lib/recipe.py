@@ -324,20 +324,7 @@ def sft_batch(r: Recipe):
             )
         return world, micro, ga, total, []
     if total % (micro * world):
-        return (
-            world,
-            micro,
-            None,
-            total,
-            [
-                r.problem(
-                    "sft",
-                    "micro_batch_size",
-                    f"a total batch of {total} cannot be reached on {world} GPUs with micro batch {micro} "
-                    f"({total} is not a multiple of {micro * world}); world sizes that work: {divisors(total // micro)}",
-                )
-            ],
-        )
+        return world, micro, None, total, [unreachable(r, "sft", "micro_batch_size", total, micro, world)]
     return world, micro, total // (micro * world), total, []
 
 
@@ -349,21 +336,18 @@ def dpo_batch(r: Recipe):
         r.world("dpo"),
     )
     if total <= 0 or total % (micro * world):
-        return (
-            world,
-            micro,
-            None,
-            total,
-            [
-                r.problem(
-                    "dpo",
-                    "train.batch_size",
-                    f"a total batch of {total} cannot be reached on {world} GPUs with micro batch {micro} "
-                    f"({total} is not a multiple of {micro * world}); world sizes that work: {divisors(max(total, 1) // micro)}",
-                )
-            ],
-        )
+        return world, micro, None, total, [unreachable(r, "dpo", "train.batch_size", total, micro, world)]
     return world, micro, total // (micro * world), total, []
+
+
+def unreachable(r: Recipe, stem: str, key: str, total: int, micro: int, world: int) -> Problem:
+    """A total batch that micro batch x world size does not divide, with the world sizes that would."""
+    return r.problem(
+        stem,
+        key,
+        f"a total batch of {total} cannot be reached on {world} GPUs with micro batch {micro} "
+        f"({total} is not a multiple of {micro * world}); world sizes that work: {divisors(max(total, 1) // micro)}",
+    )
 
 
 def divisors(n):

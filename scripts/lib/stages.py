@@ -172,11 +172,12 @@ def inputs(stage: str, runs, run: str, *names: str, **fmt) -> dict:
     """The upstream outputs `stage` reads (its `reads`, or only `names` of them), from done manifests."""
     from . import manifest as mf  # manifest -> recipe -> stages: the registry itself imports nothing of ours
 
-    out = {}
+    out, manifests = {}, {}
     for name in names or SPECS[stage].reads:
         up, key = SPECS[stage].reads[name]
-        m = mf.read_done(folder(up, runs, run, **fmt), stage)
-        found = matching(m["outputs"], key)
+        if up not in manifests:  # one read per upstream stage (medprompt takes two outputs of data)
+            manifests[up] = mf.read_done(folder(up, runs, run, **fmt), stage)
+        found = matching(manifests[up]["outputs"], key)
         if not found and key not in SPECS[up].optional:
             raise SystemExit(f"{stage}: {folder(up, runs, run, **fmt)}/manifest.json has no output {key!r}")
         out[name] = found if "{" in key else found.get(key, {})
