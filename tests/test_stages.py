@@ -1,8 +1,11 @@
 """The stage registry and the rendered plan (scripts/lib/stages.py, scripts/lib/plan.py): folders and output keys in
 one place, placeholders filled one way, a layout that reaches every stage, an edited recipe refused."""
 
+import os
 import re
 import shutil
+import subprocess
+import sys
 
 import pytest
 from conftest import ROOT, run_py
@@ -166,3 +169,27 @@ def test_a_login_node_answers_as_the_gpu_node_and_stand_ins_come_from_the_plan(m
     r = rc.load(ROOT / "recipes" / "aloe-beta-8b", profile="cpu-tiny", kit=ROOT / "kit")
     planned = type("Args", (), {"profile": None})()  # a job run on its plan gets no --profile
     assert judged.stand_in(planned, r, "meta-llama/Llama-Guard-3-8B") == str(ROOT / "kit" / "instruct")
+
+
+def test_vllm_jobs_are_not_submitted_to_gpu_nodes_before_their_environment_exists(tmp_path):
+    venvs = tmp_path / "venvs"  # every environment but infer-gpu: links to this checkout's
+    venvs.mkdir()
+    for env in (ROOT / ".venv").iterdir():
+        if env.name != "infer-gpu":
+            (venvs / env.name).symlink_to(env)
+    p = subprocess.run(
+        [sys.executable, "-m", "scripts.drivers.reproduce", "--recipe", R70, "--runs", tmp_path / "runs",
+         "--cluster", ROOT / "recipes" / "clusters" / "example.yaml"],
+        cwd=ROOT, text=True, capture_output=True, timeout=300, env={**os.environ, "ALOE_VENVS": str(venvs)},
+    )  # fmt: skip
+    assert p.returncode and "eval run vLLM on CUDA: build its environment first" in p.stderr, p.stderr
+    assert "nothing was submitted" in p.stderr and not (tmp_path / "runs" / "aloe-beta-70b" / "slurm").exists()
+
+
+def test_data_outputs_are_found_by_placeholder_through_a_symlinked_runs_folder(tmp_path):
+    (tmp_path / "scratch" / "r" / "data" / "dpo").mkdir(parents=True)
+    (tmp_path / "runs").symlink_to(tmp_path / "scratch")
+    chunk = tmp_path / "runs" / "r" / "data" / "dpo" / "chunk_0.jsonl"  # recorded through the link
+    chunk.write_text("{}\n")
+    found = stages.by_placeholder("x", "data", tmp_path / "scratch" / "r" / "data", {"c": {"path": str(chunk)}})
+    assert list(found) == ["runs/x/data/dpo/chunk_0.jsonl"]
