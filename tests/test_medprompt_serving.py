@@ -8,8 +8,10 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from conftest import ROOT, run_py
@@ -217,6 +219,52 @@ def vllm_server(tmp_path_factory):
         server.kill()
 
 
+class Gate:
+    """A pass-through in front of the server that forwards the first `allow` completions and holds the rest until
+    `open()`: the kill lands mid-run however fast the engine answers. A request forwarded to a dead server gets its
+    connection closed, as the dead server's would be."""
+
+    def __init__(self, upstream, allow):
+        self.done, self.held, self.released = 0, threading.Semaphore(allow), threading.Event()
+        gate = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def forward(self, body=None):
+                if self.path.endswith("/chat/completions") and not gate.held.acquire(blocking=False):
+                    gate.released.wait()
+                req = urllib.request.Request(upstream.removesuffix("/v1") + self.path, body, dict(self.headers))
+                try:
+                    with urllib.request.urlopen(req, timeout=300) as resp:
+                        status, out = resp.status, resp.read()
+                except urllib.error.HTTPError as e:
+                    status, out = e.code, e.read()
+                except OSError:
+                    self.close_connection = True
+                    return
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+                if self.path.endswith("/chat/completions"):
+                    gate.done += 1
+
+            def do_GET(self):
+                self.forward()
+
+            def do_POST(self):
+                self.forward(self.rfile.read(int(self.headers["Content-Length"])))
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def open(self):
+        self.released.set()
+
+
 def test_openai_backend_against_vllm_serve_records_the_engine_and_its_seeding(tmp_path, vllm_server):
     cfg = config(
         tmp_path,
@@ -236,41 +284,30 @@ def test_openai_backend_against_vllm_serve_records_the_engine_and_its_seeding(tm
 
 
 def test_a_server_killed_mid_run_loses_nothing_that_came_back_and_the_rerun_completes(tmp_path, vllm_server):
-    n_q, n_m = 8, 6
-    cfg = config(
-        tmp_path,
-        vllm_server.url,
-        model="tiny",
-        temperature=0.0,
-        max_attempts=1,
-        max_tokens=96,
-        limit=n_q,
-        ensembles=n_m,
-        round_size=n_m,
-        max_num_seqs=VLLMServer.MAX_NUM_SEQS,
-        http_retries=1,
-        http_backoff_s=0.5,
-    )
-    run = medprompt(cfg, wait=False)
-    gen = tmp_path / "out" / "generations.jsonl"
+    n_q, n_m, before_kill = 8, 6, 6
+    gate = Gate(vllm_server.url, allow=before_kill)
+    over = dict(model="tiny", temperature=0.0, max_attempts=1, max_tokens=96, limit=n_q, ensembles=n_m)
+    over.update(round_size=n_m, max_num_seqs=VLLMServer.MAX_NUM_SEQS, http_retries=1, http_backoff_s=0.5)
+    run = medprompt(config(tmp_path, gate.url, **over), wait=False)
     t0 = time.time()
-    while not (gen.exists() and len(gen.read_text().splitlines()) >= 6):
+    while gate.done < before_kill:
         assert run.poll() is None and time.time() - t0 < 600, run.stderr.read()[-3000:] if run.poll() else "slow"
         time.sleep(0.05)
     vllm_server.kill()
+    gate.open()
     _, err = run.communicate(timeout=300)
+    gate.httpd.shutdown()
     assert run.returncode != 0 and "members failed on server errors" in err
+    cfg = config(tmp_path, vllm_server.url, **over)  # the rerun talks to the restarted server directly
     before = records(cfg)
     came_back = {(r["qid"], r["member"]) for r in before if not r["error"]}
-    assert 6 <= len(came_back) < n_q * n_m  # killed mid-run
+    assert len(came_back) == before_kill  # what the server answered before it died, and nothing else
     assert len(before) == n_q * n_m  # every member written: what came back, and the failed with their error
     vllm_server.start()
     p = medprompt(cfg)
     assert p.returncode == 0, p.stderr[-3000:]
     resent = records(cfg)[len(before) :]
-    assert {(r["qid"], r["member"]) for r in resent} == {
-        (q, m) for q, m in {(r["qid"], r["member"]) for r in before} - came_back
-    }
+    assert {(r["qid"], r["member"]) for r in resent} == {(r["qid"], r["member"]) for r in before} - came_back
     ev = evaluation(cfg)
     assert ev["members_run"] == n_q * n_m and ev["failed_members"] == []
 
