@@ -20,7 +20,6 @@ HUB_DIR ?=
 DATA_ARGS = $(if $(FIXTURES),--fixtures) $(if $(SOURCES),--sources $(SOURCES)) $(if $(HUB_DIR),--hub-dir $(HUB_DIR))
 BASELINE ?=
 EVAL_ARGS = $(if $(MODEL),--model $(MODEL)) --suite $(SUITE) $(if $(LIMIT),--limit $(LIMIT)) $(if $(FIXTURES),--local) $(if $(JUDGE_URL),--judge-url $(JUDGE_URL)) $(if $(LABELS),--labels $(LABELS))
-EVAL_MODULE = $(if $(filter safety openmedqa fields,$(SUITE)),scripts.$(SUITE),scripts.eval)
 
 LAUNCHER ?= slurm
 CLUSTER ?=
@@ -56,7 +55,7 @@ merge: install ## mergekit DARE-TIES of the SFT output with Instruct [RECIPE= PR
 dpo: install   ## OpenRLHF DPO: stage 1 (5 chunks, chained) then stage 2 [RECIPE= PROFILE= FORCE=1]
 	$(PY) -m scripts.dpo $(ARGS)
 eval: install  ## lm-eval on MODEL= (hub id or path; default the recipe run's model) [SUITE=mcqa|open|all|general|safety|openmedqa|fields BACKEND=hf|vllm LIMIT=n FIXTURES=1 JUDGE_URL=judge server LABELS=fields file]
-	$(PY) -m $(EVAL_MODULE) $(ARGS) $(EVAL_ARGS) --backend $(or $(BACKEND),hf)
+	$(PY) -m scripts.drivers.evaluate $(ARGS) $(EVAL_ARGS) --backend $(or $(BACKEND),hf)
 medprompt: install ## Medprompt on DATASET= with MODEL= [RECIPE= PROFILE= DATABASE=jsonl LIMIT=n BACKEND=vllm|hf]
 	$(PY) -m scripts.medprompt $(ARGS) $(if $(BACKEND),--backend $(BACKEND)) $(if $(MODEL),--model $(MODEL)) $(if $(DATASET),--dataset $(DATASET)) $(if $(DATABASE),--database $(DATABASE)) $(if $(LIMIT),--limit $(LIMIT))
 verify: install-base ## measured against reported (results/reported.yaml), with tolerances [MODEL= SUITE= BASELINE=instruct model: the gain too]

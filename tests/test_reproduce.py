@@ -2,7 +2,9 @@
 batches, bad layouts and cluster settings are refused before anything is submitted, and the local
 launcher resumes a finished chain without rerunning a stage."""
 
+import json
 import re
+from pathlib import Path
 
 import pytest
 from conftest import ROOT, run_py
@@ -69,6 +71,17 @@ def test_dry_run_prints_the_papers_layout_and_submits_nothing(recipe, sft, dpo, 
     assert re.search(rf"#SBATCH --nodes={nodes}\n", out) and "#SBATCH --gres=gpu:4" in out
     assert out.count("--dependency=afterok:") == len(rows) - 1 and "--kill-on-invalid-dep=yes" in out
     assert "nothing submitted" in out and not list((ROOT / "runs" / "test-dry").glob("*/slurm"))
+
+
+@pytest.mark.parametrize("suite", ["openmedqa", "fields"])
+def test_a_suite_that_reads_the_mcqa_eval_gets_an_mcqa_eval_job_before_it(suite):
+    rows = graph_rows(dry_run("recipes/aloe-beta-8b", "--suite", suite).stdout)
+    assert rows["eval-mcqa"][2] == "dpo-stage2-1" and rows["eval"][2] == "eval-mcqa" and rows["verify"][2] == "eval"
+    plans = ROOT / "runs" / "test-dry" / "aloe-beta-8b" / "plan" / "dry-run"
+    mcqa, judged = (json.loads((plans / f"{j}.json").read_text())["job"] for j in ("eval-mcqa", "eval"))
+    assert (mcqa["stage"], mcqa["args"][:2], Path(mcqa["folder"]).name) == ("eval", ["--suite", "mcqa"], "eval-mcqa")
+    assert (judged["stage"], Path(judged["folder"]).name) == (suite, f"eval-{suite}")
+    assert "eval-mcqa" not in graph_rows(dry_run("recipes/aloe-beta-8b").stdout)
 
 
 def test_a_layout_derives_grad_accum_or_is_refused_before_submitting():

@@ -49,7 +49,7 @@ def main(argv=None):
     ap.add_argument(
         "--suite",
         default="mcqa",
-        help="eval suite: mcqa | open | all | general | safety (openmedqa and fields read an mcqa eval first)",
+        help="eval suite: mcqa | open | all | general | safety | openmedqa | fields (these two: an mcqa eval job first)",
     )
     ap.add_argument("--database", help="Medprompt CoT database JSONL; without it the chain has no Medprompt jobs")
     a = ap.parse_args(argv)

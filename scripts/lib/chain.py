@@ -139,8 +139,11 @@ def build(
         add(name, "medprompt", ["--dataset", ds, *extra], after=[last_dpo], dataset=ds)
     # [C] the eval backend is not published: vLLM on a GPU cluster (tensor parallel over the job's GPUs), HF on
     # the CPU fixture chain
-    eval_args = ["--suite", suite, *(["--local"] if fixtures else ["--backend", "vllm"])]
-    add("eval", stages.suite_stage(suite), eval_args, after=[last_dpo], suite=suite)
+    backend = ["--local"] if fixtures else ["--backend", "vllm"]
+    stage, after = stages.suite_stage(suite), [last_dpo]
+    if suite != "mcqa" and any(up == "eval" for up, _ in stages.spec(stage).reads.values()):
+        after = [add("eval-mcqa", "eval", ["--suite", "mcqa", *backend], after=after, suite="mcqa").name]
+    add("eval", stage, ["--suite", suite, *backend], after=after, suite=suite)
     mp = [j for j in jobs if j.stage == "medprompt"]
     if fixtures:  # the tiny model against its fixture expectation, not the paper's numbers
         out = stages.folder("verify", runs, r.name)
