@@ -138,7 +138,7 @@ def main(argv=None):
               f"{table(['field', 'samples', 'acc', 'stderr'], shown)}")  # fmt: skip
         stages.publish_all(st)
         if not a.labels:
-            st.m["tools"] = venv.tool_versions(generation.env(a.backend), ["torch", "transformers", "vllm"])
+            st.m["tools"] = generation.tools(a.backend)
         st.m["metrics"] = {k: acc[k] for k in ("samples", "none", "unlabelled")}
     print(f"[fields] done: {stage_dir}  ({acc['unlabelled']} of {acc['samples']} samples unlabelled, "
           f"{acc['none']} labelled {fl.NONE})")  # fmt: skip

@@ -99,7 +99,7 @@ def main(argv=None):
         shown = [[t.removeprefix("openmedqa_"), v["acc,none"], v["acc_stderr,none"]] for t, v in res["results"].items()]
         print(f"\nOpenMedQA (P-CR Table 5), judge {judge}\n{table(['column', 'acc %', 'stderr'], shown)}")
         stages.publish_all(st)  # written in place as they finish (resumable); hashed here
-        st.m["tools"] = venv.tool_versions(generation.env(a.backend), ["torch", "transformers", "vllm"])
+        st.m["tools"] = generation.tools(a.backend)
         st.m["metrics"] = {k: acc[k] for k in ("questions", "correct", "unparsed", "acc")}
     print(f"[openmedqa] done: {stage_dir}  ({acc['unparsed']} of {acc['questions']} verdicts unparsed)")
     return 0

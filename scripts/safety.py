@@ -101,7 +101,7 @@ def main(argv=None):
                 f"{table(asr.HEADERS, asr.rows_for_print(tabs[dim]))}"
             )
         stages.publish_all(st)  # written in place as they finish (resumable); hashed here
-        st.m["tools"] = venv.tool_versions(generation.env(a.backend), ["torch", "transformers", "vllm"])
+        st.m["tools"] = generation.tools(a.backend)
         st.m["metrics"] = {
             "prompts": len(rows),
             "unparsed": tabs["style"]["avg"]["unparsed"],
