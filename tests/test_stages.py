@@ -159,16 +159,19 @@ def test_a_layout_that_cannot_run_is_refused_before_anything_is_planned(layout, 
         chain.build(rc.load(R70), "/nowhere", layout=chain.parse_layout(layout))
 
 
-def test_a_login_node_answers_as_the_gpu_node_and_stand_ins_come_from_the_plan(monkeypatch):
+def test_a_login_node_answers_as_the_gpu_node_and_stand_ins_come_from_the_plan(monkeypatch, tmp_path):
     from scripts.lib import judged, venv
 
     monkeypatch.setenv(venv.CUDA, "1")
     assert venv.vllm_env() == "infer-gpu"
     monkeypatch.setenv(venv.CUDA, "0")
     assert venv.vllm_env() == "infer-vllm"
-    r = rc.load(ROOT / "recipes" / "aloe-beta-8b", profile="cpu-tiny", kit=ROOT / "kit")
+    r = rc.load(ROOT / "recipes" / "aloe-beta-8b", profile="cpu-tiny", kit=tmp_path / "kit")
     planned = type("Args", (), {"profile": None})()  # a job run on its plan gets no --profile
-    assert judged.stand_in(planned, r, "meta-llama/Llama-Guard-3-8B") == str(ROOT / "kit" / "instruct")
+    with pytest.raises(SystemExit, match=r"Llama-Guard-3-8B: profile cpu-tiny stands in .*kit/instruct, not built"):
+        judged.stand_in(planned, r, "meta-llama/Llama-Guard-3-8B")
+    (tmp_path / "kit" / "instruct").mkdir(parents=True)
+    assert judged.stand_in(planned, r, "meta-llama/Llama-Guard-3-8B") == str(tmp_path / "kit" / "instruct")
 
 
 def test_a_job_runs_on_cuda_or_not_as_planned_and_a_cuda_plan_is_refused_without_a_gpu(tmp_path, monkeypatch):

@@ -13,7 +13,13 @@ from . import recipe as rc
 def stand_in(a, r, model: str) -> str:
     """A hub id through the profile's `models` map (the tiny kit stands in for real models on CPU)."""
     models = (rc.read_profile(r.profile).get("models") or {}) if r.profile else {}  # the plan's profile too
-    return models.get(model, model).replace("{kit}", str(r.kit))
+    mapped = models.get(model, model)
+    out = mapped.replace("{kit}", str(r.kit))
+    if out != mapped and not Path(out).is_dir():
+        raise SystemExit(
+            f"{model}: profile {r.profile} stands in {out}, not built: `make tiny-kit`, or --runs with its tiny-kit"
+        )
+    return out
 
 
 def stage_dir(a, r, suite: str) -> Path:
