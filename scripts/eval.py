@@ -144,7 +144,7 @@ def main(argv=None):
         a.force,
         seed=e["seed"],
         env=env,
-        code=[rc.TASKS, venv.TOOLS / "lm_eval_task_paths.py"],
+        code=[rc.TASKS, venv.TOOLS / "lm_eval_task_paths.py", *filter(None, [venv.SITE.get(env)])],
     )
     if st.skip():
         return 0

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from evals import fields as fl
 from evals import records
-from scripts.lib import cli, generation, judged, stages, venv
+from scripts.lib import cli, generation, judged, stages
 from scripts.lib import manifest as mf
 from scripts.lib.aggregates import column_task
 from scripts.lib.judged import stand_in
@@ -113,7 +113,7 @@ def main(argv=None):
     else:
         inputs["labeller"] = mf.model_input(labeller)
     st = mf.Stage(stage_dir, "fields", cli.recipe_info(r, "eval", settings), inputs, a.force, seed=fl.SEED,
-                  env=generation.env(a.backend), code=[venv.ROOT / "evals", venv.ROOT / "medprompt"])  # fmt: skip
+                  env=generation.env(a.backend), code=generation.code(a.backend))  # fmt: skip
     if st.skip():
         return 0
     with st:

@@ -225,7 +225,8 @@ class Gate:
     connection closed, as the dead server's would be."""
 
     def __init__(self, upstream, allow):
-        self.done, self.held, self.released = 0, threading.Semaphore(allow), threading.Event()
+        self.done, self.lock = 0, threading.Lock()  # completions answered
+        self.held, self.released = threading.Semaphore(allow), threading.Event()
         gate = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -246,7 +247,8 @@ class Gate:
                 self.end_headers()
                 self.wfile.write(out)
                 if self.path.endswith("/chat/completions"):
-                    gate.done += 1
+                    with gate.lock:
+                        gate.done += 1
 
             def do_GET(self):
                 self.forward()
@@ -263,6 +265,11 @@ class Gate:
 
     def open(self):
         self.released.set()
+
+    def close(self):
+        self.open()
+        self.httpd.shutdown()
+        self.httpd.server_close()
 
 
 def test_openai_backend_against_vllm_serve_records_the_engine_and_its_seeding(tmp_path, vllm_server):
@@ -285,18 +292,22 @@ def test_openai_backend_against_vllm_serve_records_the_engine_and_its_seeding(tm
 
 def test_a_server_killed_mid_run_loses_nothing_that_came_back_and_the_rerun_completes(tmp_path, vllm_server):
     n_q, n_m, before_kill = 8, 6, 6
+    over = {
+        "model": "tiny", "temperature": 0.0, "max_attempts": 1, "max_tokens": 96, "limit": n_q, "ensembles": n_m,
+        "round_size": n_m, "max_num_seqs": VLLMServer.MAX_NUM_SEQS, "http_retries": 1, "http_backoff_s": 0.5,
+    }  # fmt: skip
     gate = Gate(vllm_server.url, allow=before_kill)
-    over = dict(model="tiny", temperature=0.0, max_attempts=1, max_tokens=96, limit=n_q, ensembles=n_m)
-    over.update(round_size=n_m, max_num_seqs=VLLMServer.MAX_NUM_SEQS, http_retries=1, http_backoff_s=0.5)
-    run = medprompt(config(tmp_path, gate.url, **over), wait=False)
-    t0 = time.time()
-    while gate.done < before_kill:
-        assert run.poll() is None and time.time() - t0 < 600, run.stderr.read()[-3000:] if run.poll() else "slow"
-        time.sleep(0.05)
-    vllm_server.kill()
-    gate.open()
-    _, err = run.communicate(timeout=300)
-    gate.httpd.shutdown()
+    try:
+        run = medprompt(config(tmp_path, gate.url, **over), wait=False)
+        t0 = time.time()
+        while gate.done < before_kill:
+            assert run.poll() is None and time.time() - t0 < 600, run.stderr.read()[-3000:] if run.poll() else "slow"
+            time.sleep(0.05)
+        vllm_server.kill()  # nothing in flight at the server: the rest are held, then cut as a dead server cuts
+        gate.open()
+        _, err = run.communicate(timeout=300)
+    finally:
+        gate.close()
     assert run.returncode != 0 and "members failed on server errors" in err
     cfg = config(tmp_path, vllm_server.url, **over)  # the rerun talks to the restarted server directly
     before = records(cfg)

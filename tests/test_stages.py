@@ -159,7 +159,7 @@ def test_a_layout_that_cannot_run_is_refused_before_anything_is_planned(layout, 
         chain.build(rc.load(R70), "/nowhere", layout=chain.parse_layout(layout))
 
 
-def test_a_login_node_answers_as_the_gpu_node_and_stand_ins_come_from_the_plan(monkeypatch, tmp_path):
+def test_a_login_node_answers_as_the_gpu_node_and_stand_ins_come_from_the_plan_and_must_be_built(monkeypatch, tmp_path):
     from scripts.lib import judged, venv
 
     monkeypatch.setenv(venv.CUDA, "1")
@@ -177,7 +177,7 @@ def test_a_login_node_answers_as_the_gpu_node_and_stand_ins_come_from_the_plan(m
 def test_a_job_runs_on_cuda_or_not_as_planned_and_a_cuda_plan_is_refused_without_a_gpu(tmp_path, monkeypatch):
     from scripts.lib import venv
 
-    jobs = {j.name: j for j in chain.write_plans(chain.build(rc.load(R70), str(tmp_path), gpu_nodes=True))}
+    jobs = {j.name: j for j in chain.write_plans(chain.build(rc.load(R70), str(tmp_path), cuda=True))}
     assert [n for n, j in jobs.items() if not j.cuda] == ["data", "merge", "verify"]  # the jobs without GPUs
     assert plan.load(jobs["eval"].plan)[1]["job"]["cuda"] is True
     monkeypatch.delenv(venv.CUDA, raising=False)
@@ -185,6 +185,9 @@ def test_a_job_runs_on_cuda_or_not_as_planned_and_a_cuda_plan_is_refused_without
     p = subprocess.run([sys.executable, "-m", "scripts.eval", "--plan", jobs["eval"].plan],
                        cwd=ROOT, text=True, capture_output=True, timeout=300)  # fmt: skip
     assert p.returncode and "eval.json: planned for a CUDA node (vLLM from .venv/infer-gpu)" in p.stderr, p.stderr
+    monkeypatch.setenv(venv.CUDA, "1")  # planned on a GPU login node for a CPU-only cluster: no job on CUDA
+    assert not any(j.cuda for j in chain.build(rc.load(R70), str(tmp_path), plans="plan/cpu-nodes", cuda=False))
+    monkeypatch.delenv(venv.CUDA)
     cpu = chain.build(rc.load(R70), str(tmp_path), plans="plan/cpu")  # planned here: no CUDA
     monkeypatch.setenv(venv.CUDA, "1")  # a machine with a GPU runs a CPU plan as planned
     cli.pin_cuda(cpu[0].plan, cpu[0].rendered["job"]["cuda"])

