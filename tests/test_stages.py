@@ -206,7 +206,7 @@ def test_vllm_jobs_are_not_submitted_to_gpu_nodes_before_their_environment_exist
         cwd=ROOT, text=True, capture_output=True, timeout=300, env={**os.environ, "ALOE_VENVS": str(venvs)},
     )  # fmt: skip
     assert p.returncode and "eval run vLLM on CUDA: build its environment first" in p.stderr, p.stderr
-    assert "nothing was submitted" in p.stderr and not (tmp_path / "runs" / "aloe-beta-70b" / "slurm").exists()
+    assert "nothing was run or submitted" in p.stderr and not (tmp_path / "runs" / "aloe-beta-70b" / "slurm").exists()
 
 
 def test_data_outputs_are_found_by_placeholder_through_a_symlinked_runs_folder(tmp_path):
