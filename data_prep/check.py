@@ -18,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from scripts.lib.table import table
+from scripts.core import table
 
 from . import normalize as nz
 

@@ -14,7 +14,8 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from scripts.core import ROOT, table
+
 STEPS = ["normalize", "clean", "dedup", "decontaminate", "prune", "template", "mix"]
 
 
@@ -103,7 +104,6 @@ def main(argv=None):
     ap.add_argument("--chunks", type=int, default=5)
     a = ap.parse_args(argv)
     sys.path.insert(0, str(ROOT))
-    from scripts.lib.table import table
 
     rows, _ = run(
         a.work, a.out_dir, a.sources_dir, a.eval_dir, a.seed, a.chunks, a.judge, a.sources, a.hub_dir, a.redteam

@@ -12,15 +12,14 @@ import argparse
 import json
 
 from medprompt import generate
-
-from . import records
+from scripts import core
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", required=True)
     cfg = json.loads(open(ap.parse_args(argv).config).read())
-    done = {r["id"] for r in records.resume(cfg["out"])}
+    done = {r["id"] for r in core.resume_jsonl(cfg["out"])}
     todo = [r for r in map(json.loads, open(cfg["requests"]).read().splitlines()) if r["id"] not in done]
     print(f"[evals.run] {cfg['model']}: {len(done)} done, {len(todo)} to generate", flush=True)
     if not todo:
@@ -38,7 +37,7 @@ def main(argv=None):
     for b in range(0, len(todo), cfg["flush"]):
         chunk = todo[b : b + cfg["flush"]]
         outs = gen.generate([r["messages"] for r in chunk], [r["seed"] for r in chunk], cfg["max_tokens"])
-        records.append(
+        core.append_jsonl(
             cfg["out"],
             [
                 {

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from evals import records
+from scripts import core
 
 from . import data, database, generate, prompts, shuffle
 from .parse import parse_answer
@@ -47,7 +47,7 @@ def read_done(path: Path) -> dict:
     """(qid, member) -> the attempts already generated, in order (evals.records.resume drops a cut line);
     a request that failed on a server error is left out, so it is sent again."""
     done = {}
-    for rec in records.resume(path):
+    for rec in core.resume_jsonl(path):
         if not rec.get("error"):
             done.setdefault((rec["qid"], rec["member"]), []).append(rec)
     return done

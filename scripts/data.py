@@ -11,9 +11,10 @@ import json
 import sys
 from pathlib import Path
 
+from scripts import core
+from scripts.core import sha256_json, table
 from scripts.lib import cli, eval_fixtures, stages, venv
-from scripts.lib.manifest import Stage, sha256_json
-from scripts.lib.table import table
+from scripts.lib.manifest import Stage
 
 
 def write_jsonl(path: Path, rows):
@@ -45,7 +46,7 @@ def main(argv=None):
         a.force,
         seed=a.seed,
         env="data",
-        code=[venv.ROOT / "data_prep"],
+        code=[core.ROOT / "data_prep"],
     )
     if st.skip():
         return 0
@@ -83,7 +84,7 @@ def main(argv=None):
                     "--seed",
                     a.seed,
                 ],
-                extra_env={"PYTHONPATH": str(venv.ROOT)},
+                extra_env={"PYTHONPATH": str(core.ROOT)},
             )
             if res.returncode:
                 raise SystemExit("[data] fixture corpora failed")
@@ -93,7 +94,7 @@ def main(argv=None):
             "data",
             ["python", "-m", "data_prep.pipeline", *pipeline],
             log=st.dir / "log.txt",
-            extra_env={"PYTHONPATH": str(venv.ROOT), **online},
+            extra_env={"PYTHONPATH": str(core.ROOT), **online},
         )
         if res.returncode:
             raise SystemExit(f"[data] the pipeline failed; see {st.dir / 'log.txt'}")

@@ -16,7 +16,8 @@ import socket
 import sys
 from pathlib import Path
 
-from scripts.lib import checks, cli, launch, stages, venv
+from scripts import core
+from scripts.lib import checks, cli, launch, placeholders, stages, venv
 from scripts.lib import manifest as mf
 from scripts.lib import recipe as rc
 
@@ -27,7 +28,7 @@ STEP = re.compile(r"loss=([-+\d.e]+), acc=([-+\d.e]+), chosen_reward=([-+\d.e]+)
 def data_files(r, runs):
     """Each planned run's data: the data stage's output that dpo.yaml's `files` names (its placeholder)."""
     folder = stages.folder("data", runs, r.name)
-    outputs = stages.by_placeholder(r.path.name, "data", folder, mf.read_done(folder, "dpo")["outputs"])
+    outputs = placeholders.by_placeholder(r.path.name, "data", folder, mf.read_done(folder, "dpo")["outputs"])
 
     def files_for(stage, i):
         name = stage["files"].format(i=i)
@@ -71,7 +72,7 @@ def one_run(a, r, n: int, run: dict, model_in: dict, world: int, batch, before_c
     name = stage_dir.name
     argv = rc.render_dpo_argv({**run, "data": run["data"]["path"]}, model_in["path"], stage_dir / ".partial" / "model")
     argv += ["--ckpt.path", str(stage_dir / ".partial" / "ckpt")]
-    info = {"path": r.rel("dpo"), "profile": r.profile, "sha256": mf.sha256_json(argv), "rendered": argv}
+    info = {"path": r.rel("dpo"), "profile": r.profile, "sha256": core.sha256_json(argv), "rendered": argv}
     force = a.force and a.upto in (None, n)  # --upto N --force reruns run N; earlier ones only if their inputs changed
     st = mf.Stage(
         stage_dir,

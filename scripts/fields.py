@@ -21,12 +21,12 @@ import sys
 from pathlib import Path
 
 from evals import fields as fl
-from evals import records
+from scripts import core
+from scripts.core import table
 from scripts.lib import cli, generation, judged, stages
 from scripts.lib import manifest as mf
 from scripts.lib.aggregates import column_task
 from scripts.lib.judged import stand_in
-from scripts.lib.table import table
 
 SAMPLES = re.compile(r"samples_(.+)_\d{4}-\d\d-\d\dT[\d.-]+\.jsonl$")  # lm-eval's samples_<task>_<date>.jsonl
 
@@ -53,9 +53,9 @@ def label(a, r, questions: dict, labeller: str, log: Path) -> dict:
     prompt = {"labeller": labeller, "messages": fl.messages(""), "max_tokens": a.max_tokens, "top_p": fl.TOP_P,
               "temperature": fl.TEMPERATURE}  # fmt: skip
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", labeller.strip("/"))
-    cache = Path(a.runs) / stages.LABELS_FOLDER / f"{slug}-{mf.sha256_json(prompt)[:12]}"
+    cache = Path(a.runs) / stages.LABELS_FOLDER / f"{slug}-{core.sha256_json(prompt)[:12]}"
     cache.mkdir(parents=True, exist_ok=True)
-    records.write(cache / "labels.jsonl", [x for x in records.resume(cache / "labels.jsonl") if x["text"]])
+    core.write_jsonl(cache / "labels.jsonl", [x for x in core.resume_jsonl(cache / "labels.jsonl") if x["text"]])
     done = generation.generate(
         "labels",
         [{"id": k, "messages": fl.messages(q), "seed": fl.SEED + int(k[:8], 16)} for k, (_, q) in questions.items()],
@@ -107,9 +107,9 @@ def main(argv=None):
         "max_tokens": a.max_tokens,
         "fields": "HPAI-BSC/medical-fields configs/medical_fields/medical_fields_35_v2.txt",
     }
-    inputs = {"samples": {"path": str(src), "sha256": mf.sha256_path(src)}}
+    inputs = {"samples": {"path": str(src), "sha256": core.sha256_path(src)}}
     if a.labels:
-        inputs["labels"] = {"path": a.labels, "sha256": mf.sha256_path(Path(a.labels))}
+        inputs["labels"] = {"path": a.labels, "sha256": core.sha256_path(Path(a.labels))}
     else:
         inputs["labeller"] = mf.model_input(labeller)
     st = mf.Stage(stage_dir, "fields", cli.recipe_info(r, "eval", settings), inputs, a.force, seed=fl.SEED,
@@ -128,7 +128,7 @@ def main(argv=None):
                 {"dataset": fl.TASKS[t][0], "question": q, "medical_field": labels[k], "cot_medical_field": replies[k]}
                 for k, (t, q) in questions.items()], indent=1, ensure_ascii=False))  # fmt: skip
         per = [{**x, "field": labels.get(x["key"])} for x in rows]
-        records.write(st.partial / "per_sample.jsonl", per)
+        core.write_jsonl(st.partial / "per_sample.jsonl", per)
         acc = fl.accuracy(per)
         res = json.dumps(fl.results_file(acc, settings), indent=2)
         (st.partial / "results").mkdir()

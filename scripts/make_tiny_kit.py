@@ -5,8 +5,10 @@ ChatML template (qwen-base, qwen-instruct); offline, deterministic, in seconds. 
 import json
 import sys
 
+from scripts import core
+from scripts.core import sha256_path
 from scripts.lib import cli, stages, venv
-from scripts.lib.manifest import Stage, sha256_path
+from scripts.lib.manifest import Stage
 
 
 def main(argv=None):
@@ -14,7 +16,7 @@ def main(argv=None):
     a = ap.parse_args(argv)
     builder = venv.TOOLS / "build_tiny_kit.py"
     kit = cli.load(a).kit  # the plan's kit (make smoke / make reproduce), else <runs>/tiny-kit
-    recipe = {"path": str(builder.relative_to(venv.ROOT)), "sha256": sha256_path(builder)}
+    recipe = {"path": str(builder.relative_to(core.ROOT)), "sha256": sha256_path(builder)}
     st = Stage(kit, "tiny-kit", recipe, {}, a.force, seed=0, env="eval", code=[venv.TOOLS / "build_tiny_kit.py"])
     if st.skip():
         return 0

@@ -15,6 +15,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from scripts import core
 from scripts.lib import cli, stages, venv
 from scripts.lib import manifest as mf
 from scripts.lib import recipe as rc
@@ -56,7 +57,7 @@ def main(argv=None):
         inputs["questions"] = fixtures["questions"][a.dataset]
         inputs["database"] = fixtures["database"]
     if a.database:
-        inputs["database"] = {"path": a.database, "sha256": mf.sha256_path(Path(a.database))}
+        inputs["database"] = {"path": a.database, "sha256": core.sha256_path(Path(a.database))}
     if not inputs.get("database"):
         raise SystemExit("medprompt: no database: give --database (a CoT JSONL), or --local for the fixture one")
     model, database = inputs["model"], inputs["database"]["path"]
@@ -89,7 +90,7 @@ def main(argv=None):
         clean=False,
         seed=cfg["seed"],
         env=env,
-        code=[venv.ROOT / "medprompt", *filter(None, [venv.SITE.get(env)])],
+        code=[core.ROOT / "medprompt", *filter(None, [venv.SITE.get(env)])],
     )
     if st.skip():
         return 0
@@ -102,7 +103,7 @@ def main(argv=None):
             env,
             ["python", "-m", "medprompt.run", "--config", cfg_path],
             log=st.dir / "log.txt",
-            extra_env={"PYTHONPATH": str(venv.ROOT)},
+            extra_env={"PYTHONPATH": str(core.ROOT)},
         )
         if res.returncode:
             raise SystemExit(f"[medprompt] failed; see {st.dir / 'log.txt'}")

@@ -13,7 +13,7 @@ import sys
 
 import yaml
 
-from scripts.lib import checks, cli, stages, venv
+from scripts.lib import checks, cli, placeholders, stages, venv
 from scripts.lib import manifest as mf
 
 
@@ -21,8 +21,8 @@ def main(argv=None):
     a = cli.stage_parser(__doc__).parse_args(argv)
     r = cli.load(a)
     inputs = stages.inputs("merge", a.runs, r.name)
-    paths = stages.placeholders("merge", r, inputs)  # merge.yaml's SFT entry -> the SFT output
-    cfg = stages.fill(r.files["merge"], paths, r.rel("merge"), required=paths)
+    paths = placeholders.placeholders("merge", r, inputs)  # merge.yaml's SFT entry -> the SFT output
+    cfg = placeholders.fill(r.files["merge"], paths, r.rel("merge"), required=paths)
     seed = int(r.files["recipe"]["merge_seed"])
     instruct = cfg["tokenizer"]["source"] if isinstance(cfg.get("tokenizer"), dict) else cfg["models"][-1]["model"]
     sft = inputs["sft"]["path"]

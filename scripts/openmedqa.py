@@ -19,13 +19,14 @@ import json
 import sys
 from pathlib import Path
 
-from evals import fixtures, records
+from evals import fixtures
 from evals import openmedqa as om
+from scripts import core
+from scripts.core import table
 from scripts.lib import cli, generation, judged, stages, venv
 from scripts.lib import manifest as mf
 from scripts.lib.aggregates import load_results, measured_scores
 from scripts.lib.judged import fresh_out, mcqa_lm_eval, model_and_dir, stand_in
-from scripts.lib.table import table
 
 
 def multiple_choice(path) -> tuple:
@@ -58,7 +59,7 @@ def main(argv=None):
                                mcqa_results=None if mc_path is None else str(mc_path))  # fmt: skip
     inputs = {"model": model, "judge": mf.model_input(judge)}
     if a.questions:
-        inputs["questions"] = {"path": a.questions, "sha256": mf.sha256_path(Path(a.questions))}
+        inputs["questions"] = {"path": a.questions, "sha256": core.sha256_path(Path(a.questions))}
     st = judged.stage(a, r, "openmedqa", settings, inputs, om.SEED)
     if st.skip():
         return 0
@@ -91,7 +92,7 @@ def main(argv=None):
             }
             for q in rows
         ]
-        records.write(out / "per_question.jsonl", per)
+        core.write_jsonl(out / "per_question.jsonl", per)
         acc = om.accuracy([p["verdict"] for p in per])
         res = om.results_file(acc, multiple_choice(mc_path), settings)
         (out / "results").mkdir(exist_ok=True)

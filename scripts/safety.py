@@ -20,11 +20,12 @@ import json
 import sys
 from pathlib import Path
 
-from evals import asr, fixtures, llama_guard, records, seval
+from evals import asr, fixtures, llama_guard, seval
+from scripts import core
+from scripts.core import markdown, table
 from scripts.lib import cli, generation, judged, stages, venv
 from scripts.lib import manifest as mf
 from scripts.lib.judged import fresh_out, model_and_dir, stand_in
-from scripts.lib.table import markdown, table
 
 
 def main(argv=None):
@@ -48,7 +49,7 @@ def main(argv=None):
                                seed=seval.SEED)  # fmt: skip
     inputs = {"model": model, "judge": mf.model_input(judge)}
     if a.prompts:
-        inputs["prompts"] = {"path": a.prompts, "sha256": mf.sha256_path(Path(a.prompts))}
+        inputs["prompts"] = {"path": a.prompts, "sha256": core.sha256_path(Path(a.prompts))}
     st = judged.stage(a, r, "safety", settings, inputs, seval.SEED)
     if st.skip():
         return 0
@@ -57,13 +58,13 @@ def main(argv=None):
         out.mkdir(parents=True, exist_ok=True)
         src = Path(a.prompts) if a.prompts else out / "seval.jsonl"
         if a.local:
-            records.write(src, fixtures.seval_rows())
+            core.write_jsonl(src, fixtures.seval_rows())
         elif not a.prompts and not src.exists():
             if venv.run(
                 "infer",
                 ["python", "-m", "evals.seval", "--fetch", src],
                 log=st.dir / "log.txt",
-                extra_env={"PYTHONPATH": str(venv.ROOT), **venv.ONLINE},
+                extra_env={"PYTHONPATH": str(core.ROOT), **venv.ONLINE},
             ).returncode:
                 raise SystemExit(f"[safety] could not fetch {seval.REPO}/{seval.FILE}; see {st.dir / 'log.txt'}")
         prompts = seval.sample(seval.load(src), a.per_cell)[: a.limit]
@@ -85,7 +86,7 @@ def main(argv=None):
                     "categories": v.categories,
                 }
             )
-        records.write(out / "per_prompt.jsonl", rows)
+        core.write_jsonl(out / "per_prompt.jsonl", rows)
         tabs = asr.tables(rows)
         (out / "results").mkdir(exist_ok=True)
         (out / "results" / "results_safety.json").write_text(json.dumps(asr.results_file(tabs, settings), indent=2))

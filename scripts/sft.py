@@ -19,7 +19,7 @@ from pathlib import Path
 
 import yaml
 
-from scripts.lib import checks, cli, launch, stages, venv
+from scripts.lib import checks, cli, launch, placeholders, stages, venv
 from scripts.lib import manifest as mf
 from scripts.lib import recipe as rc
 
@@ -60,8 +60,8 @@ def main(argv=None):
     cli.fail_on(batch_problems)
     inputs = stages.inputs("sft", a.runs, r.name)
     stage_dir = stages.folder("sft", a.runs, r.name)
-    paths = stages.placeholders("sft", r, inputs, stage_dir / ".partial")
-    cfg = stages.fill(rc.render_sft(r, grad_accum=ga), paths, r.rel("sft"), required=paths)
+    paths = placeholders.placeholders("sft", r, inputs, stage_dir / ".partial")
+    cfg = placeholders.fill(rc.render_sft(r, grad_accum=ga), paths, r.rel("sft"), required=paths)
     inputs["base_model"] = mf.model_input(cfg["base_model"])
     st = mf.Stage(
         stage_dir,

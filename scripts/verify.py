@@ -32,9 +32,10 @@ from pathlib import Path
 
 import yaml
 
+from scripts import core
+from scripts.core import markdown, table
 from scripts.lib import cli, stages
 from scripts.lib import manifest as mf
-from scripts.lib import recipe as rc
 from scripts.lib.aggregates import (
     NEEDS,
     Score,
@@ -43,10 +44,9 @@ from scripts.lib.aggregates import (
     measured_scores,
     with_aggregates,
 )
-from scripts.lib.table import markdown, table
 
 Z = 1.96
-REPORTED = rc.ROOT / "results" / "reported.yaml"
+REPORTED = core.ROOT / "results" / "reported.yaml"
 SUITE_TABLES = {
     "mcqa": ["table9", "leaderboard"],
     "open": ["table11a", "table11b", "table12"],
@@ -199,7 +199,7 @@ def main(argv=None):
     ap.add_argument("--baseline-results", help="the baseline's results (default: its `make eval MODEL=` stage)")
     ap.add_argument("--recipe", default="recipes/aloe-beta-8b")
     ap.add_argument("--profile")
-    ap.add_argument("--runs", default=str(rc.ROOT / "runs"))
+    ap.add_argument("--runs", default=str(core.ROOT / "runs"))
     ap.add_argument("--plan", help="the verify job's rendered plan (make reproduce / make smoke)")
     ap.add_argument("--reported", default=str(REPORTED), help="reported numbers (default results/reported.yaml)")
     ap.add_argument("--suite", default="mcqa", help="which eval stage of the recipe run to read (default mcqa)")
@@ -282,7 +282,7 @@ def verify_table(a, reported, table_name, model, results, base_results, out) -> 
             "the exit status follows the gain"
         )
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
-    out = Path(out or rc.ROOT / "results" / "verify" / f"{slug}-{table_name}-{a.setting}")
+    out = Path(out or core.ROOT / "results" / "verify" / f"{slug}-{table_name}-{a.setting}")
     out.mkdir(parents=True, exist_ok=True)
     n_fail = sum(not ok for ok in decide)
     what = "gains " if base_results is not None else ""

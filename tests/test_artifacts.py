@@ -6,6 +6,7 @@ from pathlib import Path
 
 from conftest import run_py
 
+from scripts import core
 from scripts.lib import manifest as mf
 
 
@@ -34,4 +35,4 @@ def test_every_model_output_holds_the_artifact_only_and_every_output_is_hashed(c
         assert ARTIFACT - {"chat_template.jinja"} <= names and names <= ARTIFACT | TOKENIZER | CARD, f"{stage}: {names}"
     for stage in ("data", "sft", "merge", "dpo", "eval-mcqa", "medprompt-medqa_4options"):
         for key, out in mf.read(run / stage)["outputs"].items():
-            assert out["sha256"] == mf.sha256_path(Path(out["path"])), f"{stage} {key}"
+            assert out["sha256"] == core.sha256_path(Path(out["path"])), f"{stage} {key}"

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, run_py, tool
 
+from scripts import core
 from scripts.lib import manifest as mf
 from scripts.lib import venv
 
@@ -93,7 +94,7 @@ def test_merging_twice_with_the_seed_is_bit_identical(chain, tmp_path):
     p = venv.run("merge", ["mergekit-yaml", cfg, tmp_path / "again", "--random-seed", seed], capture=True)
     assert p.returncode == 0, p.stderr[-2000:]
     first = run / "merge" / "model" / "model.safetensors"
-    assert mf.sha256_path(tmp_path / "again" / "model.safetensors") == mf.sha256_path(first)
+    assert core.sha256_path(tmp_path / "again" / "model.safetensors") == core.sha256_path(first)
 
 
 def test_merged_and_final_models_stop_at_eot_but_the_base_does_not(chain):
@@ -160,5 +161,5 @@ def test_manifest_records_the_run(chain, stage):
     assert m["tools"] and m["git_sha"] and m["wall_s"] is not None and m["world_size"] == 1
     for name, v in m["inputs"].items():  # every local input is recorded with the hash of what the stage read
         if Path(v["path"]).exists():
-            assert v["sha256"] == mf.sha256_path(v["path"]), (stage, name)
+            assert v["sha256"] == core.sha256_path(v["path"]), (stage, name)
     assert any(Path(v["path"]).exists() for v in m["inputs"].values())

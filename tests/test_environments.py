@@ -10,6 +10,7 @@ import sys
 import pytest
 from conftest import ROOT
 
+from scripts import core
 from scripts.drivers import install, lock
 from scripts.lib import manifest as mf
 from scripts.lib import recipe as rc
@@ -97,7 +98,7 @@ def test_a_stage_reruns_when_its_environment_or_code_changes(tmp_path, monkeypat
     stamp.write_text("lock-a\n")
     tool = tmp_path / "tool.py"
     tool.write_text("x = 1\n")
-    recipe = {"sha256": mf.sha256_json({"lr": 1e-5}), "rendered": {"lr": 1e-5}}
+    recipe = {"sha256": core.sha256_json({"lr": 1e-5}), "rendered": {"lr": 1e-5}}
 
     def run():
         st = mf.Stage(tmp_path / "stage", "data", recipe, {}, env="data", code=[tool])
@@ -123,7 +124,7 @@ def test_a_changed_comment_in_a_recipe_is_not_a_change(tmp_path):
     shutil.copytree(ROOT / "recipes/aloe-beta-8b", copy)
     sft = copy / "sft.yaml"
     sft.write_text(sft.read_text().replace("# [P] Table 5", "# [P] Table 5 (a reworded comment)", 1))
-    digest = {k: mf.sha256_json(v) for k, v in rc.load(copy).files.items()}
-    assert digest == {k: mf.sha256_json(v) for k, v in rc.load(ROOT / "recipes/aloe-beta-8b").files.items()}
+    digest = {k: core.sha256_json(v) for k, v in rc.load(copy).files.items()}
+    assert digest == {k: core.sha256_json(v) for k, v in rc.load(ROOT / "recipes/aloe-beta-8b").files.items()}
     sft.write_text(sft.read_text().replace("learning_rate: 2.0e-5", "learning_rate: 3.0e-5"))
-    assert mf.sha256_json(rc.load(copy).files["sft"]) != digest["sft"]
+    assert core.sha256_json(rc.load(copy).files["sft"]) != digest["sft"]

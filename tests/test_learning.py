@@ -10,6 +10,7 @@ import math
 import pytest
 from conftest import ROOT, run_py, tool
 
+from scripts import core
 from scripts.lib import manifest as mf
 from scripts.lib import recipe as rc
 from scripts.lib.eval_fixtures import DRUGS
@@ -45,7 +46,7 @@ def fixture_rows():
 def write_data_stage(run):
     """The data stage of this run: the fixture in data_prep's output schema, with its manifest."""
     sft, pairs = fixture_rows()
-    recipe = {"path": "tests/test_learning.py", "sha256": mf.sha256_json([sft, pairs])}
+    recipe = {"path": "tests/test_learning.py", "sha256": core.sha256_json([sft, pairs])}
     st = mf.Stage(run / "data", "data", recipe, {}, env="base")
     if st.skip():
         return

@@ -2,9 +2,10 @@
 
 import pytest
 
+from scripts import core
 from scripts.lib import recipe as rc
 
-R8, R70 = rc.ROOT / "recipes/aloe-beta-8b", rc.ROOT / "recipes/aloe-beta-70b"
+R8, R70 = core.ROOT / "recipes/aloe-beta-8b", core.ROOT / "recipes/aloe-beta-70b"
 
 
 def test_overlay_replaces_deletes_and_merges():

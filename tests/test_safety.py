@@ -7,7 +7,8 @@ import json
 import pytest
 from conftest import ROOT, run_py
 
-from evals import asr, fixtures, llama_guard, records, seval
+from evals import asr, fixtures, llama_guard, seval
+from scripts import core
 
 
 @pytest.mark.parametrize(
@@ -69,13 +70,13 @@ def test_avg_is_the_mean_of_the_columns_and_lands_in_lm_evals_shape():
 
 def test_seval_layout_loads_and_samples_every_cell(tmp_path):
     f = tmp_path / "seval.jsonl"
-    records.write(f, fixtures.seval_rows(per_cell=3))
+    core.write_jsonl(f, fixtures.seval_rows(per_cell=3))
     rows = seval.load(f)
     assert len(rows) == 240 and {r["style"] for r in rows} == set(seval.STYLES.values())
     picked = seval.sample(rows, per_cell=2)
     assert len(picked) == 160 and picked == seval.sample(rows, per_cell=2)
     bad = dict(fixtures.seval_rows(1)[0], ext=json.dumps({"category": "made_up_attack"}))
-    records.write(f, [bad])
+    core.write_jsonl(f, [bad])
     with pytest.raises(seval.SEvalError, match=r"seval.jsonl:1: not an S-Eval attack row \(KeyError"):
         seval.load(f)
 
@@ -102,7 +103,7 @@ def safety(runs, *extra):
 def test_the_tiny_kit_runs_the_whole_path_and_a_killed_run_resumes(runs):
     safety(runs)
     out = runs / "eval" / "meta-llama_Llama-3.1-8B-Instruct" / "safety" / "out"
-    per = records.resume(out / "per_prompt.jsonl")
+    per = core.resume_jsonl(out / "per_prompt.jsonl")
     assert len(per) == 80 and all(isinstance(p["answer"], str) and isinstance(p["judge_output"], str) for p in per)
     assert sum(bool(p["answer"]) for p in per) > 40  # the model under test did answer
     assert all(p["label"] is None for p in per)  # a random judge writes no verdict: all unparsed, none safe

@@ -10,8 +10,9 @@ import sys
 import pytest
 from conftest import ROOT, run_py
 
+from scripts import core
 from scripts import eval as ev
-from scripts.lib import chain, cli, plan, stages
+from scripts.lib import chain, cli, placeholders, plan, stages
 from scripts.lib import manifest as mf
 from scripts.lib import recipe as rc
 
@@ -55,7 +56,7 @@ def test_templated_outputs_are_published_and_read_back_by_their_value(tmp_path):
     outs = mf.read(tmp_path / "data")["outputs"]
     assert sorted(outs) == ["dpo_chunk_0", "dpo_chunk_1", "dpo_redteam", "eval_medqa", "sft", "work"]
     assert (tmp_path / "data" / "dpo" / "chunk_1.jsonl").read_text() == "dpo/chunk_1.jsonl"
-    assert outs["dpo_chunk_1"]["sha256"] == mf.sha256_path(tmp_path / "data" / "dpo" / "chunk_1.jsonl")
+    assert outs["dpo_chunk_1"]["sha256"] == core.sha256_path(tmp_path / "data" / "dpo" / "chunk_1.jsonl")
     assert sorted(stages.matching(outs, "dpo_chunk_{i}")) == ["0", "1"]
     got = stages.inputs("eval", tmp_path, "data/..", "fixtures")  # {run}/data with run "data/.." = tmp_path/data
     assert list(got["fixtures"]) == ["medqa"]
@@ -76,12 +77,12 @@ def test_a_missing_required_output_fails_the_stage(tmp_path):
 
 def test_placeholders_are_filled_one_way_and_a_missing_one_is_named():
     r = rc.load(R70)
-    ph = stages.placeholders("merge", r, {"sft": {"path": "/real/sft"}})
+    ph = placeholders.placeholders("merge", r, {"sft": {"path": "/real/sft"}})
     assert ph == {"runs/aloe-beta-70b/sft/model": "/real/sft"}
-    cfg = stages.fill(r.files["merge"], ph, r.rel("merge"), required=ph)
+    cfg = placeholders.fill(r.files["merge"], ph, r.rel("merge"), required=ph)
     assert [m["model"] for m in cfg["models"]] == ["/real/sft", "meta-llama/Llama-3.1-70B-Instruct"]
     with pytest.raises(SystemExit, match=r"recipes/aloe-beta-70b/merge.yaml: names no runs/aloe-beta-70b/sft/model"):
-        stages.fill({"models": [{"model": "runs/other/sft/model"}]}, ph, r.rel("merge"), required=ph)
+        placeholders.fill({"models": [{"model": "runs/other/sft/model"}]}, ph, r.rel("merge"), required=ph)
 
 
 def test_check_recipes_names_a_wrong_placeholder(tmp_path):
@@ -90,10 +91,10 @@ def test_check_recipes_names_a_wrong_placeholder(tmp_path):
     merge.write_text(merge.read_text().replace("runs/aloe-beta-70b/sft/model", "runs/aloe-beta-70b/sft/out"))
     dpo = tmp_path / "aloe-beta-70b" / "dpo.yaml"
     dpo.write_text(dpo.read_text().replace("data/dpo/redteam.jsonl", "data/dpo/red.jsonl"))
-    problems = [str(p) for p in stages.placeholder_problems(rc.load(tmp_path / "aloe-beta-70b"))]
+    problems = [str(p) for p in placeholders.placeholder_problems(rc.load(tmp_path / "aloe-beta-70b"))]
     assert len(problems) == 2 and "merge.yaml" in problems[0] and "names no runs/aloe-beta-70b/sft/model" in problems[0]
     assert "dpo.yaml" in problems[1] and "stage2: runs/aloe-beta-70b/data/dpo/red.jsonl is no output" in problems[1]
-    assert stages.placeholder_problems(rc.load(R70)) == []
+    assert placeholders.placeholder_problems(rc.load(R70)) == []
 
 
 def test_a_layout_reaches_every_stage_through_its_plan(tmp_path):
@@ -214,5 +215,5 @@ def test_data_outputs_are_found_by_placeholder_through_a_symlinked_runs_folder(t
     (tmp_path / "runs").symlink_to(tmp_path / "scratch")
     chunk = tmp_path / "runs" / "r" / "data" / "dpo" / "chunk_0.jsonl"  # recorded through the link
     chunk.write_text("{}\n")
-    found = stages.by_placeholder("x", "data", tmp_path / "scratch" / "r" / "data", {"c": {"path": str(chunk)}})
+    found = placeholders.by_placeholder("x", "data", tmp_path / "scratch" / "r" / "data", {"c": {"path": str(chunk)}})
     assert list(found) == ["runs/x/data/dpo/chunk_0.jsonl"]

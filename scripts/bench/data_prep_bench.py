@@ -15,8 +15,8 @@ import tempfile
 from pathlib import Path
 
 from data_prep import pipeline
+from scripts.core import table
 from scripts.lib import eval_fixtures
-from scripts.lib.table import table
 
 WORDS = [
     f"{a}{b}"

@@ -14,11 +14,10 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a file: the repository on the path
+from scripts.core import ROOT, table  # noqa: E402
 from scripts.drivers import install  # noqa: E402
 from scripts.lib import uv  # noqa: E402
-from scripts.lib.table import table  # noqa: E402
 
 
 def timed(cmd, env=None) -> float:

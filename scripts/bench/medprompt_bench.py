@@ -25,11 +25,9 @@ from pathlib import Path
 from medprompt import generate
 from medprompt.embed import Embedder
 from medprompt.run import Run
+from scripts.core import table
 from scripts.lib import eval_fixtures
 from scripts.lib import recipe as rc
-from scripts.lib.table import table
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def write_jsonl(path, rows):

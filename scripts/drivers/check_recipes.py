@@ -15,9 +15,10 @@ without it gets the table of deviations as information). Exits 1 naming file, li
 import argparse
 import sys
 
-from scripts.lib import checks, stages, values
+from scripts import core
+from scripts.core import table
+from scripts.lib import checks, placeholders, values
 from scripts.lib import recipe as rc
-from scripts.lib.table import table
 
 
 def main(argv=None):
@@ -30,7 +31,7 @@ def main(argv=None):
     )
     ap.add_argument("--profile", help="also show what this profile changes (default: cpu-tiny)", default="cpu-tiny")
     a = ap.parse_args(argv)
-    dirs = a.recipe or sorted(str(p.parent) for p in (rc.ROOT / "recipes").glob("*/recipe.yaml"))
+    dirs = a.recipe or sorted(str(p.parent) for p in (core.ROOT / "recipes").glob("*/recipe.yaml"))
     recipes, problems = [], []
     for d in dirs:
         try:
@@ -42,7 +43,7 @@ def main(argv=None):
         problems += p
         print(table(checks.HEADERS, rows))
     for r in recipes:  # the placeholders each stage fills (scripts/lib/stages.py)
-        problems += stages.placeholder_problems(r)
+        problems += placeholders.placeholder_problems(r)
     for r in recipes:  # the published values (recipes/published.yaml): binding for a released model only
         published, released = values.published_for(r)
         devs = values.deviations(r, published)

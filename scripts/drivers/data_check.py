@@ -15,6 +15,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from scripts import core
 from scripts.lib import recipe as rc
 from scripts.lib import venv
 
@@ -34,7 +35,7 @@ def main(argv=None):
     ap.add_argument("--hub-dir", help="a folder laid out like the hub, <owner>/<repo> (default: the hub itself)")
     ap.add_argument("--rows", type=int, default=5, help="rows sampled per source")
     a = ap.parse_args(argv)
-    recipes = [Path(a.recipe)] if a.recipe else sorted(p.parent for p in (rc.ROOT / "recipes").glob("*/recipe.yaml"))
+    recipes = [Path(a.recipe)] if a.recipe else sorted(p.parent for p in (core.ROOT / "recipes").glob("*/recipe.yaml"))
     found = venv.run("eval", ["lm_eval_datasets.py", "--include-path", rc.TASKS, *eval_tasks(recipes)], capture=True)
     if found.returncode:
         raise SystemExit(f"[data-check] {found.stderr.strip().splitlines()[-1]}")
@@ -53,7 +54,7 @@ def main(argv=None):
             datasets,
             *(["--hub-dir", Path(a.hub_dir).resolve()] if a.hub_dir else []),
         ]
-        extra = {"PYTHONPATH": str(venv.ROOT), **({} if a.hub_dir else venv.ONLINE)}
+        extra = {"PYTHONPATH": str(core.ROOT), **({} if a.hub_dir else venv.ONLINE)}
         return venv.run("data", cmd, extra_env=extra).returncode
 
 

@@ -22,11 +22,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from scripts import core
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from scripts.lib import uv  # noqa: E402 - runs before any environment exists, from the system python
 from scripts.lib.venv import STAMP, VENVS  # noqa: E402
 
-ROOT = uv.ROOT
+ROOT = core.ROOT
 TORCH = "2.13.0"
 STAGES = ["base", "data", "sft", "merge", "dpo", "eval", "infer", "infer-vllm"]
 GPU_ONLY = ["infer-gpu"]  # vLLM brings its own CUDA torch: built on request, never by default

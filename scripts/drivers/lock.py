@@ -17,9 +17,10 @@ import sys
 import tempfile
 from pathlib import Path
 
+from scripts import core
 from scripts.lib import uv
 
-ENVS = uv.ROOT / "envs"
+ENVS = core.ROOT / "envs"
 VARIANTS = {
     "base": ["any"],
     "data": ["any"],

@@ -22,9 +22,10 @@ import sys
 import urllib.request
 from pathlib import Path
 
+from scripts import core
+from scripts.core import table
 from scripts.lib import recipe as rc
 from scripts.lib import values
-from scripts.lib.table import table
 
 # model_type -> (axolotl chat_template, turn terminator, pad token): the released Aloe recipes' choices per family
 FAMILIES = {
@@ -130,7 +131,7 @@ def port(src: rc.Recipe, out: Path, base: str, instruct: str, cfg: dict, templat
 
 def rel(p: Path) -> str:
     p = p.resolve()
-    return str(p.relative_to(rc.ROOT)) if p.is_relative_to(rc.ROOT) else str(p)
+    return str(p.relative_to(core.ROOT)) if p.is_relative_to(core.ROOT) else str(p)
 
 
 def main(argv=None):
@@ -147,7 +148,7 @@ def main(argv=None):
         ap.add_argument(f"--{stage}-gpus", type=int, help=f"GPUs of the {stage} stage (default: the source's)")
         ap.add_argument(f"--{stage}-nodes", type=int)
     a = ap.parse_args(argv)
-    out = Path(a.name) if "/" in a.name else rc.ROOT / "recipes" / a.name
+    out = Path(a.name) if "/" in a.name else core.ROOT / "recipes" / a.name
     if out.exists():
         raise SystemExit(f"new_recipe: {out} exists")
     src = rc.load(a.src)

@@ -18,10 +18,10 @@ import json
 import sys
 from pathlib import Path
 
+from scripts import core
+from scripts.core import table
 from scripts.lib import chain, cli, slurm, stages, venv
 from scripts.lib import manifest as mf
-from scripts.lib import recipe as rc
-from scripts.lib.table import table
 
 
 def run_local(jobs: list) -> int:
@@ -37,7 +37,7 @@ def main(argv=None):
     ap.add_argument("--launcher", choices=("slurm", "local"), default="slurm")
     ap.add_argument(
         "--cluster",
-        default=str(rc.ROOT / "recipes" / "clusters" / "example.yaml"),
+        default=str(core.ROOT / "recipes" / "clusters" / "example.yaml"),
         help="cluster settings file (recipes/clusters/); keys can be overridden as ALOE_SLURM_<KEY>",
     )
     ap.add_argument("--dry-run", action="store_true", help="print the batch scripts and the job graph; submit nothing")
@@ -95,7 +95,7 @@ def main(argv=None):
     if a.dry_run:
         return 0
     record = log_dir / f"submitted-{mf.now().replace(':', '')}.json"
-    mf.write_json_atomic(record, {"recipe": r.rel("recipe"), "profile": r.profile, "jobs": ids})
+    core.write_json_atomic(record, {"recipe": r.rel("recipe"), "profile": r.profile, "jobs": ids})
     print(
         f"\nfollow: squeue -j {','.join(ids.values())}    logs: {log_dir}/<id>-<job>.out\n"
         f"cancel: scancel {' '.join(ids.values())}\n"

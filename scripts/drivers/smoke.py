@@ -16,10 +16,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from scripts import core
+from scripts.core import table
 from scripts.lib import chain, cli, stages
 from scripts.lib import manifest as mf
 from scripts.lib import recipe as rc
-from scripts.lib.table import table
 
 PROFILE = "cpu-tiny"
 
@@ -54,7 +55,7 @@ def figure(stage, m):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--runs", default=str(rc.ROOT / "runs"), help="root of run outputs (default runs/)")
+    ap.add_argument("--runs", default=str(core.ROOT / "runs"), help="root of run outputs (default runs/)")
     ap.add_argument("--recipe", default=cli.DEFAULT_RECIPE, help=f"recipe folder (default {cli.DEFAULT_RECIPE})")
     ap.add_argument("--force", action="store_true", help="rerun every stage")
     a = ap.parse_args(argv)
@@ -80,14 +81,14 @@ def main(argv=None):
             [
                 job.stage,
                 f"{dt:.0f} s" + (" (skipped)" if skipped else ""),
-                out.replace(str(rc.ROOT) + "/", ""),
+                out.replace(str(core.ROOT) + "/", ""),
                 figure(job.stage, m),
             ]
         )
     print("\nsmoke summary (tiny model on CPU: these figures show the chain works, not the paper's numbers)")
     print(table(["stage", "wall", "output", "what shows it worked"], rows))
     print("\n=== verify (the tiny model against its fixture expectation; NOT the paper's numbers) ===", flush=True)
-    return subprocess.run(jobs[-1].argv(), cwd=rc.ROOT).returncode
+    return subprocess.run(jobs[-1].argv(), cwd=core.ROOT).returncode
 
 
 if __name__ == "__main__":

@@ -15,6 +15,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from scripts import core
+
 from . import manifest as mf
 from . import plan as pl
 from . import recipe as rc
@@ -151,7 +153,7 @@ def build(
     mp = [j for j in jobs if j.stage == "medprompt"]
     if fixtures:  # the tiny model against its fixture expectation, not the paper's numbers
         out = stages.folder("verify", runs, r.name)
-        expected = rc.ROOT / "results" / "tiny_expected.yaml"
+        expected = core.ROOT / "results" / "tiny_expected.yaml"
         args = ["--suite", suite, "--reported", expected, "--table", "fixture", "--model", tiny_model(r), "--out", out]
         add("verify", "verify", args, after=["eval", *(j.name for j in mp)])
     else:
@@ -205,8 +207,8 @@ def done(job: Job) -> bool:
     node it runs on (CUDA or not, as planned: the vLLM stages' environment depends on it)."""
     if job.stage == "verify":
         return False  # cheap, and its report is the point of the chain: always rerun
-    env = {**os.environ, mf.CHECK_ONLY: "1", "PYTHONPATH": str(rc.ROOT), venv.CUDA: "1" if job.cuda else "0"}
-    return subprocess.run(job.argv(), env=env, cwd=rc.ROOT, capture_output=True).returncode == 0
+    env = {**os.environ, mf.CHECK_ONLY: "1", "PYTHONPATH": str(core.ROOT), venv.CUDA: "1" if job.cuda else "0"}
+    return subprocess.run(job.argv(), env=env, cwd=core.ROOT, capture_output=True).returncode == 0
 
 
 def pending(jobs: list) -> list:
@@ -227,7 +229,7 @@ def run_here(jobs: list):
     for job in jobs:
         print(f"\n=== {job.name} ===", flush=True)
         t0 = time.time()
-        code = subprocess.run(job.argv(), cwd=rc.ROOT).returncode
+        code = subprocess.run(job.argv(), cwd=core.ROOT).returncode
         yield job, time.time() - t0, code
         if code:
             return

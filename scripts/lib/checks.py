@@ -7,6 +7,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from scripts import core
+
 from . import recipe as rc
 from . import values, venv
 
@@ -27,7 +29,7 @@ def _jobs(recipes, stages):
                     "id": i,
                     "config": rc.render_sft(r),
                     "world_size": r.world("sft"),
-                    "base_config": str(rc.ROOT / base_cfg) if base_cfg else None,
+                    "base_config": str(core.ROOT / base_cfg) if base_cfg else None,
                     "gpu": r.profile is None,
                 }
             )
@@ -58,7 +60,7 @@ def _run_tools(jobs, tmp: Path):
         procs[stage] = subprocess.Popen(
             [str(venv.bin_dir(env_name) / "python"), str(venv.TOOLS / script), str(f)],
             env=venv.env_for(env_name),
-            cwd=rc.ROOT,
+            cwd=core.ROOT,
             text=True,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

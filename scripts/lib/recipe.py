@@ -13,9 +13,10 @@ from pathlib import Path
 
 import yaml
 
+from scripts.core import ROOT
+
 from . import stages
 
-ROOT = Path(__file__).resolve().parents[2]
 FILES = ("recipe", "sft", "merge", "dpo", "medprompt", "eval")
 PROFILES = ROOT / "recipes" / "profiles"
 TASKS = ROOT / "recipes" / "tasks"  # the repository's lm-eval tasks: open/ (Tables 11-12), mcqa/ (aloe_pubmedqa)

@@ -13,9 +13,11 @@ import subprocess
 import time
 from pathlib import Path
 
+from scripts import core
+from scripts.core import table
+
 from . import chain
 from . import recipe as rc
-from .table import table
 
 SETTINGS = {  # key: (default, what it is)
     "partition": (None, "sbatch --partition"),
@@ -40,7 +42,7 @@ def load_settings(path) -> dict:
     path = Path(path)
     raw = rc.read_yaml(path) if path.exists() else None
     if raw is None:
-        known = sorted(p.name for p in (rc.ROOT / "recipes" / "clusters").glob("*.yaml"))
+        known = sorted(p.name for p in (core.ROOT / "recipes" / "clusters").glob("*.yaml"))
         raise rc.RecipeError([rc.Problem(str(path), "-", f"no cluster settings file; known: {known}")])
     bad = [
         rc.Problem(str(path), k, "unknown key" + rc.suggest(k, SETTINGS), rc.locate(path, k))
@@ -101,8 +103,8 @@ def script(job, s: dict, log_dir: Path, python: str) -> str:
         + "".join(f", {x}" for x in (job.batch and f"batch {job.batch}", job.parallel) if x),
         "set -euo pipefail",
         "export TORCH_NCCL_ASYNC_ERROR_HANDLING=1 NCCL_ASYNC_ERROR_HANDLING=1  # a dead rank ends the job",
-        f"export PYTHONPATH={shlex.quote(str(rc.ROOT))}",
-        f"cd {shlex.quote(str(rc.ROOT))}",
+        f"export PYTHONPATH={shlex.quote(str(core.ROOT))}",
+        f"cd {shlex.quote(str(core.ROOT))}",
         *(s["setup"] or "").strip().splitlines(),
         "t0=$(date +%s)",
         "trap 'echo \"[aloe] $SLURM_JOB_NAME ($SLURM_JOB_ID) exit $? after $(( $(date +%s) - t0 )) s on $SLURM_JOB_NODELIST\"' EXIT",

@@ -11,7 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from scripts.core import ROOT
+
 VERSION = "0.13.9"  # uv itself (pinned; installed by bootstrap() with pip)
 TOOL = ROOT / ".venv" / "uv"  # uv's own environment, not a stage environment
 PYTHON = "3.11"

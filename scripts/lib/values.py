@@ -6,9 +6,11 @@ import math
 
 import yaml
 
+from scripts import core
+
 from . import recipe as rc
 
-PUBLISHED = rc.ROOT / "recipes" / "published.yaml"
+PUBLISHED = core.ROOT / "recipes" / "published.yaml"
 INF = math.inf
 # (file, dotted key pattern) -> (low, high, low inclusive); high is inclusive
 RANGES = {

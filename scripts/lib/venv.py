@@ -7,7 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from scripts.core import ROOT
+
 VENVS = Path(os.environ.get("ALOE_VENVS", ROOT / ".venv"))  # ALOE_VENVS: environments kept elsewhere
 TOOLS = ROOT / "scripts" / "tools"
 
