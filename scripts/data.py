@@ -12,103 +12,81 @@ import sys
 from pathlib import Path
 
 from scripts import core
-from scripts.core import sha256_json, table
-from scripts.lib import cli, eval_fixtures, stages, venv
-from scripts.lib.manifest import Stage
+from scripts.core import AloeError, sha256_json, table
+from scripts.lib import driver, eval_fixtures, stages, venv
 
 
-def write_jsonl(path: Path, rows):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+class Data(driver.Stage):
+    name = "data"
 
-
-def main(argv=None):
-    ap = cli.stage_parser(__doc__)
-    ap.add_argument("--fixtures", action="store_true", help="offline fixture corpora instead of the hub")
-    ap.add_argument(
-        "--sources",
-        default="authors",
-        choices=("authors", "upstream"),
-        help="source set of data_prep/sources.yaml (default: the authors' processed copies)",
-    )
-    ap.add_argument("--hub-dir", help="a folder laid out like the hub, <owner>/<repo> (default: the hub)")
-    ap.add_argument("--seed", type=int, default=0)
-    a = ap.parse_args(argv)
-    r = cli.load(a)
-    dpo = {s["name"]: s for s in r.files["dpo"]["stages"]}
-    chunks, redteam = dpo["stage1"]["chunks"], dpo["stage2"].get("config")
-    spec = {"fixtures": a.fixtures, "sources": a.sources, "seed": a.seed, "chunks": chunks, "redteam": redteam}
-    st = Stage(
-        stages.folder("data", a.runs, r.name),
-        "data",
-        {"path": "data_prep/sources.yaml", "sha256": sha256_json(spec), "rendered": spec},
-        {},
-        a.force,
-        seed=a.seed,
-        env="data",
-        code=[core.ROOT / "data_prep"],
-    )
-    if st.skip():
-        return 0
-    with st:
-        p = st.partial
-        pipeline = [
-            "--work",
-            p / "work",
-            "--out-dir",
-            p,
-            "--seed",
-            a.seed,
-            "--chunks",
-            chunks,
+    def options(self, ap):
+        ap.add_argument("--fixtures", action="store_true", help="offline fixture corpora instead of the hub")
+        ap.add_argument(
             "--sources",
-            a.sources,
-            *(["--hub-dir", Path(a.hub_dir).resolve()] if a.hub_dir else []),
-            *(["--redteam", redteam] if redteam else []),
-        ]
-        if a.fixtures:
+            default="authors",
+            choices=("authors", "upstream"),
+            help="source set of data_prep/sources.yaml (default: the authors' processed copies)",
+        )
+        ap.add_argument("--hub-dir", help="a folder laid out like the hub, <owner>/<repo> (default: the hub)")
+        ap.add_argument("--seed", type=int, default=0)
+
+    def prepare(self, ctx):
+        r, o = ctx.recipe, ctx.opts
+        dpo = {s["name"]: s for s in r.files["dpo"]["stages"]}
+        chunks, redteam = dpo["stage1"]["chunks"], dpo["stage2"].get("config")
+        spec = {"fixtures": o["fixtures"], "sources": o["sources"], "seed": o["seed"], "chunks": chunks,
+                "redteam": redteam}  # fmt: skip
+        recipe = {"path": "data_prep/sources.yaml", "sha256": sha256_json(spec), "rendered": spec}
+        return driver.Prepared(
+            stages.folder("data", ctx.runs, r.name), recipe, {}, "data", code=(core.ROOT / "data_prep",),
+            numbers={"seed": o["seed"]}, tools=("datasets", "numpy"),
+        )  # fmt: skip
+
+    def run(self, ctx, p, b):
+        o, spec, part = ctx.opts, p.recipe["rendered"], b.partial
+        pipeline = [
+            "--work", part / "work", "--out-dir", part, "--seed", o["seed"], "--chunks", spec["chunks"],
+            "--sources", o["sources"],
+            *(["--hub-dir", Path(o["hub_dir"]).resolve()] if o["hub_dir"] else []),
+            *(["--redteam", spec["redteam"]] if spec["redteam"] else []),
+        ]  # fmt: skip
+        if o["fixtures"]:
             for task in eval_fixtures.FIXTURES:
-                write_jsonl(p / "eval" / f"{task}.jsonl", eval_fixtures.rows(task, a.seed))
-            write_jsonl(p / "medprompt" / "database.jsonl", eval_fixtures.cot_database(seed=a.seed))
-            question = eval_fixtures.rows("medqa_4options", a.seed)[0]["sent1"]
-            res = venv.run(
-                "data",
-                [
-                    "python",
-                    "-m",
-                    "data_prep.fixtures",
-                    "--out",
-                    p / "sources",
-                    "--test-question",
-                    question,
-                    "--seed",
-                    a.seed,
-                ],
-                extra_env={"PYTHONPATH": str(core.ROOT)},
-            )
-            if res.returncode:
-                raise SystemExit("[data] fixture corpora failed")
-            pipeline += ["--sources-dir", p / "sources", "--eval-dir", p / "eval"]
-        online = {} if a.fixtures or a.hub_dir else venv.ONLINE
+                core.write_jsonl(part / "eval" / f"{task}.jsonl", eval_fixtures.rows(task, o["seed"]))
+            core.write_jsonl(part / "medprompt" / "database.jsonl", eval_fixtures.cot_database(seed=o["seed"]))
+            question = eval_fixtures.rows("medqa_4options", o["seed"])[0]["sent1"]
+            cmd = ["python", "-m", "data_prep.fixtures", "--out", part / "sources", "--test-question", question,
+                   "--seed", o["seed"]]  # fmt: skip
+            if venv.run("data", cmd, extra_env={"PYTHONPATH": str(core.ROOT)}).returncode:
+                raise AloeError("[data] fixture corpora failed")
+            pipeline += ["--sources-dir", part / "sources", "--eval-dir", part / "eval"]
+        online = {} if o["fixtures"] or o["hub_dir"] else venv.ONLINE
         res = venv.run(
             "data",
             ["python", "-m", "data_prep.pipeline", *pipeline],
-            log=st.dir / "log.txt",
+            log=b.dir / "log.txt",
             extra_env={"PYTHONPATH": str(core.ROOT), **online},
         )
         if res.returncode:
-            raise SystemExit(f"[data] the pipeline failed; see {st.dir / 'log.txt'}")
-        stages.publish_all(st)
-        reports = json.loads((st.dir / "work" / "report.json").read_text())
-        st.m["tools"] = venv.tool_versions("data", ["datasets", "numpy"])
-        st.m["metrics"] = {
+            raise AloeError(f"[data] the pipeline failed; see {b.dir / 'log.txt'}")
+        reports = json.loads((part / "work" / "report.json").read_text())
+        return {
             "steps": {k: {"in": v["in"], "out": v["out"], "dropped": v["dropped"]} for k, v in reports.items()},
             "sft_rows": reports["mix"]["out"],
             "blocks": reports["mix"]["blocks"],
         }
-    m = st.m["metrics"]["steps"]
-    print(table(["step", "in", "out", "dropped"], [[k, v["in"], v["out"], v["dropped"]] for k, v in m.items()]))
-    return 0
+
+    def summary(self, ctx, p, m):
+        steps = m["metrics"]["steps"]
+        rows = [[k, v["in"], v["out"], v["dropped"]] for k, v in steps.items()]
+        return f"{p.folder}\n{table(['step', 'in', 'out', 'dropped'], rows)}"
+
+
+STAGE = Data()
+
+
+def main(argv=None):
+    return driver.main(STAGE, argv)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,8 @@ import sys
 from pathlib import Path
 
 from scripts import core
-from scripts.lib import checks, cli, launch, placeholders, stages, venv
+from scripts.core import AloeError
+from scripts.lib import checks, cli, driver, launch, placeholders, stages, venv
 from scripts.lib import manifest as mf
 from scripts.lib import recipe as rc
 
@@ -33,7 +34,7 @@ def data_files(r, runs):
     def files_for(stage, i):
         name = stage["files"].format(i=i)
         if name not in outputs:
-            raise SystemExit(f"{r.rel('dpo')}: stage {stage['name']} files {name}: not an output of the data stage "
+            raise AloeError(f"{r.rel('dpo')}: stage {stage['name']} files {name}: not an output of the data stage "
                              f"({folder / 'manifest.json'} has {', '.join(sorted(outputs))})")  # fmt: skip
         return outputs[name]
 
@@ -67,118 +68,133 @@ def step_metrics(log: Path) -> dict:
     return out
 
 
-def one_run(a, r, n: int, run: dict, model_in: dict, world: int, batch, before_compute) -> dict:
-    stage_dir = stages.folder("dpo run", a.runs, r.name, n=n, part=run["stage"], index=run["index"])
-    name = stage_dir.name
-    argv = rc.render_dpo_argv({**run, "data": run["data"]["path"]}, model_in["path"], stage_dir / ".partial" / "model")
-    argv += ["--ckpt.path", str(stage_dir / ".partial" / "ckpt")]
+def run_build(ctx, p, n: int, run: dict, model_in: dict) -> mf.Build:
+    """The Build of the n-th OpenRLHF run (its own manifest under dpo/NN-<phase>-<chunk>/)."""
+    r, batch = ctx.recipe, p.own["batch"]
+    folder = stages.folder("dpo run", ctx.runs, r.name, n=n, part=run["stage"], index=run["index"])
+    argv = rc.render_dpo_argv({**run, "data": run["data"]["path"]}, model_in["path"], folder / ".partial" / "model")
+    argv += ["--ckpt.path", str(folder / ".partial" / "ckpt")]
     info = {"path": r.rel("dpo"), "profile": r.profile, "sha256": core.sha256_json(argv), "rendered": argv}
-    force = a.force and a.upto in (None, n)  # --upto N --force reruns run N; earlier ones only if their inputs changed
-    st = mf.Stage(
-        stage_dir,
-        "dpo run",
-        info,
-        {"model": model_in, "data": run["data"]},
-        force,
-        env="dpo",
-        code=[venv.TOOLS / "openrlhf_cpu.py"],
-        seed=run["args"].get("train.seed"),
-        world_size=world,
-        micro_batch=batch[1],
-        grad_accum=batch[2],
+    upto = ctx.opts["upto"]
+    force = ctx.force and upto in (None, n)  # --upto N --force reruns run N; earlier ones only if their inputs changed
+    return mf.Build(
+        folder, "dpo run", info, {"model": model_in, "data": run["data"]}, force, env="dpo", code=p.code,
+        seed=run["args"].get("train.seed"), world_size=batch[0], micro_batch=batch[1], grad_accum=batch[2],
         total_batch=batch[3],
-    )
-    if not st.skip():
+    )  # fmt: skip
+
+
+def one_run(ctx, p, n: int, run: dict, model_in: dict, before_compute) -> dict:
+    b = run_build(ctx, p, n, run, model_in)
+    if not b.skip():
         before_compute()
-        with st:
-            log = st.dir / "log.txt"
-            cmd, env = command(argv, world)
-            print(f"[dpo] {name}: from {model_in['path']}", flush=True)
+        with b:
+            log = b.dir / "log.txt"
+            cmd, env = command(b.m["recipe"]["rendered"], p.numbers["world_size"])
+            print(f"[dpo] {b.dir.name}: from {model_in['path']}", flush=True)
             if venv.run("dpo", cmd, extra_env=env, log=log).returncode:
-                raise SystemExit(f"[dpo] run {name} failed; see {log}")
-            stages.publish_all(st)
-            st.m["metrics"] = step_metrics(log)
-    (output,) = st.m["outputs"].values()
+                raise AloeError(f"[dpo] run {b.dir.name} failed; see {log}")
+            driver.publish_all(b)
+            b.m["metrics"] = step_metrics(log)
+    (output,) = b.m["outputs"].values()
     return {
-        "run": name,
+        "run": b.dir.name,
         "stage": run["stage"],
         "index": run["index"],
         "data": run["data"]["path"],
         "model_in": model_in["path"],
         "output": output,
-        "wall_s": st.m["wall_s"],
-        "skipped": st.skipped,
-        **st.m["metrics"],
+        "wall_s": b.m["wall_s"],
+        "skipped": b.skipped,
+        **b.m["metrics"],
     }
 
 
-def main(argv=None):
-    ap = cli.stage_parser(__doc__)
-    ap.add_argument(
-        "--upto",
-        type=int,
-        metavar="N",
-        help="run the plan up to its N-th run (1-based) and stop; "
-        "the stage manifest is written once the last run is done",
-    )
-    a = ap.parse_args(argv)
-    r = cli.load(a)
-    batch = rc.dpo_batch(r)
-    cli.fail_on(batch[4])
-    inputs = stages.inputs("dpo", a.runs, r.name)
-    runs = rc.dpo_runs(r, data_files(r, a.runs))
-    if a.upto is not None and not 1 <= a.upto <= len(runs):
-        raise SystemExit(f"--upto {a.upto}: the plan of {r.rel('dpo')} has runs 1 to {len(runs)}")
-    world = batch[0]
-    validated = []
+class Dpo(driver.Stage):
+    name = "dpo"
 
-    def before_compute():  # OpenRLHF's own argparse, once, and only when a run is about to start
-        if not validated:
-            cli.fail_on(checks.validate([r], ("dpo",))[0])
-            validated.append(True)
+    def options(self, ap):
+        ap.add_argument(
+            "--upto",
+            type=int,
+            metavar="N",
+            help="run the plan up to its N-th run (1-based) and stop; "
+            "the stage manifest is written once the last run is done",
+        )
 
-    def chain(upto, on_done=None):
-        done, model = [], inputs["model"]
-        for n, run in enumerate(runs[:upto], 1):
-            done.append(one_run(a, r, n, run, model, world, batch, before_compute))
+    def prepare(self, ctx):
+        r, upto = ctx.recipe, ctx.opts["upto"]
+        batch = rc.dpo_batch(r)
+        cli.fail_on(batch[4])
+        inputs = driver.inputs("dpo", ctx.runs, r.name)
+        runs = rc.dpo_runs(r, data_files(r, ctx.runs))
+        if upto is not None and not 1 <= upto <= len(runs):
+            raise AloeError(f"--upto {upto}: the plan of {r.rel('dpo')} has runs 1 to {len(runs)}")
+        inputs |= {f"data_{i}": x["data"] for i, x in enumerate(runs)}
+        numbers = dict(world_size=batch[0], micro_batch=batch[1], grad_accum=batch[2], total_batch=batch[3])
+        return driver.Prepared(
+            stages.folder("dpo", ctx.runs, r.name), driver.recipe_info(r, "dpo", r.files["dpo"]), inputs, "dpo",
+            code=(venv.TOOLS / "openrlhf_cpu.py",), numbers=numbers,
+            tools=("openrlhf", "torch", "transformers", "deepspeed"), resumable=True,  # its runs are kept
+            own={"batch": batch, "runs": runs},
+        )  # fmt: skip
+
+    def part(self, ctx, p):
+        """--upto N short of the last run: runs 1..N only, no stage manifest (make reproduce: a job per run)."""
+        upto = ctx.opts["upto"]
+        if not upto or upto >= len(p.own["runs"]):
+            return None
+        done = self.chain(ctx, p, upto)
+        return f"runs 1-{upto} of {len(p.own['runs'])} done; last output {done[-1]['output']['path']}"
+
+    def is_done(self, ctx, p):
+        upto = ctx.opts["upto"]
+        if not upto or upto >= len(p.own["runs"]):
+            return super().is_done(ctx, p)
+        model = p.inputs["model"]
+        for n, run in enumerate(p.own["runs"][:upto], 1):
+            b = run_build(ctx, p, n, run, model)
+            if not b.done:
+                return False
+            (model,) = b.previous["outputs"].values()
+        return True
+
+    def check(self, ctx, p):
+        pass  # OpenRLHF's own argparse runs once, only when a run is about to start (chain)
+
+    def chain(self, ctx, p, upto, on_done=None) -> list:
+        validated, done, model = [], [], p.inputs["model"]
+
+        def before_compute():
+            if not validated:
+                cli.fail_on(checks.validate([ctx.recipe], ("dpo",))[0])
+                validated.append(True)
+
+        for n, run in enumerate(p.own["runs"][:upto], 1):
+            done.append(one_run(ctx, p, n, run, model, before_compute))
             model = done[-1]["output"]
             if on_done:
                 on_done(done)
-        return done, model
+        return done
 
-    if a.upto and a.upto < len(runs):
-        done, model = chain(a.upto)
-        print(f"[dpo] runs 1-{a.upto} of {len(runs)} done; last output {model['path']}")
-        return 0
-    inputs |= {f"data_{i}": x["data"] for i, x in enumerate(runs)}
-    st = mf.Stage(
-        stages.folder("dpo", a.runs, r.name),
-        "dpo",
-        cli.recipe_info(r, "dpo", r.files["dpo"]),
-        inputs,
-        a.force,
-        clean=False,
-        env="dpo",
-        code=[venv.TOOLS / "openrlhf_cpu.py"],
-        world_size=world,
-        micro_batch=batch[1],
-        grad_accum=batch[2],
-        total_batch=batch[3],
-    )
-    if st.skip():
-        return 0
-    with st:
-
+    def run(self, ctx, p, b):
         def progress(done):  # visible in the manifest while the chain runs
-            st.m["runs"] = done
-            st.save()
+            b.m["runs"] = done
+            b.save()
 
-        done, model = chain(len(runs), progress)
-        st.m["outputs"] = dict(zip(stages.spec("dpo").outputs, [model]))  # the last run's model
-        st.m["tools"] = venv.tool_versions("dpo", ["openrlhf", "torch", "transformers", "deepspeed"])
-        st.m["metrics"] = {"runs": len(done), "reward_margin_last": done[-1].get("reward_margin_last")}
-    print(f"[dpo] done: {len(done)} runs; final model {model['path']}")
-    return 0
+        done = self.chain(ctx, p, len(p.own["runs"]), progress)
+        b.m["outputs"] = dict(zip(stages.spec("dpo").outputs, [done[-1]["output"]]))  # the last run's model
+        return {"runs": len(done), "reward_margin_last": done[-1].get("reward_margin_last")}
+
+    def summary(self, ctx, p, m):
+        return f"{m['metrics']['runs']} runs; final model {m['outputs']['model']['path']}"
+
+
+STAGE = Dpo()
+
+
+def main(argv=None):
+    return driver.main(STAGE, argv)
 
 
 if __name__ == "__main__":

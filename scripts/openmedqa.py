@@ -22,11 +22,10 @@ from pathlib import Path
 from evals import fixtures
 from evals import openmedqa as om
 from scripts import core
-from scripts.core import table
-from scripts.lib import cli, generation, judged, stages, venv
+from scripts.core import AloeError, table
+from scripts.lib import driver, judged, venv
 from scripts.lib import manifest as mf
 from scripts.lib.aggregates import load_results, measured_scores
-from scripts.lib.judged import fresh_out, mcqa_lm_eval, model_and_dir, stand_in
 
 
 def multiple_choice(path) -> tuple:
@@ -37,50 +36,49 @@ def multiple_choice(path) -> tuple:
     return (s.value, s.stderr) if s else (None, None)
 
 
-def main(argv=None):
-    ap = cli.stage_parser(__doc__)
-    ap.add_argument("--model", help="hub id or path (default: the recipe run's final DPO model)")
-    ap.add_argument("--suite", choices=("openmedqa",), default="openmedqa", help=argparse.SUPPRESS)
-    ap.add_argument("--backend", choices=("hf", "vllm"), default="hf")
-    ap.add_argument("--local", action="store_true", help="the fixture questions (evals/fixtures.py)")
-    ap.add_argument("--questions", help=f"an {om.FILE} already on disk (default: fetched from {om.REPO})")
-    ap.add_argument("--limit", type=int, help="questions in all (a quick look)")
-    ap.add_argument("--max-tokens", type=int, default=om.MAX_TOKENS, help="the answer's token budget")
-    ap.add_argument("--judge", help=f"judge model (default {om.JUDGE})")
-    ap.add_argument("--judge-url", help="an OpenAI-compatible server serving the judge")
-    ap.add_argument("--mcqa-results", help="lm-eval results with medqa_4options (default: this model's mcqa eval)")
-    a = ap.parse_args(argv)
-    r = cli.load(a)
-    model, stage_dir = model_and_dir(a, r, "openmedqa")
-    judge = a.judge or stand_in(a, r, om.JUDGE)
-    mc_path = Path(a.mcqa_results) if a.mcqa_results else mcqa_lm_eval(a, r)
-    source = "fixtures" if a.local else a.questions or f"{om.REPO}/{om.FILE}"
-    settings = judged.settings(a, r, judge, a.max_tokens, om.JUDGE_MAX_TOKENS, source=source,
-                               mcqa_results=None if mc_path is None else str(mc_path))  # fmt: skip
-    inputs = {"model": model, "judge": mf.model_input(judge)}
-    if a.questions:
-        inputs["questions"] = {"path": a.questions, "sha256": core.sha256_path(Path(a.questions))}
-    st = judged.stage(a, r, "openmedqa", settings, inputs, om.SEED)
-    if st.skip():
-        return 0
-    out = fresh_out(st, a)
-    with st:
-        out.mkdir(parents=True, exist_ok=True)
-        src = Path(a.questions) if a.questions else out / om.FILE
-        if a.local:
+class OpenMedQA(driver.Stage):
+    name = "openmedqa"
+
+    def options(self, ap):
+        ap.add_argument("--model", help="hub id or path (default: the recipe run's final DPO model)")
+        ap.add_argument("--suite", choices=("openmedqa",), default="openmedqa", help=argparse.SUPPRESS)
+        ap.add_argument("--backend", choices=("hf", "vllm"), default="hf")
+        ap.add_argument("--local", action="store_true", help="the fixture questions (evals/fixtures.py)")
+        ap.add_argument("--questions", help=f"an {om.FILE} already on disk (default: fetched from {om.REPO})")
+        ap.add_argument("--limit", type=int, help="questions in all (a quick look)")
+        ap.add_argument("--max-tokens", type=int, default=om.MAX_TOKENS, help="the answer's token budget")
+        ap.add_argument("--judge", help=f"judge model (default {om.JUDGE})")
+        ap.add_argument("--judge-url", help="an OpenAI-compatible server serving the judge")
+        ap.add_argument("--mcqa-results", help="lm-eval results with medqa_4options (default: this model's mcqa eval)")
+
+    def prepare(self, ctx):
+        o = ctx.opts
+        judge = o["judge"] or judged.stand_in(ctx.recipe, om.JUDGE)
+        mc_path = Path(o["mcqa_results"]) if o["mcqa_results"] else judged.mcqa_lm_eval(ctx)
+        source = "fixtures" if o["local"] else o["questions"] or f"{om.REPO}/{om.FILE}"
+        settings = judged.settings(ctx, judge, o["max_tokens"], om.JUDGE_MAX_TOKENS, source=source,
+                                   mcqa_results=None if mc_path is None else str(mc_path))  # fmt: skip
+        inputs = {"model": judged.model_input(ctx, "openmedqa"), "judge": mf.model_input(judge)}
+        if o["questions"]:
+            inputs["questions"] = {"path": o["questions"], "sha256": core.sha256_path(Path(o["questions"]))}
+        return judged.prepared(ctx, "openmedqa", settings, inputs, om.SEED, mc_path=mc_path)
+
+    def run(self, ctx, p, b):
+        o, settings = ctx.opts, p.recipe["rendered"]
+        out = judged.fresh_out(ctx, b)
+        src = Path(o["questions"]) if o["questions"] else out / om.FILE
+        if o["local"]:
             src.write_text(json.dumps(fixtures.openmedqa_rows()))
-        elif not a.questions and not src.exists():
+        elif not o["questions"] and not src.exists():
             fetch = (
                 "import shutil, sys; from huggingface_hub import hf_hub_download as d; "
                 f"shutil.copy(d({om.REPO!r}, {om.FILE!r}, repo_type='dataset'), sys.argv[1])"
             )
-            if venv.run(
-                "infer", ["python", "-c", fetch, src], log=st.dir / "log.txt", extra_env=venv.ONLINE
-            ).returncode:
-                raise SystemExit(f"[openmedqa] could not fetch {om.REPO}/{om.FILE}; see {st.dir / 'log.txt'}")
-        rows = om.load(src)[: a.limit]
+            if venv.run("infer", ["python", "-c", fetch, src], log=b.dir / "log.txt", extra_env=venv.ONLINE).returncode:
+                raise AloeError(f"[openmedqa] could not fetch {om.REPO}/{om.FILE}; see {b.dir / 'log.txt'}")
+        rows = om.load(src)[: o["limit"]]
         answers, verdicts = judged.answer_and_judge(
-            a, r, st, out, model["path"], settings, rows,
+            ctx, b, out, p.inputs["model"]["path"], settings, rows,
             lambda q: om.answer_messages(q["question"]), om.judge_messages, om.SEED,
         )  # fmt: skip
         per = [
@@ -93,17 +91,24 @@ def main(argv=None):
             for q in rows
         ]
         core.write_jsonl(out / "per_question.jsonl", per)
-        acc = om.accuracy([p["verdict"] for p in per])
-        res = om.results_file(acc, multiple_choice(mc_path), settings)
+        acc = om.accuracy([x["verdict"] for x in per])
+        res = om.results_file(acc, multiple_choice(p.own["mc_path"]), settings)
         (out / "results").mkdir(exist_ok=True)
         (out / "results" / "results_openmedqa.json").write_text(json.dumps(res, indent=2))
         shown = [[t.removeprefix("openmedqa_"), v["acc,none"], v["acc_stderr,none"]] for t, v in res["results"].items()]
-        print(f"\nOpenMedQA (P-CR Table 5), judge {judge}\n{table(['column', 'acc %', 'stderr'], shown)}")
-        stages.publish_all(st)  # written in place as they finish (resumable); hashed here
-        st.m["tools"] = generation.tools(a.backend)
-        st.m["metrics"] = {k: acc[k] for k in ("questions", "correct", "unparsed", "acc")}
-    print(f"[openmedqa] done: {stage_dir}  ({acc['unparsed']} of {acc['questions']} verdicts unparsed)")
-    return 0
+        print(f"\nOpenMedQA (P-CR Table 5), judge {settings['judge']}\n{table(['column', 'acc %', 'stderr'], shown)}")
+        return {k: acc[k] for k in ("questions", "correct", "unparsed", "acc")}
+
+    def summary(self, ctx, p, m):
+        x = m["metrics"]
+        return f"{p.folder}  ({x['unparsed']} of {x['questions']} verdicts unparsed)"
+
+
+STAGE = OpenMedQA()
+
+
+def main(argv=None):
+    return driver.main(STAGE, argv)
 
 
 if __name__ == "__main__":

@@ -22,70 +22,65 @@ from pathlib import Path
 
 from evals import asr, fixtures, llama_guard, seval
 from scripts import core
-from scripts.core import markdown, table
-from scripts.lib import cli, generation, judged, stages, venv
+from scripts.core import AloeError, markdown, table
+from scripts.lib import driver, judged, venv
 from scripts.lib import manifest as mf
-from scripts.lib.judged import fresh_out, model_and_dir, stand_in
 
 
-def main(argv=None):
-    ap = cli.stage_parser(__doc__)
-    ap.add_argument("--model", help="hub id or path (default: the recipe run's final DPO model)")
-    ap.add_argument("--suite", choices=("safety",), default="safety", help=argparse.SUPPRESS)  # `make eval` passes it
-    ap.add_argument("--backend", choices=("hf", "vllm"), default="hf")
-    ap.add_argument("--local", action="store_true", help="the fixture prompts (evals/fixtures.py)")
-    ap.add_argument("--prompts", help="an S-Eval attack JSONL already on disk (default: fetched from the hub)")
-    ap.add_argument("--per-cell", type=int, default=seval.PER_CELL)
-    ap.add_argument("--limit", type=int, help="prompts in all, after sampling (a quick look)")
-    ap.add_argument("--judge", help=f"judge model (default {llama_guard.MODEL})")
-    ap.add_argument("--judge-url", help="an OpenAI-compatible server serving the judge")
-    a = ap.parse_args(argv)
-    r = cli.load(a)
-    model, stage_dir = model_and_dir(a, r, "safety")
-    judge = a.judge or stand_in(a, r, llama_guard.MODEL)
-    source = "fixtures" if a.local else a.prompts or f"{seval.REPO}/{seval.FILE}"
-    max_tokens = r.files["eval"]["max_gen_toks"]  # the eval stage's token budget
-    settings = judged.settings(a, r, judge, max_tokens, llama_guard.MAX_TOKENS, source=source, per_cell=a.per_cell,
-                               seed=seval.SEED)  # fmt: skip
-    inputs = {"model": model, "judge": mf.model_input(judge)}
-    if a.prompts:
-        inputs["prompts"] = {"path": a.prompts, "sha256": core.sha256_path(Path(a.prompts))}
-    st = judged.stage(a, r, "safety", settings, inputs, seval.SEED)
-    if st.skip():
-        return 0
-    out = fresh_out(st, a)
-    with st:
-        out.mkdir(parents=True, exist_ok=True)
-        src = Path(a.prompts) if a.prompts else out / "seval.jsonl"
-        if a.local:
+class Safety(driver.Stage):
+    name = "safety"
+
+    def options(self, ap):
+        ap.add_argument("--model", help="hub id or path (default: the recipe run's final DPO model)")
+        ap.add_argument(
+            "--suite", choices=("safety",), default="safety", help=argparse.SUPPRESS
+        )  # `make eval` passes it
+        ap.add_argument("--backend", choices=("hf", "vllm"), default="hf")
+        ap.add_argument("--local", action="store_true", help="the fixture prompts (evals/fixtures.py)")
+        ap.add_argument("--prompts", help="an S-Eval attack JSONL already on disk (default: fetched from the hub)")
+        ap.add_argument("--per-cell", type=int, default=seval.PER_CELL)
+        ap.add_argument("--limit", type=int, help="prompts in all, after sampling (a quick look)")
+        ap.add_argument("--judge", help=f"judge model (default {llama_guard.MODEL})")
+        ap.add_argument("--judge-url", help="an OpenAI-compatible server serving the judge")
+
+    def prepare(self, ctx):
+        o = ctx.opts
+        judge = o["judge"] or judged.stand_in(ctx.recipe, llama_guard.MODEL)
+        source = "fixtures" if o["local"] else o["prompts"] or f"{seval.REPO}/{seval.FILE}"
+        max_tokens = ctx.recipe.files["eval"]["max_gen_toks"]  # the eval stage's token budget
+        settings = judged.settings(ctx, judge, max_tokens, llama_guard.MAX_TOKENS, source=source,
+                                   per_cell=o["per_cell"], seed=seval.SEED)  # fmt: skip
+        inputs = {"model": judged.model_input(ctx, "safety"), "judge": mf.model_input(judge)}
+        if o["prompts"]:
+            inputs["prompts"] = {"path": o["prompts"], "sha256": core.sha256_path(Path(o["prompts"]))}
+        return judged.prepared(ctx, "safety", settings, inputs, seval.SEED)
+
+    def run(self, ctx, p, b):
+        o, settings = ctx.opts, p.recipe["rendered"]
+        out = judged.fresh_out(ctx, b)
+        src = Path(o["prompts"]) if o["prompts"] else out / "seval.jsonl"
+        if o["local"]:
             core.write_jsonl(src, fixtures.seval_rows())
-        elif not a.prompts and not src.exists():
+        elif not o["prompts"] and not src.exists():
             if venv.run(
                 "infer",
                 ["python", "-m", "evals.seval", "--fetch", src],
-                log=st.dir / "log.txt",
+                log=b.dir / "log.txt",
                 extra_env={"PYTHONPATH": str(core.ROOT), **venv.ONLINE},
             ).returncode:
-                raise SystemExit(f"[safety] could not fetch {seval.REPO}/{seval.FILE}; see {st.dir / 'log.txt'}")
-        prompts = seval.sample(seval.load(src), a.per_cell)[: a.limit]
+                raise AloeError(f"[safety] could not fetch {seval.REPO}/{seval.FILE}; see {b.dir / 'log.txt'}")
+        prompts = seval.sample(seval.load(src), o["per_cell"])[: o["limit"]]
         answers, verdicts = judged.answer_and_judge(
-            a, r, st, out, model["path"], settings, prompts,
-            lambda p: [{"role": "user", "content": p["prompt"]}],
-            lambda p, answer: llama_guard.conversation(p["prompt"], answer),
+            ctx, b, out, p.inputs["model"]["path"], settings, prompts,
+            lambda x: [{"role": "user", "content": x["prompt"]}],
+            lambda x, answer: llama_guard.conversation(x["prompt"], answer),
             seval.SEED,
         )  # fmt: skip
         rows = []
-        for p in prompts:
-            v = llama_guard.parse(verdicts[p["id"]]["text"])
-            rows.append(
-                {
-                    **p,
-                    "answer": answers[p["id"]]["text"],
-                    "judge_output": verdicts[p["id"]]["text"],
-                    "label": v.label,
-                    "categories": v.categories,
-                }
-            )
+        for x in prompts:
+            v = llama_guard.parse(verdicts[x["id"]]["text"])
+            rows.append({**x, "answer": answers[x["id"]]["text"], "judge_output": verdicts[x["id"]]["text"],
+                         "label": v.label, "categories": v.categories})  # fmt: skip
         core.write_jsonl(out / "per_prompt.jsonl", rows)
         tabs = asr.tables(rows)
         (out / "results").mkdir(exist_ok=True)
@@ -95,22 +90,28 @@ def main(argv=None):
             f"{markdown(asr.HEADERS, asr.rows_for_print(tabs[dim]))}"
             for dim in tabs
         )
-        (out / "asr.md").write_text(f"# S-Eval attack success rate: {model['path']}, judge {judge}\n\n{text}\n")
+        (out / "asr.md").write_text(f"# S-Eval attack success rate: {p.inputs['model']['path']}, judge "
+                                    f"{settings['judge']}\n\n{text}\n")  # fmt: skip
         for dim in tabs:
-            print(
-                f"\nASR by {dim} (P-BETA Table {13 if dim == 'style' else 14})\n"
-                f"{table(asr.HEADERS, asr.rows_for_print(tabs[dim]))}"
-            )
-        stages.publish_all(st)  # written in place as they finish (resumable); hashed here
-        st.m["tools"] = generation.tools(a.backend)
-        st.m["metrics"] = {
+            print(f"\nASR by {dim} (P-BETA Table {13 if dim == 'style' else 14})\n"
+                  f"{table(asr.HEADERS, asr.rows_for_print(tabs[dim]))}")  # fmt: skip
+        return {
             "prompts": len(rows),
             "unparsed": tabs["style"]["avg"]["unparsed"],
             "asr_style_avg": tabs["style"]["avg"]["asr"],
             "asr_risk_avg": tabs["risk"]["avg"]["asr"],
         }
-    print(f"[safety] done: {stage_dir}  ({st.m['metrics']['unparsed']} of {len(rows)} verdicts unparsed)")
-    return 0
+
+    def summary(self, ctx, p, m):
+        x = m["metrics"]
+        return f"{p.folder}  ({x['unparsed']} of {x['prompts']} verdicts unparsed)"
+
+
+STAGE = Safety()
+
+
+def main(argv=None):
+    return driver.main(STAGE, argv)
 
 
 if __name__ == "__main__":

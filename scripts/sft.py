@@ -19,7 +19,8 @@ from pathlib import Path
 
 import yaml
 
-from scripts.lib import checks, cli, launch, placeholders, stages, venv
+from scripts.core import AloeError
+from scripts.lib import checks, cli, driver, launch, placeholders, stages, venv
 from scripts.lib import manifest as mf
 from scripts.lib import recipe as rc
 
@@ -46,43 +47,40 @@ def keep_artifact_only(model_dir: Path, train_dir: Path, keep: int):
         os.replace(f, train_dir / f.name)
 
 
-def main(argv=None):
-    ap = cli.stage_parser(__doc__)
-    ap.add_argument(
-        "--keep-checkpoints",
-        type=int,
-        default=0,
-        help="training checkpoints kept under sft/train/ (default 0: the paper's recipe publishes none)",
-    )
-    a = ap.parse_args(argv)
-    r = cli.load(a)
-    world, micro, ga, total, batch_problems = rc.sft_batch(r)
-    cli.fail_on(batch_problems)
-    inputs = stages.inputs("sft", a.runs, r.name)
-    stage_dir = stages.folder("sft", a.runs, r.name)
-    paths = placeholders.placeholders("sft", r, inputs, stage_dir / ".partial")
-    cfg = placeholders.fill(rc.render_sft(r, grad_accum=ga), paths, r.rel("sft"), required=paths)
-    inputs["base_model"] = mf.model_input(cfg["base_model"])
-    st = mf.Stage(
-        stage_dir,
-        "sft",
-        cli.recipe_info(r, "sft", cfg),
-        inputs,
-        a.force,
-        env="sft",
-        seed=cfg.get("seed"),
-        world_size=world,
-        micro_batch=micro,
-        grad_accum=ga,
-        total_batch=total,
-    )
-    if st.skip():
-        return 0
-    cli.fail_on(checks.validate([r], ("sft",))[0])
-    with st:
-        cfg_path = st.dir / "axolotl.yaml"
+class Sft(driver.Stage):
+    name = "sft"
+
+    def options(self, ap):
+        ap.add_argument(
+            "--keep-checkpoints",
+            type=int,
+            default=0,
+            help="training checkpoints kept under sft/train/ (default 0: the paper's recipe publishes none)",
+        )
+
+    def prepare(self, ctx):
+        r = ctx.recipe
+        world, micro, ga, total, batch_problems = rc.sft_batch(r)
+        cli.fail_on(batch_problems)
+        inputs = driver.inputs("sft", ctx.runs, r.name)
+        folder = stages.folder("sft", ctx.runs, r.name)
+        paths = placeholders.placeholders("sft", r, inputs, folder / ".partial")
+        cfg = placeholders.fill(rc.render_sft(r, grad_accum=ga), paths, r.rel("sft"), required=paths)
+        inputs["base_model"] = mf.model_input(cfg["base_model"])
+        numbers = dict(seed=cfg.get("seed"), world_size=world, micro_batch=micro, grad_accum=ga, total_batch=total)
+        return driver.Prepared(
+            folder, driver.recipe_info(r, "sft", cfg), inputs, "sft", numbers=numbers,
+            tools=("axolotl", "torch", "transformers", "deepspeed", "accelerate"), own={"cfg": cfg},
+        )  # fmt: skip
+
+    def check(self, ctx, p):
+        cli.fail_on(checks.validate([ctx.recipe], ("sft",))[0])
+
+    def run(self, ctx, p, b):
+        cfg, world = p.own["cfg"], p.numbers["world_size"]
+        cfg_path = b.dir / "axolotl.yaml"
         cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
-        log = st.dir / "log.txt"
+        log = b.dir / "log.txt"
         # one rank: axolotl's own process; more: torchrun, across the nodes of a Slurm job (scripts/lib/launch.py)
         train = (
             launch.on_ranks(str(venv.bin_dir("sft") / "torchrun"), ["-m", "axolotl.cli.train", cfg_path], world)
@@ -92,22 +90,23 @@ def main(argv=None):
         for name, step in (("preprocess", ["axolotl", "preprocess", cfg_path]), ("train", train)):
             print(f"[sft] $ {' '.join(map(str, step))}", flush=True)
             if venv.run("sft", step, log=log).returncode:
-                raise SystemExit(f"[sft] {name} failed; see {log}")
+                raise AloeError(f"[sft] {name} failed; see {log}")
         model_dir = Path(cfg["output_dir"])
         losses = loss_curve(model_dir)
-        keep_artifact_only(model_dir, st.dir / "train", a.keep_checkpoints)
-        stages.publish_all(st)  # the model, and the tokenised, labelled rows axolotl trained on (prepared)
-        st.m["tools"] = venv.tool_versions("sft", ["axolotl", "torch", "transformers", "deepspeed", "accelerate"])
-        st.m["metrics"] = {
-            "loss_first": losses[0] if losses else None,
-            "loss_last": losses[-1] if losses else None,
-            "steps": len(losses),
-        }
-    m = st.m["metrics"]
-    print(
-        f"[sft] done: {cfg['output_dir'].replace('/.partial', '')} (loss {m['loss_first']} -> {m['loss_last']} over {m['steps']} steps)"
-    )
-    return 0
+        keep_artifact_only(model_dir, b.dir / "train", ctx.opts["keep_checkpoints"])
+        return {"loss_first": losses[0] if losses else None, "loss_last": losses[-1] if losses else None,
+                "steps": len(losses)}  # fmt: skip
+
+    def summary(self, ctx, p, m):
+        x = m["metrics"]
+        return f"{m['outputs']['model']['path']} (loss {x['loss_first']} -> {x['loss_last']} over {x['steps']} steps)"
+
+
+STAGE = Sft()
+
+
+def main(argv=None):
+    return driver.main(STAGE, argv)
 
 
 if __name__ == "__main__":

@@ -314,4 +314,4 @@ def verify_table(a, reported, table_name, model, results, base_results, out) -> 
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.edge(main))

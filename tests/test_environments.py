@@ -101,7 +101,7 @@ def test_a_stage_reruns_when_its_environment_or_code_changes(tmp_path, monkeypat
     recipe = {"sha256": core.sha256_json({"lr": 1e-5}), "rendered": {"lr": 1e-5}}
 
     def run():
-        st = mf.Stage(tmp_path / "stage", "data", recipe, {}, env="data", code=[tool])
+        st = mf.Build(tmp_path / "stage", "data", recipe, {}, env="data", code=[tool])
         if not st.skip():
             with st:
                 (st.partial / "out").write_text("y")

@@ -5,6 +5,7 @@ import pytest
 from conftest import ROOT, run_py, tool
 
 from scripts import eval as ev
+from scripts.core import AloeError
 from scripts.lib import recipe as rc
 
 RECIPES = sorted(p.parent for p in (ROOT / "recipes").glob("*/recipe.yaml"))
@@ -37,7 +38,7 @@ def test_lm_eval_defines_the_group_and_its_six_tasks():
 
 def test_missing_task_extras_are_named_before_lm_eval_runs(monkeypatch):
     monkeypatch.setattr(ev, "GENERAL_MODULES", ("json", "no_such_module_for_aloe"))
-    with pytest.raises(SystemExit, match="eval lacks: no_such_module_for_aloe"):
+    with pytest.raises(AloeError, match="eval lacks: no_such_module_for_aloe"):
         ev.check_general_env("eval")
     monkeypatch.setattr(ev, "GENERAL_MODULES", ("json",))
     ev.check_general_env("eval")

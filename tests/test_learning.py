@@ -47,7 +47,7 @@ def write_data_stage(run):
     """The data stage of this run: the fixture in data_prep's output schema, with its manifest."""
     sft, pairs = fixture_rows()
     recipe = {"path": "tests/test_learning.py", "sha256": core.sha256_json([sft, pairs])}
-    st = mf.Stage(run / "data", "data", recipe, {}, env="base")
+    st = mf.Build(run / "data", "data", recipe, {}, env="base")
     if st.skip():
         return
     with st:

@@ -5,6 +5,7 @@ import json
 
 import pytest
 
+from scripts.core import AloeError
 from scripts.lib import manifest as mf
 
 
@@ -30,5 +31,5 @@ def test_another_schema_version_is_refused(tmp_path):
 
 
 def test_a_running_stage_is_not_read(tmp_path):
-    with pytest.raises(SystemExit, match="is running; run that stage first"):
+    with pytest.raises(AloeError, match="is running; run that stage first"):
         mf.read_done(manifest(tmp_path, status="running"), "merge")

@@ -12,7 +12,8 @@ from conftest import ROOT, run_py
 
 from scripts import core
 from scripts import eval as ev
-from scripts.lib import chain, cli, placeholders, plan, stages
+from scripts.core import AloeError
+from scripts.lib import chain, cli, driver, placeholders, plan, stages
 from scripts.lib import manifest as mf
 from scripts.lib import recipe as rc
 
@@ -46,33 +47,33 @@ def test_no_stage_script_imports_another():
 
 
 def test_templated_outputs_are_published_and_read_back_by_their_value(tmp_path):
-    st = mf.Stage(tmp_path / "data", "data", {"sha256": "x"}, {}, env="base")
+    st = mf.Build(tmp_path / "data", "data", {"sha256": "x"}, {}, env="base")
     with st:
         for rel in ("sft.jsonl", "dpo/chunk_0.jsonl", "dpo/chunk_1.jsonl", "dpo/redteam.jsonl", "eval/medqa.jsonl"):
             (st.partial / rel).parent.mkdir(parents=True, exist_ok=True)
             (st.partial / rel).write_text(rel)
         (st.partial / "work").mkdir()
-        stages.publish_all(st)
+        driver.publish_all(st)
     outs = mf.read(tmp_path / "data")["outputs"]
     assert sorted(outs) == ["dpo_chunk_0", "dpo_chunk_1", "dpo_redteam", "eval_medqa", "sft", "work"]
     assert (tmp_path / "data" / "dpo" / "chunk_1.jsonl").read_text() == "dpo/chunk_1.jsonl"
     assert outs["dpo_chunk_1"]["sha256"] == core.sha256_path(tmp_path / "data" / "dpo" / "chunk_1.jsonl")
     assert sorted(stages.matching(outs, "dpo_chunk_{i}")) == ["0", "1"]
-    got = stages.inputs("eval", tmp_path, "data/..", "fixtures")  # {run}/data with run "data/.." = tmp_path/data
+    got = driver.inputs("eval", tmp_path, "data/..", "fixtures")  # {run}/data with run "data/.." = tmp_path/data
     assert list(got["fixtures"]) == ["medqa"]
 
 
 def test_a_missing_required_output_fails_the_stage(tmp_path):
-    st = mf.Stage(tmp_path / "merge", "merge", {"sha256": "x"}, {}, env="base")
-    with pytest.raises(SystemExit, match="finished without its output 'model'"), st:
-        stages.publish_all(st)
+    st = mf.Build(tmp_path / "merge", "merge", {"sha256": "x"}, {}, env="base")
+    with pytest.raises(AloeError, match="finished without its output 'model'"), st:
+        driver.publish_all(st)
     assert mf.read(tmp_path / "merge")["status"] == "failed"
-    st = mf.Stage(tmp_path / "data", "data", {"sha256": "x"}, {}, env="base")
-    with pytest.raises(SystemExit, match="finished without any output 'dpo_chunk_{i}'"), st:
+    st = mf.Build(tmp_path / "data", "data", {"sha256": "x"}, {}, env="base")
+    with pytest.raises(AloeError, match="finished without any output 'dpo_chunk_{i}'"), st:
         for rel in ("sft.jsonl", "dpo/redteam.jsonl", "work/report.json"):
             (st.partial / rel).parent.mkdir(parents=True, exist_ok=True)
             (st.partial / rel).write_text("{}")
-        stages.publish_all(st)  # no chunk file: a required templated output
+        driver.publish_all(st)  # no chunk file: a required templated output
 
 
 def test_placeholders_are_filled_one_way_and_a_missing_one_is_named():
@@ -168,11 +169,10 @@ def test_a_login_node_answers_as_the_gpu_node_and_stand_ins_come_from_the_plan_a
     monkeypatch.setenv(venv.CUDA, "0")
     assert venv.vllm_env() == "infer-vllm"
     r = rc.load(ROOT / "recipes" / "aloe-beta-8b", profile="cpu-tiny", kit=tmp_path / "kit")
-    planned = type("Args", (), {"profile": None})()  # a job run on its plan gets no --profile
-    with pytest.raises(SystemExit, match=r"Llama-Guard-3-8B: profile cpu-tiny stands in .*kit/instruct, not built"):
-        judged.stand_in(planned, r, "meta-llama/Llama-Guard-3-8B")
+    with pytest.raises(AloeError, match=r"Llama-Guard-3-8B: profile cpu-tiny stands in .*kit/instruct, not built"):
+        judged.stand_in(r, "meta-llama/Llama-Guard-3-8B")
     (tmp_path / "kit" / "instruct").mkdir(parents=True)
-    assert judged.stand_in(planned, r, "meta-llama/Llama-Guard-3-8B") == str(tmp_path / "kit" / "instruct")
+    assert judged.stand_in(r, "meta-llama/Llama-Guard-3-8B") == str(tmp_path / "kit" / "instruct")
 
 
 def test_a_job_runs_on_cuda_or_not_as_planned_and_a_cuda_plan_is_refused_without_a_gpu(tmp_path, monkeypatch):

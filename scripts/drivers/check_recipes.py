@@ -17,7 +17,7 @@ import sys
 
 from scripts import core
 from scripts.core import table
-from scripts.lib import checks, placeholders, values
+from scripts.lib import checks, cli, placeholders, values
 from scripts.lib import recipe as rc
 
 
@@ -88,4 +88,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.edge(main))

@@ -16,8 +16,8 @@ import tempfile
 from pathlib import Path
 
 from scripts import core
+from scripts.lib import cli, venv
 from scripts.lib import recipe as rc
-from scripts.lib import venv
 
 
 def eval_tasks(recipes: list) -> list:
@@ -59,4 +59,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.edge(main))

@@ -1,23 +1,24 @@
-"""`make eval`: the stage that runs the suite (stages.suite_stage: safety, openmedqa and fields have their own,
-every other suite is scripts/eval.py), started with the same arguments; `--help` is that stage's.
+"""`make eval`: an evaluation suite of a model, run by the stage the registry names for it (scripts/lib/stages.py
+SUITES: mcqa, open, all and general by scripts/eval.py (lm-eval), safety, openmedqa and fields by their own judged
+stages). Every other option is that stage's: `python -m scripts.<stage> --help` lists them.
 
   python -m scripts.drivers.evaluate --suite fields --model HPAI-BSC/Llama3.1-Aloe-Beta-8B
 """
 
 import argparse
-import os
 import sys
 
-from scripts.lib import stages
+from scripts.lib import driver, stages
 
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
-    ap = argparse.ArgumentParser(add_help=False)  # --suite as the stage's own parser reads it
-    ap.add_argument("--suite", default="mcqa")
-    module = stages.spec(stages.suite_stage(ap.parse_known_args(argv)[0].suite)).module
-    os.execv(sys.executable, [sys.executable, "-m", module, *argv])
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    by_stage = ", ".join(f"{suite} ({stage})" for suite, stage in stages.SUITES.items())
+    ap.add_argument("--suite", default="mcqa", choices=stages.SUITES, help=f"the suite and its stage: {by_stage}")
+    known, _ = ap.parse_known_args(argv)  # --help and an unknown suite answer here, with every suite
+    return driver.main(driver.stage_of(stages.suite_stage(known.suite)), argv)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

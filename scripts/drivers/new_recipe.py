@@ -24,8 +24,8 @@ from pathlib import Path
 
 from scripts import core
 from scripts.core import table
+from scripts.lib import cli, values
 from scripts.lib import recipe as rc
-from scripts.lib import values
 
 # model_type -> (axolotl chat_template, turn terminator, pad token): the released Aloe recipes' choices per family
 FAMILIES = {
@@ -190,4 +190,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.edge(main))

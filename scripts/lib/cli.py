@@ -2,8 +2,10 @@
 
 import argparse
 import os
+import sys
 
 from scripts import core
+from scripts.core import AloeError
 
 from . import plan as pl
 from . import recipe as rc
@@ -38,7 +40,7 @@ def load(a) -> "rc.Recipe":
     try:
         return rc.load(a.recipe, profile=a.profile, world_size=getattr(a, "world_size", None), kit=kit)
     except rc.RecipeError as e:
-        raise SystemExit(f"recipe error:\n{e}")
+        raise AloeError(f"recipe error:\n{e}")
 
 
 def pin_cuda(path, planned):
@@ -47,16 +49,19 @@ def pin_cuda(path, planned):
     if planned is None:
         return  # a plan of a stage run on its own: this machine decides
     if planned and not venv.has_cuda():
-        raise SystemExit(f"{path}: planned for a CUDA node (vLLM from .venv/infer-gpu), this machine has no GPU")
+        raise AloeError(f"{path}: planned for a CUDA node (vLLM from .venv/infer-gpu), this machine has no GPU")
     os.environ[venv.CUDA] = "1" if planned else "0"  # every has_cuda() of this job, and its subprocesses, agree
-
-
-def recipe_info(r, stem: str, rendered) -> dict:
-    from .manifest import sha256_json
-
-    return {"path": r.rel(stem), "profile": r.profile, "sha256": sha256_json(rendered), "rendered": rendered}
 
 
 def fail_on(problems):
     if problems:
-        raise SystemExit("recipe check failed before any compute:\n" + "\n".join(f"  {p}" for p in problems))
+        raise AloeError("recipe check failed before any compute:\n" + "\n".join(f"  {p}" for p in problems))
+
+
+def edge(main, argv=None) -> int:
+    """The command-line edge of an entry point that is not a stage: an AloeError becomes a message and status 1."""
+    try:
+        return main(argv)
+    except AloeError as e:
+        print(e, file=sys.stderr)
+        return 1

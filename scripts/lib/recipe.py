@@ -188,6 +188,7 @@ class Recipe:
     world_size: int | None = None  # None: the recipe's published hardware
     kit: Path = DEFAULT_KIT
     layout: dict = field(default_factory=dict)  # stage -> [nodes, gpus]: a LAYOUT= override of `hardware`
+    models: dict = field(default_factory=dict)  # the profile's stand-ins: hub id -> local model ({kit} unfilled)
 
     @property
     def name(self):
@@ -257,6 +258,7 @@ def load(recipe_dir, profile: str | None = None, world_size: int | None = None, 
         raise RecipeError(problems)
     files = copy.deepcopy(raw)
     kit = Path(kit or DEFAULT_KIT)
+    models = {}
     if profile:
         prof = read_profile(profile)
         for stem in FILES:
@@ -269,7 +271,7 @@ def load(recipe_dir, profile: str | None = None, world_size: int | None = None, 
             stem: _map_values(d, lambda v: v.replace("{kit}", str(kit)) if isinstance(v, str) else v)
             for stem, d in files.items()
         }
-    return Recipe(path, raw, files, profile, world_size, kit)
+    return Recipe(path, raw, files, profile, world_size, kit, models=models)
 
 
 def check_schema(r: Recipe):

@@ -24,6 +24,7 @@ class Spec:
     reads: dict = field(default_factory=dict)  # input name -> (upstream stage, output key)
     fills: tuple = ()  # reads and own outputs whose placeholder its tool-native file names (scripts/lib/recipe.py)
     results: str | None = None  # the output verify reads: lm-eval-shaped results (Medprompt: its evaluation)
+    suites: tuple = ()  # the `make eval SUITE=` values it runs
 
 
 EVAL_FOLDER = "{run}/eval-{suite}"  # every evaluation suite of a recipe run's model, judged ones included
@@ -89,6 +90,7 @@ SPECS = {
             optional=("tasks",),
             reads={"model": FINAL_MODEL, "fixtures": ("data", "eval_{task}")},
             results="lm_eval",
+            suites=("mcqa", "open", "all", "general"),
         ),
         Spec(
             "medprompt",
@@ -111,6 +113,7 @@ SPECS = {
             {"results": "out/results", "per_prompt": "out/per_prompt.jsonl", "asr": "out/asr.md"},
             reads={"model": FINAL_MODEL},
             results="results",
+            suites=("safety",),
         ),
         Spec(
             "openmedqa",
@@ -120,6 +123,7 @@ SPECS = {
             {"results": "out/results", "per_question": "out/per_question.jsonl"},
             reads={"model": FINAL_MODEL, "mcqa": ("eval", "lm_eval")},
             results="results",
+            suites=("openmedqa",),
         ),
         Spec(
             "fields",
@@ -130,15 +134,19 @@ SPECS = {
             optional=("medical_fields",),
             reads={"mcqa": ("eval", "lm_eval")},
             results="results",
+            suites=("fields",),
         ),
         Spec("verify", "scripts.verify", "{run}/verify", "data"),
     )
 }
 
 
+SUITES = {suite: s.name for s in SPECS.values() for suite in s.suites}  # every `make eval SUITE=`: its stage
+
+
 def suite_stage(suite: str) -> str:
-    """The stage that runs an evaluation suite: a judged suite's own (safety, openmedqa, fields), else eval."""
-    return suite if suite in SPECS and SPECS[suite].folder == EVAL_FOLDER else "eval"
+    """The stage that runs an evaluation suite (eval for the lm-eval suites, a judged suite's own stage)."""
+    return SUITES[suite]
 
 
 def spec(name: str) -> Spec:
@@ -168,48 +176,6 @@ def matching(outputs: dict, key: str) -> dict:
     return {next(iter(m.groupdict().values())): v for k, v in outputs.items() if (m := pat.match(k))}
 
 
-def inputs(stage: str, runs, run: str, *names: str, **fmt) -> dict:
-    """The upstream outputs `stage` reads (its `reads`, or only `names` of them), from done manifests."""
-    from . import manifest as mf  # manifest -> recipe -> stages: the registry itself imports nothing of ours
-
-    out, manifests = {}, {}
-    for name in names or SPECS[stage].reads:
-        up, key = SPECS[stage].reads[name]
-        if up not in manifests:  # one read per upstream stage (medprompt takes two outputs of data)
-            manifests[up] = mf.read_done(folder(up, runs, run, **fmt), stage)
-        found = matching(manifests[up]["outputs"], key)
-        if not found and key not in SPECS[up].optional:
-            raise SystemExit(f"{stage}: {folder(up, runs, run, **fmt)}/manifest.json has no output {key!r}")
-        out[name] = found if "{" in key else found.get(key, {})
-    return out
-
-
 def results_path(m: dict) -> Path:
     """What verify reads of a finished evaluation stage's manifest (its spec's `results` output)."""
     return Path(m["outputs"][SPECS[m["stage"]].results]["path"])
-
-
-def publish_all(st):
-    """Publish every declared output of st's stage: from st.partial (moved into place) or, for a stage that writes
-    in place and resumes (medprompt, the judged evals), where it already lies; a missing required output fails."""
-    sp = SPECS[st.stage]
-    for key, dest in sp.outputs.items():
-        if dest is None:
-            continue
-        if "{" in key:  # one output per file matching the template
-            pat = _pattern(dest)
-            for base in (st.partial, st.dir):
-                found = [
-                    f for f in sorted(base.rglob("*")) if f.is_file() and pat.match(f.relative_to(base).as_posix())
-                ]
-                for f in found:
-                    rel = f.relative_to(base).as_posix()
-                    st.publish(key.format(**pat.match(rel).groupdict()), f, rel)
-                if found:
-                    break
-            if key not in sp.optional and not matching(st.m["outputs"], key):
-                raise SystemExit(f"[{st.stage}] finished without any output {key!r} ({dest})")
-        elif (st.partial / dest).exists() or (st.dir / dest).exists():
-            st.publish(key, st.partial / dest if (st.partial / dest).exists() else st.dir / dest, dest)
-        elif key not in sp.optional:
-            raise SystemExit(f"[{st.stage}] finished without its output {key!r} ({dest})")
