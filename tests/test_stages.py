@@ -217,3 +217,44 @@ def test_data_outputs_are_found_by_placeholder_through_a_symlinked_runs_folder(t
     chunk.write_text("{}\n")
     found = placeholders.by_placeholder("x", "data", tmp_path / "scratch" / "r" / "data", {"c": {"path": str(chunk)}})
     assert list(found) == ["runs/x/data/dpo/chunk_0.jsonl"]
+
+
+SMOKE_JOBS = ["tiny-kit", "data", "sft", "merge", *(f"dpo-stage1-{i}" for i in range(1, 6)), "dpo-stage2-1",
+              "medprompt-medqa_4options", "eval", "verify"]  # fmt: skip
+REPRODUCE_8B_JOBS = ["data", "sft", "merge", *(f"dpo-stage1-{i}" for i in range(1, 6)), "dpo-stage2-1", "eval",
+                     "verify"]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "profile,fixtures,suite,expected",
+    [("cpu-tiny", True, "mcqa", SMOKE_JOBS), (None, False, "mcqa", REPRODUCE_8B_JOBS),
+     (None, False, "fields", REPRODUCE_8B_JOBS[:-2] + ["eval-mcqa", "eval", "verify"])],
+)  # fmt: skip
+def test_the_chain_is_derived_from_the_registry_in_its_published_order(tmp_path, profile, fixtures, suite, expected):
+    r = rc.load(ROOT / "recipes" / "aloe-beta-8b", profile=profile, kit=tmp_path / "kit")
+    jobs = chain.build(r, str(tmp_path), fixtures=fixtures, suite=suite, cuda=False)
+    assert [j.name for j in jobs] == expected
+    # every job waits only for jobs before it, the stages come in the registry's topological order, and each job
+    # waits (directly or through others) for the stages whose outputs it reads
+    seen, position = {}, [stages.ORDER.index(j.stage) for j in jobs]
+    assert position == sorted(position)
+    for j in jobs:
+        assert all(a in seen for a in j.after), (j.name, j.after)
+        upstream = set(j.after).union(*(seen[a] for a in j.after))
+        for up, _ in stages.spec(j.stage).reads.values():
+            producers = [x.name for x in jobs if x.stage == up]
+            assert not producers or producers[-1] in upstream, (j.name, up)
+        seen[j.name] = upstream
+    assert "tiny-kit" not in seen["data"] and ("tiny-kit" in seen["sft"]) == fixtures  # the kit feeds models only
+
+
+def test_the_chain_names_no_stage_and_tests_no_argument():
+    """chain.build and its expansion read stage names and job kinds from the registry only."""
+    import ast
+
+    tree = ast.parse((ROOT / "scripts" / "lib" / "chain.py").read_text())
+    funcs = [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name in ("build", "expand", "done")]
+    names = {c.value for f in funcs for c in ast.walk(f) if isinstance(c, ast.Constant) and isinstance(c.value, str)}
+    assert not names & set(stages.SPECS), names & set(stages.SPECS)
+    compares = [c for f in funcs for c in ast.walk(f) if isinstance(c, ast.Compare)]
+    assert not [ast.unparse(c) for c in compares if "args" in ast.unparse(c)]

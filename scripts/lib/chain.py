@@ -112,67 +112,100 @@ def build(
     plans = Path(runs) / plans.format(run=r.name)
     jobs = []
 
-    def add(name, stage, args, hours=None, after=None, vllm=False, **where):
+    def add(name, stage, args, hours, after, vllm, **where):
         entry = stages.spec(stage).hardware
         h, published = r.hardware(entry), int(r.files["recipe"]["hardware"][entry].get("gpus", 0))
         gpus = int(h.get("gpus", 0))
         if hours and gpus and published and gpus != published:
             hours = hours * published / gpus  # another layout: ideal scaling, the same GPU-hours (an estimate)
-        after = after if after is not None else [jobs[-1].name] if jobs else []
         folder = stages.folder(stage, runs, r.name, **where)
         job = Job(name, stage, plans / f"{name}.json", folder, list(args), after, int(h.get("nodes", 1)), gpus, hours)
         job.cuda = venv.has_cuda() if cuda is None else bool(gpus) and cuda
-        job.vllm, job.force = vllm, force and stage != "verify"
+        job.vllm, job.force = vllm, force and stages.spec(stage).jobs != "report"  # the report always reruns
         jobs.append(job)
         return job
 
     hw = r.files["recipe"]["hardware"]  # the published hours belong to this layout
-    if r.profile and any(str(r.kit) in str(f) for f in r.files.values()):
-        add("tiny-kit", "tiny-kit", [])
-    add("data", "data", ["--fixtures"] if fixtures else [])
-    add("sft", "sft", [], hw["sft"].get("hours"))
-    add("merge", "merge", [])
-    for n, run in enumerate(rc.dpo_runs(r), 1):
-        hours = hw["dpo"].get(f"hours_{run['stage']}")
-        add(f"dpo-{run['stage']}-{run['index'] + 1}", "dpo", ["--upto", n], hours / run["of"] if hours else None)
-    last_dpo = jobs[-1].name
-    if fixtures:
-        medprompt = [("medqa_4options", ["--local"])]
-    elif database:
-        medprompt = [(t, ["--database", database]) for t in r.files["eval"]["tasks"]]
-    else:
-        medprompt = []  # the CoT database is an input of its own (DATABASE=); without it, no Medprompt jobs
-    for ds, extra in medprompt:
-        name = stages.folder("medprompt", runs, r.name, dataset=ds).name  # one job per benchmark, named as its folder
-        add(name, "medprompt", ["--dataset", ds, *extra], after=[last_dpo], vllm=True, dataset=ds)
-    # [C] the eval backend is not published: vLLM on a GPU cluster (tensor parallel over the job's GPUs), HF on
-    # the CPU fixture chain
-    backend = ["--local"] if fixtures else ["--backend", "vllm"]
-    stage, after = stages.suite_stage(suite), [last_dpo]
-    if any(up == "eval" for up, _ in stages.spec(stage).reads.values()):
-        after = [
-            add("eval-mcqa", "eval", ["--suite", "mcqa", *backend], after=after, vllm=not fixtures, suite="mcqa").name
-        ]
-    add("eval", stage, ["--suite", suite, *backend], after=after, vllm=not fixtures, suite=suite)
-    mp = [j for j in jobs if j.stage == "medprompt"]
-    if fixtures:  # the tiny model against its fixture expectation, not the paper's numbers
-        out = stages.folder("verify", runs, r.name)
-        expected = core.ROOT / "results" / "tiny_expected.yaml"
-        args = ["--suite", suite, "--reported", expected, "--table", "fixture", "--model", tiny_model(r), "--out", out]
-        add("verify", "verify", args, after=["eval", *(j.name for j in mp)])
-    else:
-        add("verify", "verify", ["--suite", suite], after=["eval"])
-        if mp:
-            folders = [j.folder for j in mp]
-            add(
-                "verify-medprompt",
-                "verify",
-                ["--setting", "medprompt", "--medprompt", *folders],
-                after=[j.name for j in mp],
-            )
+    made = {}  # stage -> its jobs so far, in order: the last one holds the stage's output
+    for name in stages.ORDER:
+        sp = stages.spec(name)
+        for job_name, args, where, extra, (phase, of) in expand(sp, r, runs, fixtures, suite, database, made):
+            if sp.jobs == "runs" and made.get(name):
+                after = [made[name][-1]]  # a DPO run starts from the run before
+            else:
+                after = [made[up][-1] for up, _ in sp.reads.values() if made.get(up)] + list(extra)
+                after += [j for n in made if stages.spec(n).jobs == "kit" for j in made[n]] if sp.kit_models else []
+            hours = hw[sp.hardware].get(sp.hours.format(phase=phase)) if sp.hours else None
+            hours = hours / of if hours else None  # a phase's hours shared by its runs
+            vllm = sp.vllm == "always" or (sp.vllm == "off-fixtures" and not fixtures)
+            job = add(job_name, name, [*args, *(sp.fixture_args if fixtures else ())], hours,
+                      [j.name for j in reduced(after, jobs)], vllm, **where)  # fmt: skip
+            made.setdefault(name, []).append(job)
     for job in check_batches(r, jobs):
         job.rendered = pl.render(r, runs, {**dataclasses.asdict(job), "plan": str(job.plan), "folder": str(job.folder)})
     return jobs
+
+
+ONE = ("", 1)  # a job that is not one of a DPO phase's runs
+
+
+def expand(sp: stages.Spec, r: rc.Recipe, runs, fixtures: bool, suite: str, database, made: dict) -> list:
+    """The jobs of one stage in the chain, by its declared kind: [(job name, args, where (its folder's fields),
+    upstream jobs besides what it reads, (DPO phase, runs in it))]."""
+    if sp.jobs == "kit":  # only where the recipe, as profiled, names the kit's models
+        return [(sp.name, [], {}, [], ONE)] if r.profile and any(str(r.kit) in str(f) for f in r.files.values()) else []
+    if sp.jobs == "one":
+        return [(sp.name, [], {}, [], ONE)]
+    if sp.jobs == "runs":
+        return [(f"{sp.name}-{run['stage']}-{run['index'] + 1}", ["--upto", n], {}, [], (run["stage"], run["of"]))
+                for n, run in enumerate(rc.dpo_runs(r), 1)]  # fmt: skip
+    if sp.jobs == "datasets":  # the CoT database is an input of its own (DATABASE=); without it, no jobs
+        sets = [("medqa_4options", ["--local"])] if fixtures else [(t, ["--database", database]) for t in
+                r.tasks] if database else []  # fmt: skip
+        return [(stages.folder(sp.name, runs, r.name, dataset=ds).name, ["--dataset", ds, *extra],
+                 {"dataset": ds}, [], ONE) for ds, extra in sets]  # fmt: skip
+    if sp.jobs == "suite":
+        # [C] the eval backend is not published: vLLM on a GPU cluster (tensor parallel over the job's GPUs), HF on
+        # the CPU fixture chain
+        backend = ["--local"] if fixtures else ["--backend", "vllm"]
+        read = stages.spec(stages.suite_stage(suite)).reads_suite  # the suite a judged suite reads (eval-mcqa)
+        wanted = [read] if read and stages.suite_stage(read) == sp.name else []
+        out = [(stages.folder(sp.name, runs, r.name, suite=s).name, ["--suite", s, *backend], {"suite": s}, [], ONE)
+               for s in wanted]  # fmt: skip
+        if stages.suite_stage(suite) == sp.name:
+            out.append((stages.SUITE_JOB, ["--suite", suite, *backend], {"suite": suite}, [], ONE))
+        return out
+    if sp.jobs == "report":  # verify, after the suite's job (and Medprompt's)
+        evaluated = [
+            j for n, js in made.items() if stages.spec(n).jobs == "suite" for j in js if j.name == stages.SUITE_JOB
+        ]
+        medprompt = [j for n, js in made.items() if stages.spec(n).jobs == "datasets" for j in js]
+        if fixtures:  # the tiny model against its fixture expectation, not the paper's numbers
+            args = ["--suite", suite, "--reported", core.ROOT / "results" / "tiny_expected.yaml", "--table", "fixture",
+                    "--model", tiny_model(r), "--out", stages.folder(sp.name, runs, r.name)]  # fmt: skip
+            return [(sp.name, args, {}, evaluated + medprompt, ONE)]
+        out = [(sp.name, ["--suite", suite], {}, evaluated, ONE)]
+        if medprompt:
+            args = ["--setting", medprompt[0].stage, "--medprompt", *(j.folder for j in medprompt)]  # its setting
+            out.append((f"{sp.name}-medprompt", args, {}, medprompt, ONE))
+        return out
+    return []
+
+
+def reduced(after: list, jobs: list) -> list:
+    """The jobs of `after` that no other of them already waits for (the graph's transitive reduction), once each."""
+    by_name = {j.name: j for j in jobs}
+
+    def ancestors(job, seen):
+        for name in job.after:
+            if name not in seen:
+                seen.add(name)
+                ancestors(by_name[name], seen)
+        return seen
+
+    unique = list({j.name: j for j in after}.values())
+    implied = set().union(*(ancestors(j, set()) for j in unique)) if unique else set()
+    return [j for j in unique if j.name not in implied]
 
 
 def write_plans(jobs: list) -> list:
@@ -192,12 +225,13 @@ def check_batches(r: rc.Recipe, jobs: list) -> list:
     evaluation jobs' tensor parallel is their GPU count. The same recipe object the plans are written from."""
     problems, seen = [], {}
     for job in jobs:
-        if job.stage in ("eval", "medprompt") and job.gpus > 1:
-            job.parallel = f"tensor parallel {r.world(job.stage)}"
-        if job.stage not in ("sft", "dpo"):
+        entry = stages.spec(job.stage).hardware
+        if stages.spec(job.stage).vllm != "never" and job.gpus > 1:
+            job.parallel = f"tensor parallel {r.world(entry)}"
+        if entry not in rc.BATCH:
             continue
         if job.stage not in seen:  # every DPO run has the same layout: check it once
-            world, micro, ga, total, bad = (rc.sft_batch if job.stage == "sft" else rc.dpo_batch)(r)
+            world, micro, ga, total, bad = rc.BATCH[entry](r)
             seen[job.stage] = f"{micro} x {ga} x {world} = {total}"
             problems += [f"{job.stage} on {job.nodes} x {job.gpus // job.nodes} GPUs: {p}" for p in bad]
         job.batch = seen[job.stage]
@@ -209,7 +243,7 @@ def check_batches(r: rc.Recipe, jobs: list) -> list:
 def done(job: Job) -> bool:
     """Would this job's stage skip (finished with the same inputs)? Asked of the registry and the manifests, as on
     the node it runs on (CUDA or not, as planned: the vLLM stages' environment depends on it)."""
-    if job.stage == "verify":
+    if stages.spec(job.stage).jobs == "report":
         return False  # cheap, and its report is the point of the chain: always rerun
     return driver.is_done(job.stage, job.stage_args(), job.cuda)
 

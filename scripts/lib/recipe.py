@@ -191,6 +191,11 @@ class Recipe:
     models: dict = field(default_factory=dict)  # the profile's stand-ins: hub id -> local model ({kit} unfilled)
 
     @property
+    def tasks(self) -> list:
+        """The Table 9 benchmarks its eval.yaml names (lm-eval task names)."""
+        return self.files["eval"]["tasks"]
+
+    @property
     def name(self):
         return self.path.name + (f"-{self.profile}" if self.profile else "")
 
@@ -341,6 +346,9 @@ def dpo_batch(r: Recipe):
     if total <= 0 or total % (micro * world):
         return world, micro, None, total, [unreachable(r, "dpo", "train.batch_size", total, micro, world)]
     return world, micro, total // (micro * world), total, []
+
+
+BATCH = {"sft": sft_batch, "dpo": dpo_batch}  # hardware entry -> its batch arithmetic (the training stages)
 
 
 def unreachable(r: Recipe, stem: str, key: str, total: int, micro: int, world: int) -> Problem:

@@ -25,6 +25,14 @@ class Spec:
     fills: tuple = ()  # reads and own outputs whose placeholder its tool-native file names (scripts/lib/recipe.py)
     results: str | None = None  # the output verify reads: lm-eval-shaped results (Medprompt: its evaluation)
     suites: tuple = ()  # the `make eval SUITE=` values it runs
+    # its jobs in a recipe run's chain (scripts/lib/chain.py), derived from these fields and `reads`:
+    jobs: str = "one"  # one | runs (one per DPO run, chained) | datasets (one per benchmark) | suite (the chain's
+    # suite, if its stage) | report (verify, after every results job) | kit (only where the profile uses the kit) | none
+    fixture_args: tuple = ()  # its arguments on a fixture chain (FIXTURES=1)
+    kit_models: bool = False  # its tool-native file names models the tiny kit stands in for: after the kit job
+    vllm: str = "never"  # never | always | off-fixtures (an evaluation suite: vLLM on a cluster, HF on fixtures)
+    hours: str | None = None  # recipe.yaml hardware[<entry>] key of the paper's wall hours ({phase}: per DPO phase)
+    reads_suite: str | None = None  # the suite whose eval output it reads (its job then follows that suite's)
 
 
 EVAL_FOLDER = "{run}/eval-{suite}"  # every evaluation suite of a recipe run's model, judged ones included
@@ -33,6 +41,7 @@ PLAN_FOLDER = "{run}/plan"  # the rendered plan of every job (scripts/lib/plan.p
 DRY_RUN_PLAN_FOLDER = "{run}/plan/dry-run"  # a dry run's: never read by a submitted job
 SLURM_FOLDER = "{run}/slurm"  # batch scripts, job logs and submission records of make reproduce
 LABELS_FOLDER = "fields-labels"  # the field labeller's per-question cache, shared by every model it labels
+SUITE_JOB = "eval"  # the name of the job that runs a recipe run's evaluation suite, whichever stage runs it
 FINAL_MODEL = ("dpo", "model")  # what the evaluations read by default: the recipe run's final model
 
 SPECS = {
@@ -44,6 +53,7 @@ SPECS = {
             "tiny-kit",
             "data",
             {m: m for m in ("base", "instruct", "qwen-base", "qwen-instruct")},
+            jobs="kit",
         ),
         Spec(
             "data",
@@ -60,6 +70,7 @@ SPECS = {
                 "medprompt_database": "medprompt/database.jsonl",
             },
             optional=("sources", "eval_{task}", "medprompt_database"),  # --fixtures only
+            fixture_args=("--fixtures",),
         ),
         Spec(
             "sft",
@@ -69,6 +80,8 @@ SPECS = {
             {"model": "model", "prepared": "prepared"},
             reads={"data": ("data", "sft")},
             fills=("data", "model", "prepared"),  # sft.yaml: datasets[].path, output_dir, dataset_prepared_path
+            kit_models=True,
+            hours="hours",
         ),
         Spec(
             "merge",
@@ -78,19 +91,18 @@ SPECS = {
             {"model": "model"},
             reads={"sft": ("sft", "model")},
             fills=("sft",),  # merge.yaml: the SFT entry of `models`
+            kit_models=True,
         ),
-        Spec("dpo run", "scripts.dpo", "{run}/dpo/{n:02d}-{part}-{index}", "dpo", {"model": "model"}),
-        Spec("dpo", "scripts.dpo", "{run}/dpo", "dpo", {"model": None}, reads={"model": ("merge", "model")}),
+        Spec("dpo run", "scripts.dpo", "{run}/dpo/{n:02d}-{part}-{index}", "dpo", {"model": "model"}, jobs="none"),
         Spec(
-            "eval",
-            "scripts.eval",
-            EVAL_FOLDER,
-            "eval",
-            {"lm_eval": "lm_eval", "tasks": "tasks"},
-            optional=("tasks",),
-            reads={"model": FINAL_MODEL, "fixtures": ("data", "eval_{task}")},
-            results="lm_eval",
-            suites=("mcqa", "open", "all", "general"),
+            "dpo",
+            "scripts.dpo",
+            "{run}/dpo",
+            "dpo",
+            {"model": None},
+            reads={"model": ("merge", "model")},
+            jobs="runs",
+            hours="hours_{phase}",
         ),
         Spec(
             "medprompt",
@@ -104,6 +116,21 @@ SPECS = {
                 "questions": ("data", "eval_{task}"),
                 "database": ("data", "medprompt_database"),
             },
+            jobs="datasets",
+            vllm="always",
+        ),
+        Spec(
+            "eval",
+            "scripts.eval",
+            EVAL_FOLDER,
+            "eval",
+            {"lm_eval": "lm_eval", "tasks": "tasks"},
+            optional=("tasks",),
+            reads={"model": FINAL_MODEL, "fixtures": ("data", "eval_{task}")},
+            results="lm_eval",
+            suites=("mcqa", "open", "all", "general"),
+            jobs="suite",
+            vllm="off-fixtures",
         ),
         Spec(
             "safety",
@@ -114,6 +141,8 @@ SPECS = {
             reads={"model": FINAL_MODEL},
             results="results",
             suites=("safety",),
+            jobs="suite",
+            vllm="off-fixtures",
         ),
         Spec(
             "openmedqa",
@@ -124,6 +153,9 @@ SPECS = {
             reads={"model": FINAL_MODEL, "mcqa": ("eval", "lm_eval")},
             results="results",
             suites=("openmedqa",),
+            jobs="suite",
+            vllm="off-fixtures",
+            reads_suite="mcqa",
         ),
         Spec(
             "fields",
@@ -135,12 +167,26 @@ SPECS = {
             reads={"mcqa": ("eval", "lm_eval")},
             results="results",
             suites=("fields",),
+            jobs="suite",
+            vllm="off-fixtures",
+            reads_suite="mcqa",
         ),
-        Spec("verify", "scripts.verify", "{run}/verify", "data"),
+        Spec("verify", "scripts.verify", "{run}/verify", "data", jobs="report"),
     )
 }
 
 
+def _topological() -> tuple:
+    """The stages in an order where every stage follows what it reads (ties: the order declared above)."""
+    order, todo = [], list(SPECS)
+    while todo:
+        ready = next(n for n in todo if all(up in order for up, _ in SPECS[n].reads.values()))
+        order.append(ready)
+        todo.remove(ready)
+    return tuple(order)
+
+
+ORDER = _topological()  # the chain's stage order (scripts/lib/chain.py expands each into its jobs)
 SUITES = {suite: s.name for s in SPECS.values() for suite in s.suites}  # every `make eval SUITE=`: its stage
 
 
