@@ -29,7 +29,7 @@ STEP = re.compile(r"loss=([-+\d.e]+), acc=([-+\d.e]+), chosen_reward=([-+\d.e]+)
 def data_files(r, runs):
     """Each planned run's data: the data stage's output that dpo.yaml's `files` names (its placeholder)."""
     folder = stages.folder("data", runs, r.name)
-    outputs = placeholders.by_placeholder(r.path.name, "data", folder, mf.read_done(folder, "dpo")["outputs"])
+    outputs = placeholders.by_placeholder("data", mf.read_done(folder, "dpo")["outputs"])
 
     def files_for(stage, i):
         name = stage["files"].format(i=i)

@@ -60,6 +60,13 @@ BAD = {
         "requires parameter 'weight'",
         "    parameters:",
     ),
+    "unknown placeholder token": (
+        "merge.yaml",
+        '- model: "@sft.model"',
+        '- model: "@sft.modle"',
+        "models.0.model",
+        "@sft.modle is no output of a stage; known: @sft.model, @sft.prepared",
+    ),
     "changed published value": (
         "dpo.yaml",
         "  model.beta: 0.1",

@@ -79,23 +79,84 @@ def test_a_missing_required_output_fails_the_stage(tmp_path):
 def test_placeholders_are_filled_one_way_and_a_missing_one_is_named():
     r = rc.load(R70)
     ph = placeholders.placeholders("merge", r, {"sft": {"path": "/real/sft"}})
-    assert ph == {"runs/aloe-beta-70b/sft/model": "/real/sft"}
+    assert ph == {"@sft.model": "/real/sft"}
     cfg = placeholders.fill(r.files["merge"], ph, r.rel("merge"), required=ph)
     assert [m["model"] for m in cfg["models"]] == ["/real/sft", "meta-llama/Llama-3.1-70B-Instruct"]
-    with pytest.raises(SystemExit, match=r"recipes/aloe-beta-70b/merge.yaml: names no runs/aloe-beta-70b/sft/model"):
-        placeholders.fill({"models": [{"model": "runs/other/sft/model"}]}, ph, r.rel("merge"), required=ph)
+    with pytest.raises(SystemExit, match=r"recipes/aloe-beta-70b/merge.yaml: names no @sft.model"):
+        placeholders.fill({"models": [{"model": "@sft.out"}]}, ph, r.rel("merge"), required=ph)
 
 
 def test_check_recipes_names_a_wrong_placeholder(tmp_path):
-    shutil.copytree(R70, tmp_path / "aloe-beta-70b")
-    merge = tmp_path / "aloe-beta-70b" / "merge.yaml"
-    merge.write_text(merge.read_text().replace("runs/aloe-beta-70b/sft/model", "runs/aloe-beta-70b/sft/out"))
-    dpo = tmp_path / "aloe-beta-70b" / "dpo.yaml"
-    dpo.write_text(dpo.read_text().replace("data/dpo/redteam.jsonl", "data/dpo/red.jsonl"))
-    problems = [str(p) for p in placeholders.placeholder_problems(rc.load(tmp_path / "aloe-beta-70b"))]
-    assert len(problems) == 2 and "merge.yaml" in problems[0] and "names no runs/aloe-beta-70b/sft/model" in problems[0]
-    assert "dpo.yaml" in problems[1] and "stage2: runs/aloe-beta-70b/data/dpo/red.jsonl is no output" in problems[1]
+    shutil.copytree(R70, tmp_path / "mine")
+    merge = tmp_path / "mine" / "merge.yaml"
+    merge.write_text(merge.read_text().replace('- model: "@sft.model"', '- model: "@sft.out"'))
+    dpo = tmp_path / "mine" / "dpo.yaml"
+    dpo.write_text(dpo.read_text().replace('"@data.dpo_redteam"', "runs/mine/data/dpo/redteam.jsonl"))
+    problems = [str(p) for p in placeholders.placeholder_problems(rc.load(tmp_path / "mine"))]
+    assert len(problems) == 3 and all("merge.yaml" in p for p in problems[:2]), problems
+    assert "names no @sft.model" in problems[0] and "@sft.out is no output of a stage" in problems[1]
+    assert "dpo.yaml" in problems[2] and "stage2: runs/mine/data/dpo/redteam.jsonl is no output" in problems[2]
+    assert "@data.dpo_redteam" in problems[2]  # the tokens to name it by
     assert placeholders.placeholder_problems(rc.load(R70)) == []
+
+
+def test_an_unknown_token_is_named_with_its_file_key_and_the_known_tokens(tmp_path):
+    shutil.copytree(R70, tmp_path / "mine")
+    sft = tmp_path / "mine" / "sft.yaml"
+    sft.write_text(sft.read_text().replace('output_dir: "@sft.model"', 'output_dir: "@sft.modle"'))
+    line = next(n for n, x in enumerate(sft.read_text().splitlines(), 1) if "@sft.modle" in x)
+    problems = [str(p) for p in placeholders.placeholder_problems(rc.load(tmp_path / "mine"))]
+    assert f"{sft}:{line}: output_dir: @sft.modle is no output of a stage; known: @sft.model, @sft.prepared" in problems
+    assert any("names no @sft.model" in p for p in problems)  # and the token the stage fills is missing
+    assert placeholders.placeholder_problems(rc.load(R70, profile="cpu-tiny-learn")) == []  # a profile's token
+    assert all(map(placeholders.known, ["@data.dpo_chunk_{i}", "@data.dpo_chunk_3", "@data.dpo_redteam", "@sft.model"]))
+    assert not any(map(placeholders.known, ["@sft.modle", "@sfft.model", "@dpo run.model", "@data.dpo", "@sft"]))
+
+
+RECIPES = ["aloe-beta-8b", "aloe-beta-70b", "qwen2.5-aloe-beta-7b", "qwen2.5-aloe-beta-72b", "llama3-aloe-8b-alpha"]
+
+
+@pytest.mark.parametrize("name", RECIPES)
+def test_a_copied_recipe_folder_names_its_outputs_as_the_original(name, tmp_path):
+    """`cp -r recipes/<name> <copy>`: no placeholder problem, and every stage fills the same paths under the runs
+    root as for the original, but for the run's name (the tokens name stage outputs, not folders)."""
+    from scripts import dpo
+
+    copy = tmp_path / "recipes" / f"{name}-mine"
+    shutil.copytree(ROOT / "recipes" / name, copy)
+    runs = tmp_path / "runs"
+
+    def filled(r):
+        """{stage: {token: path under runs/, run name as <run>}} of sft, merge and each DPO run's data."""
+        out = {}
+        for stage in ("sft", "merge"):
+            reads = {n: {"path": str(stages.folder(up, runs, r.name) / stages.SPECS[up].outputs[k])}
+                     for n, (up, k) in stages.SPECS[stage].reads.items()}  # fmt: skip
+            ph = placeholders.placeholders(stage, r, reads, stages.folder(stage, runs, r.name) / ".partial")
+            out[stage] = {k: os.path.relpath(v, runs).replace(r.name, "<run>", 1) for k, v in ph.items()}
+        data = stages.folder("data", runs, r.name)
+        st = mf.Build(data, "data", {"sha256": r.name}, {}, env="base")
+        with st:
+            for i in range(5):
+                (st.partial / f"chunk_{i}.jsonl").write_text("{}\n")
+                st.publish(f"dpo_chunk_{i}", st.partial / f"chunk_{i}.jsonl", f"dpo/chunk_{i}.jsonl")
+            (st.partial / "redteam.jsonl").write_text("{}\n")
+            st.publish("dpo_redteam", st.partial / "redteam.jsonl", "dpo/redteam.jsonl")
+        out["dpo"] = [os.path.relpath(x["data"]["path"], runs).replace(r.name, "<run>", 1)
+                      for x in rc.dpo_runs(r, dpo.data_files(r, runs))]  # fmt: skip
+        return out
+
+    mine = rc.load(copy)
+    assert placeholders.placeholder_problems(mine) == []
+    got = filled(mine)
+    assert got == filled(rc.load(ROOT / "recipes" / name))
+    assert got["sft"] == {
+        "@data.sft": "<run>/data/sft.jsonl",
+        "@sft.model": "<run>/sft/.partial/model",
+        "@sft.prepared": "<run>/sft/.partial/prepared",
+    }
+    assert got["merge"] == {"@sft.model": "<run>/sft/model"}
+    assert got["dpo"][0] == "<run>/data/dpo/chunk_0.jsonl" and got["dpo"][-1] == "<run>/data/dpo/redteam.jsonl"
 
 
 def test_a_layout_reaches_every_stage_through_its_plan(tmp_path):
@@ -210,13 +271,14 @@ def test_vllm_jobs_are_not_submitted_to_gpu_nodes_before_their_environment_exist
     assert "nothing was run or submitted" in p.stderr and not (tmp_path / "runs" / "aloe-beta-70b" / "slurm").exists()
 
 
-def test_data_outputs_are_found_by_placeholder_through_a_symlinked_runs_folder(tmp_path):
+def test_data_outputs_are_found_by_token_through_a_symlinked_runs_folder(tmp_path):
     (tmp_path / "scratch" / "r" / "data" / "dpo").mkdir(parents=True)
     (tmp_path / "runs").symlink_to(tmp_path / "scratch")
     chunk = tmp_path / "runs" / "r" / "data" / "dpo" / "chunk_0.jsonl"  # recorded through the link
     chunk.write_text("{}\n")
-    found = placeholders.by_placeholder("x", "data", tmp_path / "scratch" / "r" / "data", {"c": {"path": str(chunk)}})
-    assert list(found) == ["runs/x/data/dpo/chunk_0.jsonl"]
+    outputs = {"dpo_chunk_0": {"path": str(chunk)}}
+    found = placeholders.by_placeholder("data", outputs)
+    assert found == {"@data.dpo_chunk_0": outputs["dpo_chunk_0"]}  # by key: where the file lies does not matter
 
 
 SMOKE_JOBS = ["tiny-kit", "data", "sft", "merge", *(f"dpo-stage1-{i}" for i in range(1, 6)), "dpo-stage2-1",

@@ -1,7 +1,7 @@
 """Port a recipe to another base model: a new recipe folder, then `make check-recipes RECIPE=<it>`.
 
 Copies the source recipe's files (comments and tags kept) and changes what depends on the base model: the base
-and instruct ids everywhere, the run paths, the chat template, turn terminator and pad token (by the base's
+and instruct ids everywhere, the chat template, turn terminator and pad token (by the base's
 model_type, or given), the base's config.json for offline validation (copied into the folder as
 base_config.json: from --config, from a local base directory, else from the hub), the hardware and the
 gradient accumulation that reaches the source's total batch on it. `released_as` and the source's wall times
@@ -82,7 +82,6 @@ def port(src: rc.Recipe, out: Path, base: str, instruct: str, cfg: dict, templat
     ids = [
         (s["merge"]["models"][-1]["model"], instruct),
         (s["sft"]["base_model"], base),
-        (f"runs/{src.path.name}/", f"runs/{out.name}/"),
     ]
     note = (
         f"# Ported by scripts.drivers.new_recipe from recipes/{src.path.name} ({s['recipe'].get('released_as')}) to {base}:\n"
@@ -91,7 +90,7 @@ def port(src: rc.Recipe, out: Path, base: str, instruct: str, cfg: dict, templat
     texts = {}
     for stem in rc.FILES:
         text = src.file(stem).read_text()
-        for i, (old, _) in enumerate(ids):  # placeholders first: the instruct id contains the base id
+        for i, (old, _) in enumerate(ids):  # markers first: the instruct id contains the base id
             text = text.replace(old, f"\0{i}\0")
         for i, (_, new) in enumerate(ids):
             text = text.replace(f"\0{i}\0", new)

@@ -3,8 +3,8 @@
 A stage's `folder` is a template under the runs root (`{run}`: the recipe run's folder, runs/<recipe>[-<profile>]);
 `outputs` maps each output key (a template where a stage makes several: `dpo_chunk_{i}`) to its path inside the
 folder; `reads` names what it takes from upstream, {input name: (stage, output key)}. A tool-native file names an
-upstream output by its placeholder, runs/<recipe folder>/<stage folder>/<path> (`runs/aloe-beta-8b/sft/model` in
-merge.yaml), and `fill` swaps placeholders for real paths: the one way every stage fills its file.
+upstream output by its token, @<stage>.<output key> (`@sft.model` in merge.yaml), and `fill` swaps tokens for real
+paths: the one way every stage fills its file (scripts/lib/placeholders.py).
 """
 
 import re
