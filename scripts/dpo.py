@@ -71,14 +71,14 @@ def step_metrics(log: Path) -> dict:
 def run_build(ctx, p, n: int, run: dict, model_in: dict) -> mf.Build:
     """The Build of the n-th OpenRLHF run (its own manifest under dpo/NN-<phase>-<chunk>/)."""
     r, batch = ctx.recipe, p.own["batch"]
-    folder = stages.folder("dpo run", ctx.runs, r.name, n=n, part=run["stage"], index=run["index"])
+    folder = stages.folder("dpo-run", ctx.runs, r.name, n=n, part=run["phase"], index=run["index"])
     argv = rc.render_dpo_argv({**run, "data": run["data"]["path"]}, model_in["path"], folder / ".partial" / "model")
     argv += ["--ckpt.path", str(folder / ".partial" / "ckpt")]
     info = {"path": r.rel("dpo"), "profile": r.profile, "sha256": core.sha256_json(argv), "rendered": argv}
     upto = ctx.opts["upto"]
     force = ctx.force and upto in (None, n)  # --upto N --force reruns run N; earlier ones only if their inputs changed
     return mf.Build(
-        folder, "dpo run", info, {"model": model_in, "data": run["data"]}, force, env="dpo", code=p.code,
+        folder, "dpo-run", info, {"model": model_in, "data": run["data"]}, force, env="dpo", code=p.code,
         seed=run["args"].get("train.seed"), world_size=batch[0], micro_batch=batch[1], grad_accum=batch[2],
         total_batch=batch[3],
     )  # fmt: skip
@@ -99,7 +99,7 @@ def one_run(ctx, p, n: int, run: dict, model_in: dict, before_compute) -> dict:
     (output,) = b.m["outputs"].values()
     return {
         "run": b.dir.name,
-        "stage": run["stage"],
+        "phase": run["phase"],
         "index": run["index"],
         "data": run["data"]["path"],
         "model_in": model_in["path"],

@@ -61,7 +61,7 @@ def test_dpo_ran_six_times_in_order_each_from_the_previous_output(chain):
     _, run, _ = chain
     m = mf.read(run / "dpo")
     runs = m["runs"]
-    assert [(r["stage"], r["index"]) for r in runs] == [("stage1", i) for i in range(5)] + [("stage2", 0)]
+    assert [(r["phase"], r["index"]) for r in runs] == [("stage1", i) for i in range(5)] + [("stage2", 0)]
     assert runs[0]["model_in"] == outputs(run, "merge")["model"]["path"]
     for prev, cur in zip(runs, runs[1:]):
         assert cur["model_in"] == prev["output"]["path"]

@@ -58,7 +58,7 @@ def test_unknown_profile_and_missing_recipe_are_clear(tmp_path):
 
 def test_dpo_plan_is_five_chained_chunks_then_red_team():
     runs = rc.dpo_runs(rc.load(R8))
-    assert [(x["stage"], x["index"]) for x in runs] == [("stage1", i) for i in range(5)] + [("stage2", 0)]
+    assert [(x["phase"], x["index"]) for x in runs] == [("stage1", i) for i in range(5)] + [("stage2", 0)]
     assert [x["args"]["adam.lr"] for x in runs] == [2e-7] * 5 + [1e-7]
     assert runs[3]["data"] == "@data.dpo_chunk_3"  # the token; the stage fills in the chunk file (scripts/dpo.py)
     argv = rc.render_dpo_argv(runs[0], "m", "o")

@@ -110,7 +110,7 @@ def test_an_unknown_token_is_named_with_its_file_key_and_the_known_tokens(tmp_pa
     assert any("names no @sft.model" in p for p in problems)  # and the token the stage fills is missing
     assert placeholders.placeholder_problems(rc.load(R70, profile="cpu-tiny-learn")) == []  # a profile's token
     assert all(map(placeholders.known, ["@data.dpo_chunk_{i}", "@data.dpo_chunk_3", "@data.dpo_redteam", "@sft.model"]))
-    assert not any(map(placeholders.known, ["@sft.modle", "@sfft.model", "@dpo run.model", "@data.dpo", "@sft"]))
+    assert not any(map(placeholders.known, ["@sft.modle", "@sfft.model", "@dpo-run.modell", "@data.dpo", "@sft"]))
 
 
 RECIPES = ["aloe-beta-8b", "aloe-beta-70b", "qwen2.5-aloe-beta-7b", "qwen2.5-aloe-beta-72b", "llama3-aloe-8b-alpha"]

@@ -1,6 +1,6 @@
 """The recipe's chain as jobs, for both launchers (local: one after the other; Slurm: a job graph).
 
-tiny-kit (profiles that use it) -> data -> sft -> merge -> dpo run 1 .. N (one job per OpenRLHF run: the
+tiny-kit (profiles that use it) -> data -> sft -> merge -> DPO runs 1 .. N (one job per OpenRLHF run: the
 5 stage-1 chunks, then the red-team stage) -> medprompt (one job per benchmark) and eval -> verify.
 Each job is one stage script (scripts/lib/stages.py) run on its rendered plan (scripts/lib/plan.py); its layout
 (nodes x GPUs) comes from the recipe's `hardware` or a LAYOUT= override, and a layout that cannot reach the
@@ -85,8 +85,8 @@ def parse_layout(spec: str | None) -> dict:
             nodes, per_node = (int(x) for x in shape.lower().split("x"))
         except ValueError:
             raise LayoutError(f"--layout {part!r}: expected STAGE=NODESxGPUS, e.g. sft=8x4")
-        if stage not in rc.HARDWARE_STAGES:
-            raise LayoutError(f"--layout {part!r}: no stage {stage!r}; stages: {', '.join(rc.HARDWARE_STAGES)}")
+        if stage not in rc.HARDWARE_ENTRIES:
+            raise LayoutError(f"--layout {part!r}: no stage {stage!r}; stages: {', '.join(rc.HARDWARE_ENTRIES)}")
         out[stage] = (nodes, nodes * per_node)
     return out
 
@@ -157,7 +157,7 @@ def expand(sp: stages.Spec, r: rc.Recipe, runs, fixtures: bool, suite: str, data
     if sp.jobs == "one":
         return [(sp.name, [], {}, [], ONE)]
     if sp.jobs == "runs":
-        return [(f"{sp.name}-{run['stage']}-{run['index'] + 1}", ["--upto", n], {}, [], (run["stage"], run["of"]))
+        return [(f"{sp.name}-{run['phase']}-{run['index'] + 1}", ["--upto", n], {}, [], (run["phase"], run["of"]))
                 for n, run in enumerate(rc.dpo_runs(r), 1)]  # fmt: skip
     if sp.jobs == "datasets":  # the CoT database is an input of its own (DATABASE=); without it, no jobs
         sets = [("medqa_4options", ["--local"])] if fixtures else [(t, ["--database", database]) for t in

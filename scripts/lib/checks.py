@@ -39,7 +39,7 @@ def _jobs(recipes, stages):
             for run in rc.dpo_runs(r):
                 if run["index"] == 0:  # the runs of a stage differ only in their paths
                     argv = rc.render_dpo_argv(run, "runs/model", "runs/out")
-                    jobs["dpo"].append({"id": f"{i}:{run['stage']}", "argv": argv})
+                    jobs["dpo"].append({"id": f"{i}:{run['phase']}", "argv": argv})
     return jobs
 
 

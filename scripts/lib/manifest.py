@@ -21,7 +21,7 @@ SCHEMA = "aloe-repro/manifest@2"  # @2: environment and code joined a stage's id
 
 class Manifest(TypedDict):
     schema: str  # SCHEMA
-    stage: str  # its entry in scripts/lib/stages.py: tiny-kit, data, sft, merge, "dpo run" (one OpenRLHF run), dpo, eval, ...
+    stage: str  # its entry in scripts/lib/stages.py: tiny-kit, data, sft, merge, dpo-run (one OpenRLHF run), dpo, eval, ...
     status: str  # running | done | failed; only `done` manifests are read by the next stage
     key: str  # sha256 over recipe, inputs, numbers, environment and code: same key, done -> skipped
     recipe: dict  # {path, profile, sha256, rendered}: the exact configuration the tool ran

@@ -51,7 +51,7 @@ def render(r: rc.Recipe, runs, job=None) -> dict:
             "layout": r.layout,
             "models": r.models,
         },
-        "hardware": {s: r.hardware(s) for s in rc.HARDWARE_STAGES},  # as the job runs it (layout applied)
+        "hardware": {s: r.hardware(s) for s in rc.HARDWARE_ENTRIES},  # as the job runs it (layout applied)
         "files": r.files,
         "raw": r.raw,
         "sources": sources(r),

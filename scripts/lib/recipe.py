@@ -23,7 +23,7 @@ TASKS = ROOT / "recipes" / "tasks"  # the repository's lm-eval tasks: open/ (Tab
 DEFAULT_KIT = stages.folder("tiny-kit", ROOT / "runs", "")
 
 # the stages that run as jobs of their own (recipe.yaml `hardware` has one entry each)
-HARDWARE_STAGES = ("data", "sft", "merge", "dpo", "medprompt", "eval")
+HARDWARE_ENTRIES = ("data", "sft", "merge", "dpo", "medprompt", "eval")
 ONE_NODE = ("data", "merge", "medprompt", "eval")  # one process on one node: data_prep, mergekit, vLLM or HF
 # Our own files' schemas (the tool-native sft.yaml and merge.yaml are checked by their tools).
 SCHEMA = {
@@ -212,14 +212,14 @@ class Recipe:
     def problem(self, stem, key, message):
         return Problem(self.rel(stem), key, message, locate(self.file(stem), key))
 
-    def world(self, stage):
-        return self.world_size or self.hardware(stage)["gpus"] or 1
+    def world(self, entry):
+        return self.world_size or self.hardware(entry)["gpus"] or 1
 
-    def hardware(self, stage) -> dict:
-        """The stage's `hardware` entry with the layout override applied."""
-        h = dict(self.files["recipe"]["hardware"][stage])
-        if stage in self.layout:
-            h["nodes"], h["gpus"] = self.layout[stage]
+    def hardware(self, entry) -> dict:
+        """A `hardware` entry (the layout of the jobs that run under it) with the layout override applied."""
+        h = dict(self.files["recipe"]["hardware"][entry])
+        if entry in self.layout:
+            h["nodes"], h["gpus"] = self.layout[entry]
         return h
 
 
@@ -296,16 +296,16 @@ def check_schema(r: Recipe):
 def check_hardware(r: Recipe):
     """recipe.yaml `hardware`: one {gpus, nodes} entry per stage job, GPUs spread evenly over the nodes."""
     hw, out = r.files["recipe"].get("hardware") or {}, []
-    for stage in sorted(set(hw) | set(HARDWARE_STAGES)):
-        h = r.hardware(stage) if isinstance(hw.get(stage), dict) else hw.get(stage)  # with a LAYOUT= override
-        if stage not in HARDWARE_STAGES:
-            out.append(r.problem("recipe", stage, "unknown hardware entry" + suggest(stage, HARDWARE_STAGES)))
+    for entry in sorted(set(hw) | set(HARDWARE_ENTRIES)):
+        h = r.hardware(entry) if isinstance(hw.get(entry), dict) else hw.get(entry)  # with a LAYOUT= override
+        if entry not in HARDWARE_ENTRIES:
+            out.append(r.problem("recipe", entry, "unknown hardware entry" + suggest(entry, HARDWARE_ENTRIES)))
         elif not isinstance(h, dict) or not isinstance(h.get("gpus"), int) or not isinstance(h.get("nodes"), int):
-            out.append(r.problem("recipe", "hardware", f"hardware.{stage} needs integer gpus and nodes"))
+            out.append(r.problem("recipe", "hardware", f"hardware.{entry} needs integer gpus and nodes"))
         elif h["nodes"] < 1 or h["gpus"] % h["nodes"]:
-            out.append(r.problem("recipe", stage, f"{h['gpus']} GPUs cannot be spread evenly over {h['nodes']} nodes"))
-        elif stage in ONE_NODE and h["nodes"] != 1:
-            out.append(r.problem("recipe", stage, f"{stage} runs as one process (vLLM tensor parallel): one node only"))
+            out.append(r.problem("recipe", entry, f"{h['gpus']} GPUs cannot be spread evenly over {h['nodes']} nodes"))
+        elif entry in ONE_NODE and h["nodes"] != 1:
+            out.append(r.problem("recipe", entry, f"{entry} runs as one process (vLLM tensor parallel): one node only"))
     return out
 
 
@@ -366,7 +366,8 @@ def divisors(n):
 
 
 def dpo_runs(r: Recipe, files_for=None):
-    """Expand the DPO plan into runs: [{stage, index, data, args}] in order; model chaining is the caller's."""
+    """Expand the DPO plan into runs: [{phase, index, of, data, args}] in order (a phase: one entry of dpo.yaml
+    `stages`, stage1 = the chunks, stage2 = red team); model chaining is the caller's."""
     plan = r.files["dpo"]
     runs = []
     for st in plan["stages"]:
@@ -374,7 +375,7 @@ def dpo_runs(r: Recipe, files_for=None):
         for i in range(n):
             data = files_for(st, i) if files_for else st["files"].format(i=i)
             args = {**(plan.get("args") or {}), **(st.get("args") or {})}
-            runs.append({"stage": st["name"], "index": i, "of": n, "data": data, "args": args})
+            runs.append({"phase": st["name"], "index": i, "of": n, "data": data, "args": args})
     return runs
 
 

