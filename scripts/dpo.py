@@ -79,8 +79,7 @@ def run_build(ctx, p, n: int, run: dict, model_in: dict) -> mf.Build:
     force = ctx.force and upto in (None, n)  # --upto N --force reruns run N; earlier ones only if their inputs changed
     return mf.Build(
         folder, "dpo-run", info, {"model": model_in, "data": run["data"]}, force, env="dpo", code=p.code,
-        seed=run["args"].get("train.seed"), world_size=batch[0], micro_batch=batch[1], grad_accum=batch[2],
-        total_batch=batch[3],
+        seed=run["args"].get("train.seed"), **batch.numbers(),
     )  # fmt: skip
 
 
@@ -125,13 +124,13 @@ class Dpo(driver.Stage):
     def prepare(self, ctx):
         r, upto = ctx.recipe, ctx.opts["upto"]
         batch = rc.dpo_batch(r)
-        cli.fail_on(batch[4])
+        cli.fail_on(batch.problems)
         inputs = driver.inputs("dpo", ctx.runs, r.name)
         runs = rc.dpo_runs(r, data_files(r, ctx.runs))
         if upto is not None and not 1 <= upto <= len(runs):
             raise AloeError(f"--upto {upto}: the plan of {r.rel('dpo')} has runs 1 to {len(runs)}")
         inputs |= {f"data_{i}": x["data"] for i, x in enumerate(runs)}
-        numbers = dict(world_size=batch[0], micro_batch=batch[1], grad_accum=batch[2], total_batch=batch[3])
+        numbers = batch.numbers()
         return driver.Prepared(
             stages.folder("dpo", ctx.runs, r.name), driver.recipe_info(r, "dpo", r.files["dpo"]), inputs, "dpo",
             code=(venv.TOOLS / "openrlhf_cpu.py",), numbers=numbers,

@@ -60,14 +60,14 @@ class Sft(driver.Stage):
 
     def prepare(self, ctx):
         r = ctx.recipe
-        world, micro, ga, total, batch_problems = rc.sft_batch(r)
-        cli.fail_on(batch_problems)
+        batch = rc.sft_batch(r)
+        cli.fail_on(batch.problems)
         inputs = driver.inputs("sft", ctx.runs, r.name)
         folder = stages.folder("sft", ctx.runs, r.name)
         paths = placeholders.placeholders("sft", r, inputs, folder / ".partial")
-        cfg = placeholders.fill(rc.render_sft(r, grad_accum=ga), paths, r.rel("sft"), required=paths)
+        cfg = placeholders.fill(rc.render_sft(r, grad_accum=batch.accum), paths, r.rel("sft"), required=paths)
         inputs["base_model"] = mf.model_input(cfg["base_model"])
-        numbers = dict(seed=cfg.get("seed"), world_size=world, micro_batch=micro, grad_accum=ga, total_batch=total)
+        numbers = {"seed": cfg.get("seed"), **batch.numbers()}
         return driver.Prepared(
             folder, driver.recipe_info(r, "sft", cfg), inputs, "sft", numbers=numbers,
             tools=("axolotl", "torch", "transformers", "deepspeed", "accelerate"), own={"cfg": cfg},

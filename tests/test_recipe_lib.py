@@ -1,5 +1,7 @@
 """Recipe rendering and batch arithmetic, without any tool."""
 
+from dataclasses import astuple
+
 import pytest
 
 from scripts import core
@@ -18,17 +20,19 @@ def test_overlay_replaces_deletes_and_merges():
 def test_published_batches_hold_on_published_hardware():
     for path in (R8, R70):
         r = rc.load(path)
-        assert rc.sft_batch(r)[4] == [] and rc.dpo_batch(r)[4] == []
-    world, micro, ga, total, _ = rc.sft_batch(rc.load(R8))
+        assert rc.sft_batch(r).problems == [] and rc.dpo_batch(r).problems == []
+    b = rc.sft_batch(rc.load(R8))
+    world, micro, ga, total = b.world, b.micro, b.accum, b.total
     assert (world, micro, ga, total) == (32, 1, 4, 128)
-    assert rc.dpo_batch(rc.load(R8))[:4] == (16, 1, 8, 128)
-    assert rc.dpo_batch(rc.load(R70))[:4] == (100, 1, 1, 100)
+    assert astuple(rc.dpo_batch(rc.load(R8)))[:4] == (16, 1, 8, 128)
+    assert astuple(rc.dpo_batch(rc.load(R70)))[:4] == (100, 1, 1, 100)
 
 
 def test_world_size_recomputes_grad_accum_or_names_the_key():
-    world, micro, ga, total, problems = rc.sft_batch(rc.load(R8, world_size=8))
+    b = rc.sft_batch(rc.load(R8, world_size=8))
+    ga, problems = b.accum, b.problems
     assert (ga, problems) == (16, [])
-    problems = rc.dpo_batch(rc.load(R70, world_size=8))[4]
+    problems = rc.dpo_batch(rc.load(R70, world_size=8)).problems
     assert len(problems) == 1
     p = problems[0]
     assert p.file.endswith("aloe-beta-70b/dpo.yaml") and p.key == "train.batch_size" and p.line
@@ -46,7 +50,7 @@ def test_profile_changes_only_sizes_paths_and_cpu_settings(tmp_path):
     assert t.files["sft"]["base_model"] == f"{tmp_path}/base"
     assert t.files["merge"]["models"][1]["model"] == f"{tmp_path}/instruct"
     assert "deepspeed" not in t.files["sft"] and "plugins" not in t.files["sft"]
-    assert rc.sft_batch(t)[:4] == (1, 2, 2, 4)
+    assert astuple(rc.sft_batch(t))[:4] == (1, 2, 2, 4)
 
 
 def test_unknown_profile_and_missing_recipe_are_clear(tmp_path):
@@ -70,7 +74,7 @@ def test_a_profile_extends_another_and_keeps_its_deletions():
     tiny, two = rc.load(R8, profile="cpu-tiny"), rc.load(R8, profile="cpu-tiny-2node")
     assert "deepspeed" not in two.files["sft"] and two.files["sft"] == tiny.files["sft"]
     assert two.files["recipe"]["hardware"]["dpo"] == {"gpus": 4, "nodes": 2}
-    assert rc.dpo_batch(two)[:4] == (4, 1, 1, 4)  # the same total batch of 4, accumulation derived
+    assert astuple(rc.dpo_batch(two))[:4] == (4, 1, 1, 4)  # the same total batch of 4, accumulation derived
 
 
 def test_hardware_entries_are_checked():

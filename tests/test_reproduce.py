@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, run_py
 
+from scripts.core import AloeError
 from scripts.lib import chain as ch
 from scripts.lib import recipe as rc
 from scripts.lib import slurm
@@ -163,7 +164,7 @@ def test_ranks_start_through_srun_and_torchrun_inside_a_multi_node_job(monkeypat
         "nodes": 2,
         "node_list": "gpu[07-08]",
     }
-    with pytest.raises(SystemExit, match="7 ranks cannot be spread evenly over the 2 nodes"):
+    with pytest.raises(AloeError, match="7 ranks cannot be spread evenly over the 2 nodes"):
         launch.on_ranks("torchrun", target, 7)
 
 

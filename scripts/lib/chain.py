@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from scripts import core
+from scripts.core import AloeError
 
 from . import driver, stages, venv
 from . import plan as pl
@@ -72,7 +73,7 @@ def footprint(jobs: list) -> dict:
     return out
 
 
-class LayoutError(SystemExit):
+class LayoutError(AloeError):
     pass
 
 
@@ -231,9 +232,9 @@ def check_batches(r: rc.Recipe, jobs: list) -> list:
         if entry not in rc.BATCH:
             continue
         if job.stage not in seen:  # every DPO run has the same layout: check it once
-            world, micro, ga, total, bad = rc.BATCH[entry](r)
-            seen[job.stage] = f"{micro} x {ga} x {world} = {total}"
-            problems += [f"{job.stage} on {job.nodes} x {job.gpus // job.nodes} GPUs: {p}" for p in bad]
+            batch = rc.BATCH[entry](r)
+            seen[job.stage] = str(batch)
+            problems += [f"{job.stage} on {job.nodes} x {job.gpus // job.nodes} GPUs: {p}" for p in batch.problems]
         job.batch = seen[job.stage]
     if problems:
         raise LayoutError("layout refused before anything was submitted:\n" + "\n".join(f"  {p}" for p in problems))

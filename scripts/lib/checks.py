@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 
 from scripts import core
+from scripts.core import AloeError
 
 from . import recipe as rc
 from . import values, venv
@@ -92,22 +93,22 @@ def validate(recipes, stages=("sft", "merge", "dpo")):
     try:
         results = run_tools(recipes, stages)
     except venv.MissingEnv as e:
-        raise SystemExit(str(e))
+        raise AloeError(str(e))
     for i, r in enumerate(recipes):
         if "sft" in stages:
             problems += _tool_problems(r, "sft", results["sft"][str(i)])
-            world, micro, ga, total, p = rc.sft_batch(r)
-            problems += p
+            b = rc.sft_batch(r)
+            problems += b.problems
             sft = r.files["sft"]
             rows.append(
                 [
                     r.name,
                     "sft",
                     sft["base_model"],
-                    world,
-                    micro,
-                    ga,
-                    total,
+                    b.world,
+                    b.micro,
+                    b.accum,
+                    b.total,
                     sft.get("learning_rate"),
                     sft.get("max_steps") and f"{sft['max_steps']} steps" or sft.get("num_epochs"),
                 ]
@@ -129,8 +130,8 @@ def validate(recipes, stages=("sft", "merge", "dpo")):
                 ]
             )
         if "dpo" in stages:
-            world, micro, ga, total, p = rc.dpo_batch(r)
-            problems += p
+            b = rc.dpo_batch(r)
+            problems += b.problems
             for st in r.files["dpo"]["stages"]:
                 problems += _tool_problems(r, "dpo", results["dpo"][f"{i}:{st['name']}"])
                 args = {**r.files["dpo"]["args"], **(st.get("args") or {})}
@@ -141,10 +142,10 @@ def validate(recipes, stages=("sft", "merge", "dpo")):
                         r.name,
                         f"dpo {st['name']}",
                         data,
-                        world,
-                        micro,
-                        ga,
-                        total,
+                        b.world,
+                        b.micro,
+                        b.accum,
+                        b.total,
                         args.get("adam.lr"),
                         f"{args.get('train.max_epochs')} x {n} chunks" if n > 1 else args.get("train.max_epochs"),
                     ]

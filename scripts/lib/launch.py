@@ -10,6 +10,8 @@ import os
 import socket
 import subprocess
 
+from scripts.core import AloeError
+
 
 def where() -> dict:
     """Recorded in every manifest: a Slurm job (id, nodes) or this machine."""
@@ -35,7 +37,7 @@ def on_ranks(torchrun: str, target: list, world: int) -> list:
     w = where()
     nodes = w.get("nodes", 1)
     if world % nodes:
-        raise SystemExit(f"{world} ranks cannot be spread evenly over the {nodes} nodes of Slurm job {w['job_id']}")
+        raise AloeError(f"{world} ranks cannot be spread evenly over the {nodes} nodes of Slurm job {w['job_id']}")
     if nodes > 1:
         port = os.environ.get("MASTER_PORT") or str(20000 + int(w["job_id"]) % 10000)
         return [

@@ -11,6 +11,8 @@ check-recipes reports a file that does not name one, and any `@` string that is 
 import re
 from pathlib import Path
 
+from scripts.core import AloeError
+
 from .stages import SPECS, _pattern
 
 TOKEN = re.compile(r"@(?P<stage>[A-Za-z0-9_-]+)\.(?P<key>[A-Za-z0-9_{}]+)$")
@@ -123,5 +125,5 @@ def fill(cfg, values: dict, where: str, required=()):
     out = walk(cfg)
     missing = [p for p in required if p not in seen]
     if missing:
-        raise SystemExit(f"{where}: names no {', '.join(missing)}: the stage fills that placeholder with its input")
+        raise AloeError(f"{where}: names no {', '.join(missing)}: the stage fills that placeholder with its input")
     return out

@@ -12,6 +12,7 @@ from pathlib import Path
 import yaml
 
 from scripts import core
+from scripts.core import AloeError
 
 from . import recipe as rc
 
@@ -63,7 +64,7 @@ def write(plan: dict, path: Path) -> Path:
     return path
 
 
-class PlanError(SystemExit):
+class PlanError(AloeError):
     pass
 
 

@@ -309,34 +309,46 @@ def check_hardware(r: Recipe):
     return out
 
 
-def sft_batch(r: Recipe):
-    """(world, micro, grad_accum, total, problems). With an explicit world size, grad accum is recomputed."""
+@dataclass(frozen=True)
+class Batch:
+    """The batch arithmetic of a training stage: micro x accumulation x world size = total (problems: why not)."""
+
+    world: int
+    micro: int
+    accum: int | None  # None: no whole number reaches the total on this world size
+    total: int
+    problems: list = field(default_factory=list)
+
+    def numbers(self) -> dict:
+        """The manifest's keys that decide the optimisation."""
+        return {
+            "world_size": self.world,
+            "micro_batch": self.micro,
+            "grad_accum": self.accum,
+            "total_batch": self.total,
+        }
+
+    def __str__(self):
+        return f"{self.micro} x {self.accum} x {self.world} = {self.total}"
+
+
+def sft_batch(r: Recipe) -> Batch:
+    """With an explicit world size, grad accum is recomputed; on the declared layout, the file's must fit it."""
     sft, total = r.files["sft"], int(r.files["recipe"]["sft_total_batch"])
     micro, world = int(sft.get("micro_batch_size", 1)), r.world("sft")
-    if world == declared_world(r, "sft"):  # the declared layout: the file's grad accum must fit it
+    if world == declared_world(r, "sft"):
         ga = int(sft.get("gradient_accumulation_steps", 1))
         if micro * ga * world != total:
-            return (
-                world,
-                micro,
-                ga,
-                total,
-                [
-                    r.problem(
-                        "sft",
-                        "gradient_accumulation_steps",
-                        f"micro batch {micro} x grad accum {ga} x {world} GPUs = {micro * ga * world}, "
-                        f"but the total batch (recipe.yaml sft_total_batch) is {total}",
-                    )
-                ],
-            )
-        return world, micro, ga, total, []
+            why = (f"micro batch {micro} x grad accum {ga} x {world} GPUs = {micro * ga * world}, "
+                   f"but the total batch (recipe.yaml sft_total_batch) is {total}")  # fmt: skip
+            return Batch(world, micro, ga, total, [r.problem("sft", "gradient_accumulation_steps", why)])
+        return Batch(world, micro, ga, total)
     if total % (micro * world):
-        return world, micro, None, total, [unreachable(r, "sft", "micro_batch_size", total, micro, world)]
-    return world, micro, total // (micro * world), total, []
+        return Batch(world, micro, None, total, [unreachable(r, "sft", "micro_batch_size", total, micro, world)])
+    return Batch(world, micro, total // (micro * world), total)
 
 
-def dpo_batch(r: Recipe):
+def dpo_batch(r: Recipe) -> Batch:
     args = r.files["dpo"].get("args") or {}
     total, micro, world = (
         int(args.get("train.batch_size", 0)),
@@ -344,8 +356,8 @@ def dpo_batch(r: Recipe):
         r.world("dpo"),
     )
     if total <= 0 or total % (micro * world):
-        return world, micro, None, total, [unreachable(r, "dpo", "train.batch_size", total, micro, world)]
-    return world, micro, total // (micro * world), total, []
+        return Batch(world, micro, None, total, [unreachable(r, "dpo", "train.batch_size", total, micro, world)])
+    return Batch(world, micro, total // (micro * world), total)
 
 
 BATCH = {"sft": sft_batch, "dpo": dpo_batch}  # hardware entry -> its batch arithmetic (the training stages)

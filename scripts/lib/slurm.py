@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from scripts import core
-from scripts.core import table
+from scripts.core import AloeError, table
 
 from . import chain
 from . import recipe as rc
@@ -76,7 +76,7 @@ def check_fits(jobs: list, s: dict):
         if j.gpus // j.nodes > s["gpus_per_node"]
     ]
     if too_big:
-        raise SystemExit("layout refused before anything was submitted:\n" + "\n".join(f"  {p}" for p in too_big))
+        raise AloeError("layout refused before anything was submitted:\n" + "\n".join(f"  {p}" for p in too_big))
 
 
 def script(job, s: dict, log_dir: Path, python: str) -> str:
@@ -132,7 +132,7 @@ def submit(jobs: list, s: dict, log_dir: Path, python: str, dry_run=False) -> di
         if out.returncode:
             for jid in ids.values():  # nothing half-submitted is left behind
                 subprocess.run(["scancel", jid], capture_output=True)
-            raise SystemExit(f"sbatch refused {path}: {out.stderr.strip()}")
+            raise AloeError(f"sbatch refused {path}: {out.stderr.strip()}")
         ids[job.name] = out.stdout.strip().split(";")[0]
     return ids
 
