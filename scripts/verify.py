@@ -28,6 +28,7 @@ import math
 import re
 import sys
 import textwrap
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -181,13 +182,23 @@ def gains(rows: list, base_rows: list, scores: dict, base_scores: dict, floor: f
     return out
 
 
-def results_of(a, r, model: str | None, explicit: str | None) -> Path:
+@dataclass(frozen=True)
+class Options:
+    """How one table is checked (from the command line)."""
+
+    setting: str  # 0-shot, medprompt, ...: the reported row's setting
+    floor: float | None  # tolerance floor (None: the table's)
+    z: float | None  # standard errors of tolerance (None: the table's z, else Z)
+    medprompt: list | None  # Medprompt evaluations that fill the in-context rows
+    baseline: str | None  # the base Instruct model whose gain is checked
+
+
+def results_of(runs, run: str, suite: str, model: str | None, explicit: str | None) -> Path:
     """The results to read: given, else `make eval MODEL=` results of this model, else the recipe run's own."""
     if explicit:
         return Path(explicit)
-    own = stages.model_eval_dir(a.runs, model, a.suite) if model else None
-    stage = stages.suite_stage(a.suite)
-    folder = own if own and own.exists() else stages.folder(stage, a.runs, r.name, suite=a.suite)
+    own = stages.model_eval_dir(runs, model, suite) if model else None
+    folder = own if own and own.exists() else stages.folder(stages.suite_stage(suite), runs, run, suite=suite)
     return stages.results_path(mf.read_done(folder, "verify"))
 
 
@@ -225,23 +236,25 @@ def main(argv=None):
     a = ap.parse_args(argv)
     if a.baseline and a.medprompt:
         raise VerifyError("verify: --baseline compares lm-eval-shaped results; Medprompt rows have no baseline row")
-    r = cli.load(a)
+    r, runs = cli.load(a.recipe, a.profile, runs=a.runs, plan=a.plan)
     model = a.model or r.files["recipe"]["released_as"]
     reported = yaml.safe_load(Path(a.reported).read_text())
     if a.medprompt:
         results = {"_path": ", ".join(a.medprompt)}
     else:
-        results = load_results(results_of(a, r, a.model, a.results))
-    base_results = load_results(results_of(a, r, a.baseline, a.baseline_results)) if a.baseline else None
+        results = load_results(results_of(runs, r.name, a.suite, a.model, a.results))
+    base_results = (
+        load_results(results_of(runs, r.name, a.suite, a.baseline, a.baseline_results)) if a.baseline else None
+    )
     tables = (
         a.table.split(",") if a.table else reporting(reported, SUITE_TABLES.get(a.suite, ["table9"]), a.setting, model)
     )
     if not tables:
         raise VerifyError(f"verify: no reported table for suite {a.suite!r} (see the README's table of every table)")
-    failed = 0
+    failed, o = 0, Options(a.setting, a.floor, a.z, a.medprompt, a.baseline)
     for t in tables:
         out = Path(a.out) / t if a.out and len(tables) > 1 else a.out
-        failed += verify_table(a, reported, t, model, results, base_results, out)
+        failed += verify_table(o, reported, t, model, results, base_results, out)
     return 1 if failed else 0
 
 
@@ -251,23 +264,23 @@ def scores_of(results: dict, measure: dict, medprompt=None) -> dict:
     return with_aggregates(measured_scores(results, measure["metric"], measure["scale"]))
 
 
-def verify_table(a, reported, table_name, model, results, base_results, out) -> int:
+def verify_table(o: Options, reported, table_name, model, results, base_results, out) -> int:
     """Print, report and chart one table; returns how many verdicts that decide the exit status failed."""
-    name, tab, row = reported_row(reported, table_name, a.setting, model)
+    name, tab, row = reported_row(reported, table_name, o.setting, model)
     measure = tab["measure"]
-    floor = a.floor if a.floor is not None else measure["floor"]
-    z = a.z if a.z is not None else measure.get("z", Z)
-    scores = scores_of(results, measure, a.medprompt)
+    floor = o.floor if o.floor is not None else measure["floor"]
+    z = o.z if o.z is not None else measure.get("z", Z)
+    scores = scores_of(results, measure, o.medprompt)
     rows = compare(row, measure, scores, floor, z, results["_path"])
     headers, shown = (
         list(HEADERS),
         [[*x[:7], "pass" if x[7] else "FAIL" if x[3] is not None else "FAIL (no score)"] for x in rows],
     )
     decide = [x[7] for x in rows]
-    title = f"{name}: {tab['source']}, {a.setting}"
+    title = f"{name}: {tab['source']}, {o.setting}"
     note = f"tolerance = max(floor {floor:g}, {z:g} x measured stderr)"
     if base_results is not None:
-        base_name, _, base_row = reported_row(reported, table_name, a.setting, a.baseline)
+        base_name, _, base_row = reported_row(reported, table_name, o.setting, o.baseline)
         base_scores = scores_of(base_results, measure)
         base_rows = compare(
             {c: v for c, v in base_row.items() if c in row}, measure, base_scores, floor, z, base_results["_path"]
@@ -282,7 +295,7 @@ def verify_table(a, reported, table_name, model, results, base_results, out) -> 
             "the exit status follows the gain"
         )
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
-    out = Path(out or core.ROOT / "results" / "verify" / f"{slug}-{table_name}-{a.setting}")
+    out = Path(out or core.ROOT / "results" / "verify" / f"{slug}-{table_name}-{o.setting}")
     out.mkdir(parents=True, exist_ok=True)
     n_fail = sum(not ok for ok in decide)
     what = "gains " if base_results is not None else ""
@@ -301,8 +314,8 @@ def verify_table(a, reported, table_name, model, results, base_results, out) -> 
             {
                 "model": name,
                 "table": table_name,
-                "setting": a.setting,
-                "baseline": a.baseline,
+                "setting": o.setting,
+                "baseline": o.baseline,
                 "results": measured,
                 "rows": rows_json,
             },

@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 from scripts import core
-from scripts.core import table
+from scripts.core import AloeError, table
 from scripts.lib import chain, cli, slurm, stages, venv
 from scripts.lib import manifest as mf
 
@@ -49,14 +49,15 @@ def main(argv=None):
     ap.add_argument(
         "--suite",
         default="mcqa",
-        help="eval suite: mcqa | open | all | general | safety | openmedqa | fields (these two: an mcqa eval job first)",
+        choices=stages.SUITES,
+        help="eval suite (openmedqa and fields: an mcqa eval job first)",
     )
     ap.add_argument("--database", help="Medprompt CoT database JSONL; without it the chain has no Medprompt jobs")
     a = ap.parse_args(argv)
     if a.world_size:
-        raise SystemExit("--world-size: give a per-stage --layout instead (e.g. sft=4x4)")
-    r = cli.load(a)
-    runs = str(Path(a.runs).resolve())
+        raise AloeError("--world-size: give a per-stage --layout instead (e.g. sft=4x4)")
+    r, runs = cli.load(a.recipe, a.profile, runs=a.runs)
+    runs = str(runs.resolve())
     settings = slurm.load_settings(a.cluster) if a.launcher == "slurm" or a.dry_run else None
     jobs = chain.write_plans(
         chain.build(

@@ -3,6 +3,7 @@
 import argparse
 import os
 import sys
+from pathlib import Path
 
 from scripts import core
 from scripts.core import AloeError
@@ -29,16 +30,17 @@ def stage_parser(doc: str) -> argparse.ArgumentParser:
     return ap
 
 
-def load(a) -> "rc.Recipe":
-    """The recipe this stage runs: its job's plan (written by make reproduce / make smoke), else rendered now."""
-    if getattr(a, "plan", None):
-        r, plan = pl.load(a.plan)
-        a.runs = plan["runs"]
-        pin_cuda(a.plan, (plan["job"] or {}).get("cuda"))
-        return r
-    kit = stages.folder("tiny-kit", a.runs, "")
+def load(recipe, profile=None, world_size=None, runs=None, plan=None) -> tuple:
+    """(the recipe, the runs root) this stage runs: its job's plan (written by make reproduce / make smoke, with its
+    runs root), else the recipe rendered now."""
+    if plan:
+        r, p = pl.load(plan)
+        pin_cuda(plan, (p["job"] or {}).get("cuda"))
+        return r, Path(p["runs"])
     try:
-        return rc.load(a.recipe, profile=a.profile, world_size=getattr(a, "world_size", None), kit=kit)
+        return rc.load(recipe, profile=profile, world_size=world_size, kit=stages.folder("tiny-kit", runs, "")), Path(
+            runs
+        )
     except rc.RecipeError as e:
         raise AloeError(f"recipe error:\n{e}")
 

@@ -134,8 +134,8 @@ def _parse(stage: Stage, argv, doc: str | None = None):
     ap = cli.stage_parser(doc or sys.modules[type(stage).__module__].__doc__)
     stage.options(ap)
     a = ap.parse_args(argv)
-    r = cli.load(a)  # with --plan, the runs root is the plan's
-    return Context(r, Path(a.runs), a.force, {k: v for k, v in vars(a).items() if k not in COMMON})
+    r, runs = cli.load(a.recipe, a.profile, a.world_size, a.runs, a.plan)  # with --plan, the runs root is the plan's
+    return Context(r, runs, a.force, {k: v for k, v in vars(a).items() if k not in COMMON})
 
 
 def main(stage: Stage, argv=None) -> int:
