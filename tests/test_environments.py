@@ -135,3 +135,15 @@ def test_a_changed_comment_in_a_recipe_is_not_a_change(tmp_path):
     assert digest == {k: core.sha256_json(v) for k, v in rc.load(ROOT / "recipes/aloe-beta-8b").files.items()}
     sft.write_text(sft.read_text().replace("learning_rate: 2.0e-5", "learning_rate: 3.0e-5"))
     assert core.sha256_json(rc.load(copy).files["sft"]) != digest["sft"]
+
+
+@pytest.mark.unit
+def test_requirements_txt_lists_exactly_the_base_lock():
+    pins = re.findall(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?==(\S+)", (ENVS / "base.lock").read_text(), re.M)
+    lines = [x.strip() for x in (ROOT / "requirements.txt").read_text().splitlines()]
+    listed = [tuple(x.split("==")) for x in lines if x and not x.startswith("#")]
+    assert listed == pins, (
+        "requirements.txt differs from envs/base.lock: regenerate it with "
+        '`python -c "from scripts.drivers import lock; lock.write_requirements()"` (make lock does it too)'
+    )
+    assert "make install" in (ROOT / "requirements.txt").read_text()  # the header names where the stages come from
