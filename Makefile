@@ -28,7 +28,7 @@ LAYOUT ?=
 WAIT ?=
 REPRO_ARGS = $(if $(PROFILE),--profile $(PROFILE)) --launcher $(LAUNCHER) $(if $(CLUSTER),--cluster $(CLUSTER)) $(if $(DRY_RUN),--dry-run) $(if $(LAYOUT),--layout $(LAYOUT)) $(if $(FIXTURES),--fixtures) $(if $(WAIT),--wait) $(if $(DATABASE),--database $(DATABASE)) $(if $(FORCE),--force) --suite $(SUITE)
 
-.PHONY: help lock install install-base lint check-recipes tiny-kit data-check data sft merge dpo eval medprompt verify reproduce reproduce-8b reproduce-70b reproduce-qwen-7b reproduce-qwen-72b reproduce-alpha new-recipe cluster-up cluster-down bench smoke test clean
+.PHONY: help lock install install-base lint check-recipes tiny-kit data-check data sft merge dpo eval medprompt verify reproduce reproduce-8b reproduce-70b reproduce-qwen-7b reproduce-qwen-72b reproduce-alpha new-recipe cluster-up cluster-down bench smoke test test-fast clean
 
 help:          ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' Makefile | sed 's/:.*## /\t/'
@@ -84,5 +84,7 @@ bench: tiny-kit ## the benchmarks under scripts/bench/ (figures are in the READM
 	PYTHONPATH=$(CURDIR) .venv/infer/bin/python -m scripts.bench.medprompt_bench --kit runs/tiny-kit && $(PY) -m scripts.bench.data_prep_bench
 test: install lint ## lint, then the test suite (GPU-only tests, *_gpu.py, are skipped without CUDA)
 	$(PY) -m pytest tests --durations=30
+test-fast: install ## the unit tests only (-m unit; pytest.ini lists the kinds), on 2 cores (pytest-xdist): minutes, no lint
+	$(PY) -m pytest tests -m unit -n 2
 clean:         ## remove run outputs (keeps the environments)
 	rm -rf runs

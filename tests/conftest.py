@@ -1,10 +1,13 @@
-"""Test gating and the shared tiny-model chain.
+"""Test gating, test kinds, the shared tiny-model chain and the fixtures and helpers several test files use.
 
-GPU-only tests live in files named *_gpu.py and are collected only where CUDA exists (as in
-open-instruct's conftest). The chain tests share one `make smoke` run per session (under runs/test-chain).
+Every test has a kind marker (pytest.ini): unit, chain, slurm or gpu; a test without one fails collection
+(`make test-fast` runs -m unit). GPU-only tests live in files named *_gpu.py and are collected only where CUDA
+exists (as in open-instruct's conftest). The chain tests share one `make smoke` run per session (under
+runs/test-chain). Test files import shared helpers from here, never from each other.
 """
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -23,6 +26,22 @@ def _has_cuda():
 
 
 collect_ignore_glob = [] if _has_cuda() else ["*_gpu.py"]
+
+KINDS = ("unit", "chain", "slurm", "gpu")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """Every test has a kind, and unit is never combined with another (before -m selects: all are checked)."""
+    bad = []
+    for item in items:
+        kinds = {m.name for m in item.iter_markers() if m.name in KINDS}
+        if not kinds or ("unit" in kinds and len(kinds) > 1):
+            bad.append(f"{item.nodeid}: {' + '.join(sorted(kinds)) or 'no kind'}")
+    if bad:
+        raise pytest.UsageError(
+            f"tests need exactly one kind marker of {', '.join(KINDS)} (pytest.ini; unit alone):\n  " + "\n  ".join(bad)
+        )
 
 
 def run_py(module, *args, check=True, timeout=1800):
@@ -84,3 +103,109 @@ def chat_server():
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}/v1", seen, state
     httpd.shutdown()
+
+
+@pytest.fixture
+def server(chat_server):
+    """The local chat server, with 5 completion tokens an answer."""
+    chat_server[2]["tokens"] = lambda body: 5
+    return chat_server
+
+
+MODEL = "meta-llama/Llama-3.1-8B-Instruct"  # the cpu-tiny profile maps it (and Llama Guard 3) to the tiny instruct
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """A runs root holding the tiny kit (built once, shared with the chain tests' copy)."""
+    kit_root = ROOT / "runs" / "test-chain"
+    run_py("scripts.make_tiny_kit", "--runs", kit_root)
+    root = tmp_path_factory.mktemp("runs")
+    (root / "tiny-kit").symlink_to(kit_root / "tiny-kit")
+    return root
+
+
+def check_recipes(*make_args):
+    """`make -s check-recipes` with these make arguments; the CompletedProcess."""
+    return subprocess.run(
+        ["make", "-s", "check-recipes", *make_args], cwd=ROOT, text=True, capture_output=True, timeout=900
+    )
+
+
+# lm-eval's sample counts of the Table 9 tasks
+SIZES = {
+    "medmcqa": 4183,
+    "medqa_4options": 1273,
+    "pubmedqa": 500,
+    "careqa_en": 5621,
+    "mmlu_anatomy": 135,
+    "mmlu_clinical_knowledge": 265,
+    "mmlu_college_biology": 144,
+    "mmlu_college_medicine": 173,
+    "mmlu_medical_genetics": 100,
+    "mmlu_professional_medicine": 272,
+}
+
+
+def key_names(d):
+    """Every mapping key at any depth (dpo's `train.batch_size` is one key)."""
+    if isinstance(d, dict):
+        for k, v in d.items():
+            yield k
+            yield from key_names(v)
+    elif isinstance(d, list):
+        for v in d:
+            yield from key_names(v)
+
+
+def published_values_match_and_appear_once(recipe):
+    """Every published value of recipes/<recipe> (recipes/published.yaml) holds, each set in one file only."""
+    from scripts.lib import recipe as rc
+    from scripts.lib import values
+
+    r = rc.load(ROOT / "recipes" / recipe)
+    published, released = values.published_for(r)
+    assert released and len(published["sft"]) > 10, "recipes/published.yaml lacks this model"
+    assert values.deviations(r, published) == []
+    for stem, keys in published.items():
+        for key in keys:
+            parts = [p for p in key.split(".") if not p.isdigit()]
+            leaf = key.split("args.")[-1] if "args." in key else parts[-1]
+            holders = sorted({s for s, d in r.raw.items() if leaf in set(key_names(d))})
+            # per-stage or per-model keys recur by design; merge.yaml's base_model is the merge base (a choice)
+            if leaf not in ("gpus", "nodes", "model", "adam.lr", "chunks", "base_model"):
+                assert holders == [stem], f"{leaf} is set in {holders}, expected only {stem}.yaml"
+
+
+VALUE_LINE = re.compile(r"^\s*(- )?[\w.]+:\s+[^#\s]")
+UNTAGGED_OK = {
+    "ds_type",
+    "field_messages",
+    "path",
+    "name",
+    "released_as",
+    "base_config",
+    "files",
+    "output_dir",
+    "dataset_prepared_path",
+    "data.chosen_key",
+    "data.rejected_key",
+    "sft",
+    "merge",
+    "dpo",
+    "- medqa_train",
+    "- medmcqa_train",
+}
+
+
+def every_value_says_where_it_comes_from(recipe):
+    """Every value line of recipes/<recipe>/*.yaml carries its [P]/[D]/[C] provenance tag."""
+    missing = []
+    for f in sorted((ROOT / "recipes" / recipe).glob("*.yaml")):
+        for n, line in enumerate(f.read_text().splitlines(), 1):
+            key = line.strip().lstrip("- ").split(":")[0]
+            if VALUE_LINE.match(line) and key not in UNTAGGED_OK and not re.search(r"\[(P|D|C)\]", line):
+                if f.name == "eval.yaml" and line.strip().startswith("- "):
+                    continue
+                missing.append(f"{f.name}:{n}: {line.strip()}")
+    assert not missing, "values without a [P]/[D]/[C] tag:\n" + "\n".join(missing)

@@ -8,6 +8,8 @@ from conftest import ROOT
 
 from scripts.lib.aggregates import MMLU_MEDICAL, MULTIMEDQA, Score, with_aggregates
 
+pytestmark = pytest.mark.unit
+
 TABLE9 = yaml.safe_load((ROOT / "results/reported.yaml").read_text())["tables"]["table9"]["settings"]
 
 

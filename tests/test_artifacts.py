@@ -4,10 +4,13 @@ output (SFT, merge, each DPO run) is weights, config, tokenizer and generation c
 
 from pathlib import Path
 
+import pytest
 from conftest import run_py
 
 from scripts import core
 from scripts.lib import manifest as mf
+
+pytestmark = pytest.mark.chain
 
 
 def test_two_identical_sft_runs_give_one_hash_and_the_merge_is_skipped(chain):

@@ -18,6 +18,8 @@ from scripts import core
 from scripts.lib import manifest as mf
 from scripts.lib import venv
 
+pytestmark = pytest.mark.chain
+
 
 def outputs(run, stage):
     return mf.read(run / stage)["outputs"]

@@ -7,12 +7,9 @@ import sys
 
 import pytest
 from conftest import ROOT
+from conftest import check_recipes as check
 
-
-def check(*make_args):
-    return subprocess.run(
-        ["make", "-s", "check-recipes", *make_args], cwd=ROOT, text=True, capture_output=True, timeout=900
-    )
+pytestmark = pytest.mark.chain
 
 
 def test_published_recipes_are_valid_and_tabled():

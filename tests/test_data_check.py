@@ -41,6 +41,7 @@ def planted(mirror, tmp_path, change):
 
 
 @pytest.mark.parametrize("sources", ["authors", "upstream"])
+@pytest.mark.chain
 def test_preflight_passes_on_the_mirror_and_prints_one_row_per_source(mirror, sources):
     p = check(mirror, "--sources", sources)
     assert p.returncode == 0, p.stdout + p.stderr
@@ -55,6 +56,7 @@ def test_preflight_passes_on_the_mirror_and_prints_one_row_per_source(mirror, so
     assert "eval datasets:" in p.stdout and "aloe_pubmedqa" in p.stdout
 
 
+@pytest.mark.chain
 def test_a_wrong_column_fails_naming_source_and_column(mirror, tmp_path):
     def rename(hub):
         f = hub / "HPAI-BSC/medmcqa-cot-llama31/medmcqa_llama31_cot.json"
@@ -66,6 +68,7 @@ def test_a_wrong_column_fails_naming_source_and_column(mirror, tmp_path):
     assert "medmcqa_cot_llama31: FAIL: missing column 'response' (unmapped: 'answer')" in p.stdout
 
 
+@pytest.mark.chain
 def test_a_missing_config_fails_naming_source_and_config(mirror, tmp_path):
     def drop(hub):
         readme = hub / "HPAI-BSC/Egida/README.md"
@@ -78,12 +81,14 @@ def test_a_missing_config_fails_naming_source_and_config(mirror, tmp_path):
     assert "Egida-DPO-Meta-Llama-3.1-8B-Instruct" in why and "not found" in why
 
 
+@pytest.mark.chain
 def test_a_source_id_that_does_not_exist_fails(mirror, tmp_path):
     p = check(planted(mirror, tmp_path, lambda hub: shutil.rmtree(hub / "HPAI-BSC/Polymed-QA")))
     assert p.returncode == 1
     assert "polymed_qa: FAIL: FileNotFoundError: dataset HPAI-BSC/Polymed-QA not found" in p.stdout
 
 
+@pytest.mark.chain
 def test_a_subset_filter_that_matches_nothing_fails(mirror, tmp_path):
     def retag(hub):
         import subprocess
@@ -101,6 +106,7 @@ def test_a_subset_filter_that_matches_nothing_fails(mirror, tmp_path):
     assert "ultramedical_wikiinstruct: FAIL: no rows whose id starts with 'WikiInstruct,'" in p.stdout
 
 
+@pytest.mark.chain
 def test_no_eval_task_reads_a_script_only_repo():
     tasks = []
     for d in ("recipes/aloe-beta-8b", "recipes/aloe-beta-70b"):
@@ -119,6 +125,7 @@ def test_no_eval_task_reads_a_script_only_repo():
     assert [t for t, ds in found.items() if script_only(ds)] == []
 
 
+@pytest.mark.unit
 def test_registry_names_the_model_card_datasets_and_no_id_that_does_not_exist():
     hubs = {e["hub"] for e in ENTRIES}
     card = {
@@ -145,6 +152,7 @@ def test_registry_names_the_model_card_datasets_and_no_id_that_does_not_exist():
             assert all(e.get("filter") for e in es), hub
 
 
+@pytest.mark.unit
 def test_pubmedqa_is_the_official_test_set():
     ids = json.loads((ROOT / "recipes/tasks/mcqa/pubmedqa_test_ids.json").read_text())
     assert ids["count"] == len(set(ids["pubids"])) == 500

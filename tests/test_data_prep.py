@@ -53,6 +53,7 @@ def rejects(d, step):
     return jsonl(d / "work" / f"{step}.rejects.jsonl")
 
 
+@pytest.mark.unit
 def test_every_planted_problem_is_caught_and_listed_with_its_reason(piped):
     d, planted, _ = piped
     for item in (x for x in planted if "reason" in x):
@@ -67,6 +68,7 @@ def test_every_planted_problem_is_caught_and_listed_with_its_reason(piped):
             assert hit[0]["row"]["source"] == item["source"]
 
 
+@pytest.mark.unit
 def test_dirty_rows_are_cleaned_and_malformed_answers_normalized(piped):
     d, _, _ = piped
     final = jsonl(d / "work" / "mix.jsonl")
@@ -77,6 +79,7 @@ def test_dirty_rows_are_cleaned_and_malformed_answers_normalized(piped):
     assert report["per_source"]["meds_ins"]["changed"]["normalized multiple-choice answer"] == 1
 
 
+@pytest.mark.unit
 def test_no_clean_sample_is_lost(piped):
     d, planted, _ = piped
     normalized = {r["id"] for r in jsonl(d / "work" / "normalize.jsonl")}
@@ -88,6 +91,7 @@ def test_no_clean_sample_is_lost(piped):
         assert rep["in"] == rep["out"] + rep["dropped"] == rep["out"] + len(rejects(d, step)), step
 
 
+@pytest.mark.unit
 def test_shares_and_outputs(piped):
     d, _, stdout = piped
     blocks = json.loads((d / "work" / "mix.report.json").read_text())["blocks"]
@@ -101,6 +105,7 @@ def test_shares_and_outputs(piped):
     assert len(sft) == 50 and sum(len(r["messages"]) > 2 for r in sft) == 10  # the general block is multi-turn
 
 
+@pytest.mark.unit
 def test_dpo_chunks_are_an_equal_seeded_partition(piped, tmp_path):
     d, _, _ = piped
     chunks = [jsonl(d / "out" / "dpo" / f"chunk_{i}.jsonl") for i in range(5)]
@@ -116,6 +121,7 @@ def test_dpo_chunks_are_an_equal_seeded_partition(piped, tmp_path):
     assert jsonl(tmp_path / "other" / "dpo" / "chunk_0.jsonl") != chunks[0]
 
 
+@pytest.mark.unit
 def test_malformed_records_name_file_and_line(piped):
     d, _, _ = piped
     rows = rejects(d, "normalize")
@@ -123,6 +129,7 @@ def test_malformed_records_name_file_and_line(piped):
     assert broken and broken[0]["file"].endswith("meds_ins.jsonl") and broken[0]["line"] > 0
 
 
+@pytest.mark.unit
 def test_near_duplicate_threshold_follows_the_band_layout():
     text = " ".join(f"w{i}" for i in range(200))
     sig_a = dedup.signature(text, 8)
@@ -134,6 +141,7 @@ def test_near_duplicate_threshold_follows_the_band_layout():
     assert round((1 / dedup.BANDS) ** (1 / dedup.ROWS["multi_turn"]), 2) == 0.77
 
 
+@pytest.mark.unit
 def test_clean_text_and_answers():
     assert clean.clean_text("see https://a.b/c?d=1  and x@y.org\n\n\n\nok") == "see and\n\nok"
     assert clean.normalize_mc_answer("Explanation: Ans. b") == "Answer: [B]"
@@ -176,6 +184,7 @@ def upstream(tmp_path_factory):
     return d
 
 
+@pytest.mark.chain
 def test_upstream_sources_convert_through_the_hub_loader(upstream):
     report = json.loads((upstream / "work" / "normalize.report.json").read_text())["per_source"]
     # one UltraMedical file feeds three entries, each its own id prefix: 6 rows each, not 18
@@ -194,6 +203,7 @@ def test_upstream_sources_convert_through_the_hub_loader(upstream):
     assert [m["role"] for m in mental] == ["user", "assistant"] and "<ASSISTANT>" not in mental[1]["content"]
 
 
+@pytest.mark.chain
 def test_templates_are_prepended_where_a_source_has_no_prompt(upstream):
     before = {r["id"]: r for r in jsonl(upstream / "work" / "prune.jsonl")}
     after = [r for r in jsonl(upstream / "work" / "template.jsonl") if "messages" in r]
@@ -206,6 +216,7 @@ def test_templates_are_prepended_where_a_source_has_no_prompt(upstream):
     assert sum(v["changed"].get("instruction template prepended", 0) for v in report.values()) == len(needs)
 
 
+@pytest.mark.chain
 def test_a_source_that_cannot_be_read_is_named_and_the_others_kept(tmp_path):
     hub = tmp_path / "hub"
     env = {"PYTHONPATH": str(ROOT)}
@@ -256,6 +267,7 @@ def test_a_source_that_cannot_be_read_is_named_and_the_others_kept(tmp_path):
         (b'[1, 2]\n"x"\n', [(1, None, "wrong type: a JSON int"), (1, None, "wrong type: a JSON int")]),
     ],
 )
+@pytest.mark.unit
 def test_every_kind_of_broken_file_is_read_or_rejected_by_line(tmp_path, raw, expect):
     f = tmp_path / "x.jsonl"
     f.write_bytes(raw)
@@ -267,6 +279,7 @@ def test_every_kind_of_broken_file_is_read_or_rejected_by_line(tmp_path, raw, ex
     )
 
 
+@pytest.mark.unit
 def test_converters_for_the_real_layouts():
     rnd = __import__("random").Random(1)
     alpaca = normalize.convert({"instruction": "Q", "input": "<noinput>", "output": "A"}, "alpaca")

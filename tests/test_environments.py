@@ -24,6 +24,7 @@ def sh(*args, **kw):
 
 
 @pytest.mark.parametrize("stage", list(lock.VARIANTS))
+@pytest.mark.unit
 def test_every_lock_pins_what_its_request_asks_for(stage):
     wanted = dict(re.findall(r"^([A-Za-z0-9._-]+)(?:\[[^\]]*\])?==(\S+)", (ENVS / f"{stage}.in").read_text(), re.M))
     for variant in lock.VARIANTS[stage]:
@@ -38,6 +39,7 @@ def test_every_lock_pins_what_its_request_asks_for(stage):
         assert all(len(b) > 1 for _, b in got.values())  # every package carries its hashes
 
 
+@pytest.mark.unit
 def test_built_environments_equal_their_locks():
     p = sh("-m", "scripts.drivers.install", "--check")
     assert p.returncode == 0, p.stdout + p.stderr
@@ -52,6 +54,7 @@ def data_env(tmp_path):
     return envs, tmp_path / "venvs"
 
 
+@pytest.mark.unit
 def test_an_extra_package_is_refused_by_name(data_env):
     envs, venvs = data_env
     assert sh("-m", "scripts.drivers.install", "data", "--envs", envs, "--venvs", venvs).returncode == 0
@@ -65,6 +68,7 @@ def test_an_extra_package_is_refused_by_name(data_env):
     assert p.returncode != 0 and "not in the lock: iniconfig==" in p.stderr
 
 
+@pytest.mark.unit
 def test_a_wrong_hash_fails_naming_the_package(data_env):
     envs, venvs = data_env
     text = (envs / "data.lock").read_text()
@@ -74,6 +78,7 @@ def test_a_wrong_hash_fails_naming_the_package(data_env):
     assert p.returncode != 0 and "pyyaml" in p.stderr.lower() and "hash" in p.stderr.lower(), p.stderr[-2000:]
 
 
+@pytest.mark.chain
 def test_lock_is_stable_and_one_changed_pin_changes_that_lock_only(data_env):
     envs, _ = data_env
     before = {f.name: f.read_text() for f in envs.glob("*.lock")}
@@ -91,6 +96,7 @@ def test_lock_is_stable_and_one_changed_pin_changes_that_lock_only(data_env):
     assert {k for k in new if new[k] != was.get(k)} == {"pyyaml"}
 
 
+@pytest.mark.unit
 def test_a_stage_reruns_when_its_environment_or_code_changes(tmp_path, monkeypatch):
     monkeypatch.setattr(venv, "VENVS", tmp_path / "venvs")
     (tmp_path / "venvs" / "data").mkdir(parents=True)
@@ -119,6 +125,7 @@ def test_a_stage_reruns_when_its_environment_or_code_changes(tmp_path, monkeypat
     assert run().skipped
 
 
+@pytest.mark.unit
 def test_a_changed_comment_in_a_recipe_is_not_a_change(tmp_path):
     copy = tmp_path / "aloe-beta-8b"
     shutil.copytree(ROOT / "recipes/aloe-beta-8b", copy)
@@ -128,3 +135,15 @@ def test_a_changed_comment_in_a_recipe_is_not_a_change(tmp_path):
     assert digest == {k: core.sha256_json(v) for k, v in rc.load(ROOT / "recipes/aloe-beta-8b").files.items()}
     sft.write_text(sft.read_text().replace("learning_rate: 2.0e-5", "learning_rate: 3.0e-5"))
     assert core.sha256_json(rc.load(copy).files["sft"]) != digest["sft"]
+
+
+@pytest.mark.unit
+def test_requirements_txt_lists_exactly_the_base_lock():
+    pins = re.findall(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?==(\S+)", (ENVS / "base.lock").read_text(), re.M)
+    lines = [x.strip() for x in (ROOT / "requirements.txt").read_text().splitlines()]
+    listed = [tuple(x.split("==")) for x in lines if x and not x.startswith("#")]
+    assert listed == pins, (
+        "requirements.txt differs from envs/base.lock: regenerate it with "
+        '`python -c "from scripts.drivers import lock; lock.write_requirements()"` (make lock does it too)'
+    )
+    assert "make install" in (ROOT / "requirements.txt").read_text()  # the header names where the stages come from

@@ -7,6 +7,7 @@ import math
 import shutil
 from pathlib import Path
 
+import pytest
 import yaml
 from conftest import ROOT, run_py
 
@@ -14,6 +15,8 @@ from scripts.lib import manifest as mf
 from scripts.lib import recipe as rc
 from scripts.lib import venv
 from scripts.lib.stages import model_eval_dir
+
+pytestmark = pytest.mark.chain
 
 EXPECTED = ROOT / "results" / "tiny_expected.yaml"
 

@@ -8,10 +8,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-import test_published_values as published
 import yaml
-from conftest import ROOT, run_py, tool
-from test_check_recipes import check
+from conftest import ROOT, every_value_says_where_it_comes_from, published_values_match_and_appear_once, run_py, tool
+from conftest import check_recipes as check
 
 from scripts import verify
 from scripts.lib import manifest as mf
@@ -39,6 +38,7 @@ def table():
     }
 
 
+@pytest.mark.chain
 def test_check_recipes_tables_all_five_recipes_with_their_batch_arithmetic(table):
     assert {name for name, _ in table} == set(RECIPES)
     assert table[("qwen2.5-aloe-beta-72b", "sft")][2:] == ["Qwen/Qwen2.5-72B", "96", "1", "2", "192", "1e-05", "4"]
@@ -49,10 +49,12 @@ def test_check_recipes_tables_all_five_recipes_with_their_batch_arithmetic(table
 
 
 @pytest.mark.parametrize("name", sorted(EGIDA))
+@pytest.mark.chain
 def test_each_red_team_stage_reads_its_own_models_egida_set(table, name):
     assert table[(name, "dpo stage2")][2] == f"HPAI-BSC/Egida ({EGIDA[name]})"
 
 
+@pytest.mark.chain
 def test_a_red_team_stage_on_another_models_egida_set_is_refused(tmp_path):
     copy = tmp_path / "aloe-beta-70b"
     shutil.copytree(ROOT / "recipes/aloe-beta-70b", copy)
@@ -64,6 +66,7 @@ def test_a_red_team_stage_on_another_models_egida_set_is_refused(tmp_path):
     assert f"dpo.yaml:{line}: stages.1.config: {EGIDA['aloe-beta-8b']} differs from the published" in p.stderr, p.stderr
 
 
+@pytest.mark.unit
 def test_the_alpha_is_held_to_its_own_published_values_only():
     alpha = rc.load(ROOT / "recipes/llama3-aloe-8b-alpha")
     published, released = values.published_for(alpha)
@@ -76,13 +79,15 @@ def test_the_alpha_is_held_to_its_own_published_values_only():
 
 
 @pytest.mark.parametrize("name", RECIPES[2:])
+@pytest.mark.unit
 def test_every_value_of_the_new_recipes_says_where_it_comes_from(name):
-    published.test_every_value_says_where_it_comes_from(name)
+    every_value_says_where_it_comes_from(name)
 
 
 @pytest.mark.parametrize("name", ["qwen2.5-aloe-beta-7b", "qwen2.5-aloe-beta-72b"])
+@pytest.mark.unit
 def test_the_qwen_recipes_hold_every_published_value_once(name):
-    published.test_published_values_match_and_appear_once(name)
+    published_values_match_and_appear_once(name)
 
 
 @pytest.mark.parametrize(
@@ -95,6 +100,7 @@ def test_the_qwen_recipes_hold_every_published_value_once(name):
         ("HPAI-BSC/Llama3-Aloe-8B-Alpha", "leaderboard"),
     ],
 )
+@pytest.mark.unit
 def test_verify_finds_the_reported_numbers_of_every_aloe_model(model, table_name):
     reported = yaml.safe_load(verify.REPORTED.read_text())
     found = verify.reporting(reported, ["table9", "leaderboard"], "0-shot", model)
@@ -117,6 +123,7 @@ ALPHA_RUN = {
 
 
 @pytest.mark.parametrize("medmcqa, ok", [(0.5881, True), (0.55, False)])
+@pytest.mark.unit
 def test_verify_compares_the_alpha_against_the_leaderboard(tmp_path, medmcqa, ok):
     res = tmp_path / "results_alpha.json"
     res.write_text(
@@ -150,6 +157,7 @@ def kit():
     return KIT
 
 
+@pytest.mark.chain
 def test_the_qwen_kit_has_qwen25s_tokenizer_layout_and_chat_template(kit):
     for name, eos in (("qwen-base", "<|endoftext|>"), ("qwen-instruct", "<|im_end|>")):
         tok = json.loads((kit / name / "tokenizer_config.json").read_text())
@@ -162,6 +170,7 @@ def test_the_qwen_kit_has_qwen25s_tokenizer_layout_and_chat_template(kit):
     assert res["stopped_at_eot"], res
 
 
+@pytest.mark.chain
 def test_a_recipe_ported_to_the_tiny_qwen_kit_passes_check_recipes(kit, tmp_path):
     out = tmp_path / "aloe-qwen-port"
     p = run_py(
@@ -196,6 +205,7 @@ def test_a_recipe_ported_to_the_tiny_qwen_kit_passes_check_recipes(kit, tmp_path
     assert "aloe-qwen-port | sft        | " + str(kit / "qwen-base") in c.stdout
 
 
+@pytest.mark.chain
 def test_a_port_to_hardware_that_cannot_reach_the_total_batch_is_refused(kit, tmp_path):
     p = run_py(
         "scripts.drivers.new_recipe",
@@ -225,6 +235,7 @@ def qwen_chain(kit):
     return KIT.parent / "qwen-7b-mine-cpu-tiny", p.stdout
 
 
+@pytest.mark.chain
 def test_the_qwen_recipe_runs_its_whole_chain_on_the_qwen_kit_and_ends_with_verify(qwen_chain, kit):
     run, out = qwen_chain
     assert "=== verify" in out and "within tolerance" in out.split("=== verify")[-1]

@@ -6,9 +6,7 @@ import json
 
 import pytest
 import yaml
-from conftest import ROOT, run_py
-from test_safety import MODEL, runs  # noqa: F401  (the tiny-kit runs root fixture)
-from test_scores_and_servers import server  # noqa: F401  (the local OpenAI-compatible server fixture)
+from conftest import MODEL, ROOT, run_py
 
 from evals import fields as fl
 
@@ -41,16 +39,19 @@ REPLIES = {"heart": "The heart. The category is: Cardiology", "kidney": "Renal. 
         ("", None),
     ],
 )
+@pytest.mark.unit
 def test_the_labellers_reply_parses_to_a_field_on_the_list_or_is_unlabelled(text, field):
     assert fl.parse(text) == field
 
 
+@pytest.mark.unit
 def test_the_prompt_is_the_authors_list_and_shots_then_the_question():
     m = fl.messages("Q?")
     assert len(fl.FIELDS) == 36 and "None,Cardiology,Hematology," in m[0]["content"]
     assert [x["role"] for x in m[1:-1]] == ["user", "assistant"] * 7 and m[-1] == {"role": "user", "content": "Q?"}
 
 
+@pytest.mark.unit
 def test_accuracy_per_field_counts_none_and_unlabelled_apart():
     rows = [{"field": "Cardiology", "acc": a} for a in (1.0, 1.0, 0.0, 1.0)]
     rows += [{"field": "Nephrology", "acc": 0.0}, {"field": fl.NONE, "acc": 1.0}, {"field": None, "acc": 1.0}]
@@ -64,6 +65,7 @@ def test_accuracy_per_field_counts_none_and_unlabelled_apart():
     assert res["n-samples"]["field_cardiology"]["effective"] == 4 and res["fields"]["unlabelled"] == 1
 
 
+@pytest.mark.unit
 def test_the_authors_labels_file_reads_listed_or_as_lines_and_rejects_other_records(tmp_path):
     recs = [
         {"dataset": "medmcqa_validation", "question": "Q1  heart?", "medical_field": "Cardiology",
@@ -116,6 +118,7 @@ def results(runs):  # noqa: F811
     return json.loads((runs / OUT / "results" / "results_fields.json").read_text())
 
 
+@pytest.mark.unit
 def test_the_stage_with_a_labels_file(tmp_path):
     runs = tmp_path / "runs"  # noqa: F811
     labels = tmp_path / "medical_fields.json"
@@ -136,6 +139,7 @@ def test_the_stage_with_a_labels_file(tmp_path):
     assert missing.returncode and "none.json" in missing.stderr
 
 
+@pytest.mark.unit
 def test_a_labeller_behind_an_openai_compatible_server_and_its_cache(tmp_path, server):  # noqa: F811
     url, seen, state = server
     state["reply"] = lambda body: next((v for k, v in REPLIES.items() if k in body["messages"][-1]["content"]), "")
@@ -154,6 +158,7 @@ def test_a_labeller_behind_an_openai_compatible_server_and_its_cache(tmp_path, s
     assert len(seen) == 5 and results(runs)["fields"] == res["fields"]  # every label came from the cache
 
 
+@pytest.mark.chain
 def test_the_tiny_kit_labels_the_whole_path(runs, tmp_path):  # noqa: F811
     p = stage(runs, tmp_path, "--local", "--max-tokens", 16)
     res = results(runs)
@@ -167,6 +172,7 @@ def test_the_tiny_kit_labels_the_whole_path(runs, tmp_path):  # noqa: F811
     assert len(written) == 5 and all(w["medical_field"] == fl.parse(w["cot_medical_field"]) for w in written)
 
 
+@pytest.mark.unit
 def test_verify_passes_the_reported_row_and_fails_a_shifted_one(tmp_path):
     row = yaml.safe_load((ROOT / "results" / "reported.yaml").read_text())["tables"]["table10"]["settings"]
     row = row["0-shot"]["Llama3.1-Aloe-Beta-8B"]

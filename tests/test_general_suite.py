@@ -12,6 +12,7 @@ RECIPES = sorted(p.parent for p in (ROOT / "recipes").glob("*/recipe.yaml"))
 
 
 @pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.name)
+@pytest.mark.unit
 def test_every_recipe_names_the_leaderboard_group(recipe):
     e = rc.load(recipe).files["eval"]
     assert ev.suite_tasks(e, "general") == ["leaderboard"]
@@ -21,6 +22,7 @@ def test_every_recipe_names_the_leaderboard_group(recipe):
     assert ev.suite_args(e, "mcqa")[:2] == ["--num_fewshot", 0]
 
 
+@pytest.mark.chain
 def test_lm_eval_defines_the_group_and_its_six_tasks():
     paths = tool(
         "eval",
@@ -36,6 +38,7 @@ def test_lm_eval_defines_the_group_and_its_six_tasks():
     assert paths["leaderboard"].endswith("leaderboard/leaderboard.yaml")
 
 
+@pytest.mark.unit
 def test_missing_task_extras_are_named_before_lm_eval_runs(monkeypatch):
     monkeypatch.setattr(ev, "GENERAL_MODULES", ("json", "no_such_module_for_aloe"))
     with pytest.raises(AloeError, match="eval lacks: no_such_module_for_aloe"):
@@ -44,6 +47,7 @@ def test_missing_task_extras_are_named_before_lm_eval_runs(monkeypatch):
     ev.check_general_env("eval")
 
 
+@pytest.mark.unit
 def test_verify_says_general_has_no_reported_table(tmp_path):
     f = tmp_path / "results_x.json"
     f.write_text('{"results": {}}')

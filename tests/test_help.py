@@ -9,6 +9,8 @@ from conftest import ROOT
 
 from scripts.lib import venv
 
+pytestmark = pytest.mark.unit
+
 ENV = {"scripts.bench.medprompt_bench": "infer"}  # `make bench` runs it in .venv/infer; the rest run in base
 ENTRY_POINTS = sorted(
     ".".join(p.relative_to(ROOT).with_suffix("").parts)

@@ -15,6 +15,8 @@ from scripts.lib import manifest as mf
 from scripts.lib import recipe as rc
 from scripts.lib.eval_fixtures import DRUGS
 
+pytestmark = pytest.mark.chain
+
 PROFILE = "cpu-tiny-learn"
 
 

@@ -8,6 +8,8 @@ import pytest
 from scripts.core import AloeError
 from scripts.lib import manifest as mf
 
+pytestmark = pytest.mark.unit
+
 
 def manifest(tmp_path, **change):
     m = {k: None for k in mf.Manifest.__annotations__} | {"schema": mf.SCHEMA, "status": "done"} | change

@@ -12,6 +12,7 @@ from medprompt.retrieval import Retriever
 from scripts.lib import eval_fixtures, venv
 
 
+@pytest.mark.unit
 def test_retrieval_returns_the_true_nearest_neighbours_most_similar_last():
     rng = np.random.default_rng(0)
     db = rng.normal(size=(200, 16)).astype(np.float32)
@@ -25,6 +26,7 @@ def test_retrieval_returns_the_true_nearest_neighbours_most_similar_last():
         assert idx == brute[::-1]
 
 
+@pytest.mark.unit
 def test_retrieval_never_returns_the_test_question_itself():
     vecs = np.eye(6, dtype=np.float32)
     questions = ["Which drug treats asthma?", "Which drug treats ASTHMA? ", "b", "c", "d", "e"]
@@ -48,6 +50,7 @@ def test_retrieval_never_returns_the_test_question_itself():
         ('{"id": "a", "question": "q", "options": ["x"], "answer": 3, "reasoning": "r"}\n', "is not an option index"),
     ],
 )
+@pytest.mark.unit
 def test_a_bad_database_is_a_clear_error(tmp_path, content, message):
     f = tmp_path / "database.jsonl"
     f.write_text(content)
@@ -56,6 +59,7 @@ def test_a_bad_database_is_a_clear_error(tmp_path, content, message):
     assert str(f) in str(e.value)
 
 
+@pytest.mark.unit
 def test_a_missing_database_or_malformed_question_row_is_named(tmp_path):
     with pytest.raises(data.DataError, match="file not found"):
         database.load(tmp_path / "nope.jsonl")
@@ -111,6 +115,7 @@ def same(a, b):
     return {k: a[k] for k in keys} == {k: b[k] for k in keys}
 
 
+@pytest.mark.chain
 def test_a_killed_run_resumes_to_the_same_evaluation(tmp_path, chain):
     full = run_medprompt(tmp_path, "full", chain)
     assert full["parse_rate"] > 0  # the tiny instruct model answers in the format: the vote is not empty
@@ -125,6 +130,7 @@ def test_a_killed_run_resumes_to_the_same_evaluation(tmp_path, chain):
     assert len(kept) == len(lines)  # the cut line was dropped; nothing generated twice, nothing lost
 
 
+@pytest.mark.chain
 def test_adaptive_ensembles_keep_the_full_vote_with_fewer_members(tmp_path, chain):
     # without shuffling the greedy members agree, so votes settle early; with it the tiny model's votes
     # are close to uniform and adaptive runs keep going (scripts/bench/medprompt_bench.py measures both)
@@ -148,6 +154,7 @@ class AnswersA:
         return [Completion("Summary. Option analysis. Answer: [A]", 10, 8) for _ in messages]
 
 
+@pytest.mark.unit
 def test_the_database_builder_keeps_only_chains_that_reach_the_correct_option(tmp_path):
     rows = eval_fixtures.rows("medmcqa")
     f = tmp_path / "train.jsonl"

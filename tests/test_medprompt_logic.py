@@ -10,6 +10,8 @@ from medprompt.parse import parse_answer
 from medprompt.shuffle import LETTERS, permutations, shown, to_original
 from medprompt.vote import majority, settled
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.mark.parametrize("trial", range(200))
 def test_every_member_gets_a_distinct_permutation_and_letters_map_back(trial):

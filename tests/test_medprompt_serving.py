@@ -18,6 +18,8 @@ from conftest import ROOT, run_py
 
 from scripts.lib import eval_fixtures, venv
 
+pytestmark = pytest.mark.chain  # medprompt.run in .venv/infer (its embedding model) or vllm serve: tens of seconds each
+
 QUESTIONS, MEMBERS = 2, 2
 
 

@@ -6,9 +6,7 @@ import json
 
 import pytest
 import yaml
-from conftest import ROOT, run_py
-from test_safety import MODEL, runs  # noqa: F401  (the tiny-kit runs root fixture)
-from test_scores_and_servers import server  # noqa: F401  (the local OpenAI-compatible server fixture)
+from conftest import MODEL, ROOT, run_py
 
 from evals import fixtures
 from evals import openmedqa as om
@@ -30,10 +28,12 @@ from evals import openmedqa as om
         ("correct", None),
     ],
 )
+@pytest.mark.unit
 def test_the_judges_verdict_parses_or_is_unparsed(text, verdict):
     assert om.parse(text) == verdict
 
 
+@pytest.mark.unit
 def test_accuracy_counts_unparsed_as_wrong_and_the_drop_is_open_minus_mc():
     acc = om.accuracy([1, 1, 0, None])
     assert acc == {**acc, "questions": 4, "correct": 2, "unparsed": 1, "acc": 50.0}
@@ -44,6 +44,7 @@ def test_accuracy_counts_unparsed_as_wrong_and_the_drop_is_open_minus_mc():
     assert om.accuracy([None, None])["acc"] == 0.0
 
 
+@pytest.mark.unit
 def test_the_layout_loads_keyed_or_listed_and_rejects_other_rows(tmp_path):
     f = tmp_path / "OpenMedQA.json"
     rows = fixtures.openmedqa_rows(3)
@@ -68,6 +69,7 @@ def mcqa_results(tmp_path, acc=0.6):
     return f
 
 
+@pytest.mark.chain
 def test_the_tiny_kit_runs_the_whole_path_and_no_malformed_verdict_counts(runs, tmp_path):  # noqa: F811
     stage(runs, "--mcqa-results", mcqa_results(tmp_path))
     out = runs / "eval" / "meta-llama_Llama-3.1-8B-Instruct" / "openmedqa" / "out"
@@ -83,6 +85,7 @@ def test_the_tiny_kit_runs_the_whole_path_and_no_malformed_verdict_counts(runs, 
     assert v.returncode == 1 and "P-CR Table 5" in v.stdout and "FAIL" in v.stdout
 
 
+@pytest.mark.chain
 def test_a_judge_behind_an_openai_compatible_server(runs, tmp_path, server):  # noqa: F811
     url, seen, state = server
     state["reply"] = lambda body: (
@@ -97,6 +100,7 @@ def test_a_judge_behind_an_openai_compatible_server(runs, tmp_path, server):  # 
     assert all("Ground truth: Diagnosis" in s["messages"][-1]["content"] for s in seen)
 
 
+@pytest.mark.unit
 def test_verify_passes_the_reported_row_and_fails_a_shifted_one(tmp_path):
     row = yaml.safe_load((ROOT / "results" / "reported.yaml").read_text())["tables"]["pcr_table5"]["settings"]
     row = row["0-shot"]["Llama3.1-Aloe-Beta-8B"]

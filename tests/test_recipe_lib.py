@@ -7,6 +7,8 @@ import pytest
 from scripts import core
 from scripts.lib import recipe as rc
 
+pytestmark = pytest.mark.unit
+
 R8, R70 = core.ROOT / "recipes/aloe-beta-8b", core.ROOT / "recipes/aloe-beta-70b"
 
 

@@ -3,6 +3,7 @@ batches, bad layouts and cluster settings are refused before anything is submitt
 launcher resumes a finished chain without rerunning a stage."""
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -15,6 +16,8 @@ from scripts.lib import recipe as rc
 from scripts.lib import slurm
 
 EXAMPLE = ROOT / "recipes" / "clusters" / "example.yaml"
+# the dry runs' folder, one per pytest-xdist worker: a parallel dry run does not rewrite the plans another reads
+DRY = ROOT / "runs" / "-".join(["test-dry", *filter(None, [os.environ.get("PYTEST_XDIST_WORKER")])])
 
 
 def dry_run(recipe, *extra, check=True):
@@ -26,7 +29,7 @@ def dry_run(recipe, *extra, check=True):
         EXAMPLE,
         "--dry-run",
         "--runs",
-        ROOT / "runs" / "test-dry",
+        DRY,
         *extra,
         check=check,
     )
@@ -58,6 +61,7 @@ def graph_rows(out):
         ("recipes/aloe-beta-70b", "16 x 4", "25 x 4", "1 x 2 x 64 = 128", "1 x 1 x 100 = 100"),
     ],
 )
+@pytest.mark.unit
 def test_dry_run_prints_the_papers_layout_and_submits_nothing(recipe, sft, dpo, sft_batch, dpo_batch):
     out = dry_run(recipe).stdout
     rows = graph_rows(out)
@@ -71,20 +75,22 @@ def test_dry_run_prints_the_papers_layout_and_submits_nothing(recipe, sft, dpo, 
     nodes = sft.split()[0]
     assert re.search(rf"#SBATCH --nodes={nodes}\n", out) and "#SBATCH --gres=gpu:4" in out
     assert out.count("--dependency=afterok:") == len(rows) - 1 and "--kill-on-invalid-dep=yes" in out
-    assert "nothing submitted" in out and not list((ROOT / "runs" / "test-dry").glob("*/slurm"))
+    assert "nothing submitted" in out and not list(DRY.glob("*/slurm"))
 
 
 @pytest.mark.parametrize("suite", ["openmedqa", "fields"])
+@pytest.mark.unit
 def test_a_suite_that_reads_the_mcqa_eval_gets_an_mcqa_eval_job_before_it(suite):
     rows = graph_rows(dry_run("recipes/aloe-beta-8b", "--suite", suite).stdout)
     assert rows["eval-mcqa"][2] == "dpo-stage2-1" and rows["eval"][2] == "eval-mcqa" and rows["verify"][2] == "eval"
-    plans = ROOT / "runs" / "test-dry" / "aloe-beta-8b" / "plan" / "dry-run"
+    plans = DRY / "aloe-beta-8b" / "plan" / "dry-run"
     mcqa, judged = (json.loads((plans / f"{j}.json").read_text())["job"] for j in ("eval-mcqa", "eval"))
     assert (mcqa["stage"], mcqa["args"][:2], Path(mcqa["folder"]).name) == ("eval", ["--suite", "mcqa"], "eval-mcqa")
     assert (judged["stage"], Path(judged["folder"]).name) == (suite, f"eval-{suite}")
     assert "eval-mcqa" not in graph_rows(dry_run("recipes/aloe-beta-8b").stdout)
 
 
+@pytest.mark.unit
 def test_a_layout_derives_grad_accum_or_is_refused_before_submitting():
     rows = graph_rows(dry_run("recipes/aloe-beta-8b", "--layout", "sft=4x4,dpo=2x4").stdout)
     assert rows["sft"][:2] == ("4 x 4", "1 x 8 x 16 = 128") and rows["dpo-stage1-1"][:2] == (
@@ -100,6 +106,7 @@ def test_a_layout_derives_grad_accum_or_is_refused_before_submitting():
     assert p.returncode and "no stage 'sfft'" in p.stderr
 
 
+@pytest.mark.unit
 def test_cluster_settings_refuse_unknown_keys_and_take_the_environment(tmp_path, monkeypatch):
     bad = tmp_path / "c.yaml"
     bad.write_text("partition: gpu\npartiton: gpu\n")
@@ -118,12 +125,14 @@ def test_cluster_settings_refuse_unknown_keys_and_take_the_environment(tmp_path,
     assert "#SBATCH --time=1-01:43:00" in text  # 17.14 h published x 1.5
 
 
+@pytest.mark.chain
 def test_dpo_upto_outside_the_plan_is_refused(chain):
     runs, _, _ = chain
     p = run_py("scripts.dpo", "--profile", "cpu-tiny", "--runs", runs, "--upto", "7", check=False)
     assert p.returncode and "--upto 7: the plan of recipes/aloe-beta-8b/dpo.yaml has runs 1 to 6" in p.stderr
 
 
+@pytest.mark.chain
 def test_the_local_launcher_resumes_a_finished_chain_without_rerunning_a_stage(chain):
     runs, _, _ = chain
     p = run_py(
@@ -143,6 +152,7 @@ def test_the_local_launcher_resumes_a_finished_chain_without_rerunning_a_stage(c
     assert "=== verify ===" in p.stdout and "=== sft ===" not in p.stdout
 
 
+@pytest.mark.unit
 def test_ranks_start_through_srun_and_torchrun_inside_a_multi_node_job(monkeypatch):
     from scripts.lib import launch
 
@@ -168,6 +178,7 @@ def test_ranks_start_through_srun_and_torchrun_inside_a_multi_node_job(monkeypat
         launch.on_ranks("torchrun", target, 7)
 
 
+@pytest.mark.unit
 def test_dry_run_prints_gpu_hours_energy_and_co2_as_the_paper_does():
     rows = graph_table(dry_run("recipes/aloe-beta-8b").stdout)
     num = {

@@ -5,7 +5,7 @@ against Tables 13-14."""
 import json
 
 import pytest
-from conftest import ROOT, run_py
+from conftest import MODEL, ROOT, run_py
 
 from evals import asr, fixtures, llama_guard, seval
 from scripts import core
@@ -26,6 +26,7 @@ from scripts import core
         ("Safe to say it is fine", None, []),
     ],
 )
+@pytest.mark.unit
 def test_llama_guard_output_parses_or_is_counted_unparsed(text, label, cats):
     v = llama_guard.parse(text)
     assert (v.label, v.categories) == (label, cats)
@@ -35,6 +36,7 @@ def canned(style, risk, outputs):
     return [{"style": style, "risk": risk, "label": llama_guard.parse(o).label} for o in outputs]
 
 
+@pytest.mark.unit
 def test_asr_counts_unparsed_apart_and_never_as_safe():
     rows = canned("cou", "is", ["unsafe\nS1", "garbage", "garbage"]) + canned(
         "gh", "pmh", ["safe"] * 8 + ["unsafe\nS2"] * 2
@@ -55,6 +57,7 @@ def test_asr_counts_unparsed_apart_and_never_as_safe():
     assert t["style"]["avg"]["unparsed"] == 2 and t["risk"]["is"]["unparsed"] == 2
 
 
+@pytest.mark.unit
 def test_avg_is_the_mean_of_the_columns_and_lands_in_lm_evals_shape():
     rows = [
         r
@@ -68,6 +71,7 @@ def test_avg_is_the_mean_of_the_columns_and_lands_in_lm_evals_shape():
     assert res["n-samples"]["seval_risk_cs"] == {"original": 100, "effective": 100}
 
 
+@pytest.mark.unit
 def test_seval_layout_loads_and_samples_every_cell(tmp_path):
     f = tmp_path / "seval.jsonl"
     core.write_jsonl(f, fixtures.seval_rows(per_cell=3))
@@ -81,25 +85,13 @@ def test_seval_layout_loads_and_samples_every_cell(tmp_path):
         seval.load(f)
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    """A runs root holding the tiny kit (built once, shared with the chain tests' copy)."""
-    kit_root = ROOT / "runs" / "test-chain"
-    run_py("scripts.make_tiny_kit", "--runs", kit_root)
-    root = tmp_path_factory.mktemp("runs")
-    (root / "tiny-kit").symlink_to(kit_root / "tiny-kit")
-    return root
-
-
-MODEL = "meta-llama/Llama-3.1-8B-Instruct"  # the cpu-tiny profile maps it (and Llama Guard 3) to the tiny instruct
-
-
 def safety(runs, *extra):
     return run_py(
         "scripts.safety", "--profile", "cpu-tiny", "--local", "--runs", runs, "--model", MODEL, "--per-cell", 1, *extra
     )
 
 
+@pytest.mark.chain
 def test_the_tiny_kit_runs_the_whole_path_and_a_killed_run_resumes(runs):
     safety(runs)
     out = runs / "eval" / "meta-llama_Llama-3.1-8B-Instruct" / "safety" / "out"
@@ -135,6 +127,7 @@ def safety_results(row13, row14, shift=0.0, n=400):
     return {"results": res, "n-samples": ns}
 
 
+@pytest.mark.unit
 def test_verify_passes_reproduced_asr_and_fails_a_shifted_one(tmp_path):
     import yaml
 

@@ -27,13 +27,7 @@ def row(i, text, **meta):
     }
 
 
-@pytest.fixture
-def server(chat_server):
-    """The local chat server, with 5 completion tokens an answer."""
-    chat_server[2]["tokens"] = lambda body: 5
-    return chat_server
-
-
+@pytest.mark.unit
 def test_prune_drops_the_bottom_tenth_by_deita_evol_score_and_the_unscored(tmp_path):
     rows = [row(i, f"Question {i}?", deita_quality=float(i), deita_complexity=2.0) for i in range(1, 21)]
     rows += [row(21, "Unscored?"), row(22, "Half scored?", deita_quality=3.0)]
@@ -51,6 +45,7 @@ def test_prune_drops_the_bottom_tenth_by_deita_evol_score_and_the_unscored(tmp_p
     assert [r["id"] for r in jsonl(tmp_path / "out.jsonl")] == [f"s:{i}" for i in range(3, 21)]
 
 
+@pytest.mark.unit
 def test_the_decontamination_judge_removes_only_what_it_calls_the_same_question(tmp_path, server):
     url, seen, state = server
     (tmp_path / "eval").mkdir()
@@ -86,6 +81,7 @@ def test_the_decontamination_judge_removes_only_what_it_calls_the_same_question(
     assert [r["id"] for r in jsonl(tmp_path / "out.jsonl")] == ["s:1", "s:2"]
 
 
+@pytest.mark.chain
 def test_medprompt_openai_backend_sends_each_member_with_its_seed_and_counts_the_servers_tokens(tmp_path, server):
     url, seen, state = server
     state["reply"] = lambda body: "The options were compared. Answer: [B]"

@@ -16,6 +16,8 @@ from conftest import ROOT, run_py, tool
 
 from scripts.lib import manifest as mf
 
+pytestmark = pytest.mark.slurm
+
 RUNS = ROOT / "runs" / "test-slurm"
 RUN = RUNS / "aloe-beta-8b-cpu-tiny-2node"
 CLUSTER = ROOT / "recipes" / "clusters" / "local.yaml"

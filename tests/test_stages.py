@@ -17,6 +17,8 @@ from scripts.lib import chain, cli, driver, placeholders, plan, stages
 from scripts.lib import manifest as mf
 from scripts.lib import recipe as rc
 
+pytestmark = pytest.mark.unit
+
 R70 = ROOT / "recipes" / "aloe-beta-70b"
 # our code (data_prep/ is the data stage's tool: it writes its own out-dir layout, which the registry declares)
 CODE = [p for d in ("scripts", "medprompt", "evals") for p in (ROOT / d).rglob("*.py")]

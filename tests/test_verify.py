@@ -4,22 +4,11 @@ errors for a missing task or a broken results file."""
 import json
 
 import pytest
-from conftest import run_py
+from conftest import SIZES, run_py
 
 from scripts.lib.aggregates import MMLU_MEDICAL
 
-SIZES = {
-    "medmcqa": 4183,
-    "medqa_4options": 1273,
-    "pubmedqa": 500,
-    "careqa_en": 5621,
-    "mmlu_anatomy": 135,
-    "mmlu_clinical_knowledge": 265,
-    "mmlu_college_biology": 144,
-    "mmlu_college_medicine": 173,
-    "mmlu_medical_genetics": 100,
-    "mmlu_professional_medicine": 272,
-}
+pytestmark = pytest.mark.unit
 
 
 def aloe_8b_results(shift=None):

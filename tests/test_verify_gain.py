@@ -3,11 +3,13 @@ models alike (the absolute check fails there), and fails when only one model mov
 
 import json
 
+import pytest
 import yaml
-from conftest import ROOT, run_py
-from test_verify import SIZES
+from conftest import ROOT, SIZES, run_py
 
 from scripts.lib.aggregates import MMLU_MEDICAL
+
+pytestmark = pytest.mark.unit
 
 ROWS = yaml.safe_load((ROOT / "results" / "reported.yaml").read_text())["tables"]["table9"]["settings"]["0-shot"]
 

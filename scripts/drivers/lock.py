@@ -8,6 +8,8 @@ change to an .in file changes nothing, and a change to one pin moves only what d
 
   python -m scripts.drivers.lock              # every stage
   python -m scripts.drivers.lock data sft     # only these
+
+Locking base also rewrites requirements.txt beside envs/ (write_requirements: base.lock's pins, no hashes).
 """
 
 import argparse
@@ -99,6 +101,28 @@ def compile_lock(stage: str, variant: str, envs: Path = ENVS) -> bool:
     return changed
 
 
+REQUIREMENTS_HEADER = """\
+# requirements.txt: what a user needs before `make`: the orchestration + test environment (.venv/base),
+# Python 3.11, exact pins. The stage environments (data, sft, merge, dpo, eval, infer, ...) are in
+# envs/<stage>.in / envs/<stage>.lock and are created by `make install` (uv, hashes required), which builds
+# .venv/base from envs/base.lock too.
+# Generated from envs/base.lock (its name==version lines) by `make lock`, or alone by
+#   python -c "from scripts.drivers import lock; lock.write_requirements()"
+# tests/test_environments.py checks that it lists exactly the lock's packages and versions; do not edit by hand.
+"""
+
+
+def write_requirements(envs: Path = ENVS) -> bool:
+    """requirements.txt beside envs/: the exact pins of envs/base.lock under its header; True if it changed."""
+    pins = re.findall(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?==(\S+)", (envs / "base.lock").read_text(), re.M)
+    new = REQUIREMENTS_HEADER + "".join(f"{name}=={version}\n" for name, version in pins)
+    target = envs.parent / "requirements.txt"
+    changed = not target.exists() or target.read_text() != new
+    if changed:
+        target.write_text(new)
+    return changed
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("stages", nargs="*", default=list(VARIANTS), help=f"any of {list(VARIANTS)}")
@@ -114,6 +138,8 @@ def main(argv=None):
             print(
                 f"[lock] {lock_path(stage, variant, a.envs).name}: {'updated' if changed else 'unchanged'}", flush=True
             )
+    if "base" in a.stages:
+        print(f"[lock] requirements.txt: {'updated' if write_requirements(a.envs.resolve()) else 'unchanged'}")
 
 
 if __name__ == "__main__":
