@@ -81,6 +81,11 @@ class Data(driver.Stage):
         rows = [[k, v["in"], v["out"], v["dropped"]] for k, v in steps.items()]
         return f"{p.folder}\n{table(['step', 'in', 'out', 'dropped'], rows)}"
 
+    def figure(self, m):
+        x = m["metrics"]
+        dropped = sum(v["dropped"] for v in x.get("steps", {}).values())
+        return f"data_prep on fixture corpora: {x.get('sft_rows')} rows kept, {dropped} dropped with a reason"
+
 
 STAGE = Data()
 

@@ -188,6 +188,11 @@ class Dpo(driver.Stage):
     def summary(self, ctx, p, m):
         return f"{m['metrics']['runs']} runs; final model {m['outputs']['model']['path']}"
 
+    def figure(self, m):
+        runs = m.get("runs") or []
+        margins = ", ".join(f"{r['reward_margin_last']:+.2e}" for r in runs if r.get("reward_margin_last") is not None)
+        return f"{len(runs)} runs; reward margin at the end of each: {margins}"
+
 
 STAGE = Dpo()
 

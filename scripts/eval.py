@@ -169,6 +169,10 @@ class Eval(driver.Stage):
             for t, vals in results["results"].items()
         }
 
+    def figure(self, m):
+        accs = [v["acc"] for v in m["metrics"].values() if isinstance(v.get("acc"), float)]
+        return f"{len(m['metrics'])} fixture tasks, mean acc {sum(accs) / len(accs):.3f} (chance about 0.26)"
+
 
 # the figures of lm-eval's results that the manifest keeps per task
 METRICS = ("acc", "acc_stderr", "acc_norm", "exact_match", "rouge1", "word_perplexity", "prompt_level_strict_acc")

@@ -29,6 +29,10 @@ class TinyKit(driver.Stage):
     def summary(self, ctx, p, m):
         return f"{p.folder}: {', '.join(m['outputs'])}"
 
+    def figure(self, m):
+        x = m["metrics"]
+        return "; ".join(f"{family} {v.get('params')} params, vocab {v.get('vocab')}" for family, v in x.items())
+
 
 STAGE = TinyKit()
 

@@ -118,6 +118,11 @@ class Medprompt(driver.Stage):
     def summary(self, ctx, p, m):
         return f"{ctx.opts['dataset']}: {json.dumps(m['metrics'])}"
 
+    def figure(self, m):
+        x = m["metrics"]
+        return (f"acc {x['accuracy']:.3f}, parse rate {x['parse_rate']:.2f}, {x['generated_tokens']} tokens "
+                f"({x['members_run']} members)")  # fmt: skip
+
 
 STAGE = Medprompt()
 

@@ -58,6 +58,11 @@ class Merge(driver.Stage):
     def summary(self, ctx, p, m):
         return f"{p.folder} ({m['metrics']['repaired']})"
 
+    def figure(self, m):
+        fixed = m["metrics"].get("repaired", {})
+        eos = fixed.get("eos_token_id", {})
+        return f"eos {eos.get('before')} -> {eos.get('after')}, generation_config {fixed.get('generation_config')}"
+
 
 STAGE = Merge()
 

@@ -101,6 +101,10 @@ class Sft(driver.Stage):
         x = m["metrics"]
         return f"{m['outputs']['model']['path']} (loss {x['loss_first']} -> {x['loss_last']} over {x['steps']} steps)"
 
+    def figure(self, m):
+        x = m["metrics"]
+        return f"loss {x.get('loss_first'):.4f} -> {x.get('loss_last'):.4f} ({x.get('steps')} steps)"
+
 
 STAGE = Sft()
 

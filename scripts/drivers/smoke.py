@@ -18,39 +18,11 @@ from pathlib import Path
 
 from scripts import core
 from scripts.core import table
-from scripts.lib import chain, cli, stages
+from scripts.lib import chain, cli, driver, stages
 from scripts.lib import manifest as mf
 from scripts.lib import recipe as rc
 
 PROFILE = "cpu-tiny"
-
-
-def figure(stage, m):
-    x = m.get("metrics") or {}
-    if stage == "tiny-kit":
-        return "; ".join(f"{family} {v.get('params')} params, vocab {v.get('vocab')}" for family, v in x.items())
-    if stage == "data":
-        steps = x.get("steps", {})
-        dropped = sum(v["dropped"] for v in steps.values())
-        return f"data_prep on fixture corpora: {x.get('sft_rows')} rows kept, {dropped} dropped with a reason"
-    if stage == "sft":
-        return f"loss {x.get('loss_first'):.4f} -> {x.get('loss_last'):.4f} ({x.get('steps')} steps)"
-    if stage == "merge":
-        eos = x.get("repaired", {}).get("eos_token_id", {})
-        return f"eos {eos.get('before')} -> {eos.get('after')}, generation_config {x.get('repaired', {}).get('generation_config')}"
-    if stage == "dpo":
-        runs = m.get("runs") or []
-        margins = ", ".join(f"{r['reward_margin_last']:+.2e}" for r in runs if r.get("reward_margin_last") is not None)
-        return f"{len(runs)} runs; reward margin at the end of each: {margins}"
-    if stage == "eval":
-        accs = [v["acc"] for v in x.values() if isinstance(v.get("acc"), float)]
-        return f"{len(x)} fixture tasks, mean acc {sum(accs) / len(accs):.3f} (chance about 0.26)"
-    if stage == "medprompt":
-        return (
-            f"acc {x['accuracy']:.3f}, parse rate {x['parse_rate']:.2f}, {x['generated_tokens']} tokens "
-            f"({x['members_run']} members)"
-        )
-    return ""
 
 
 def main(argv=None):
@@ -65,12 +37,12 @@ def main(argv=None):
         chain.build(r, str(runs), fixtures=True, force=a.force)
     )  # the chain `make reproduce-8b` runs
     rows, dpo_wall, started = [], 0.0, mf.now()
-    last_dpo = [j for j in jobs if j.stage == "dpo"][-1]
+    runs = [j for j in jobs if stages.spec(j.stage).jobs == "runs"]  # the DPO runs: one summary row
     for job, dt, code in chain.run_here(jobs[:-1]):  # verify last, after the summary
         if code:
             print(f"\nsmoke: {job.name} failed (exit {code})", file=sys.stderr)
             return code
-        if job.stage == "dpo" and job is not last_dpo:
+        if job in runs[:-1]:
             dpo_wall += dt  # one summary row for the whole DPO chain
             continue
         dt, dpo_wall = dt + dpo_wall, 0.0
@@ -82,7 +54,7 @@ def main(argv=None):
                 job.stage,
                 f"{dt:.0f} s" + (" (skipped)" if skipped else ""),
                 out.replace(str(core.ROOT) + "/", ""),
-                figure(job.stage, m),
+                driver.stage_of(job.stage).figure(m),
             ]
         )
     print("\nsmoke summary (tiny model on CPU: these figures show the chain works, not the paper's numbers)")

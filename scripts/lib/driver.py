@@ -76,6 +76,10 @@ class Stage:
         """The line printed when it is done (m: its manifest)."""
         return str(p.folder)
 
+    def figure(self, m: dict) -> str:
+        """What shows, in the smoke summary, that a finished run worked (m: its manifest)."""
+        return ""
+
     def build(self, ctx: Context, p: Prepared) -> mf.Build:
         return mf.Build(
             p.folder, self.name, p.recipe, p.inputs, ctx.force, p.resumable, env=p.env, code=p.code, **p.numbers
