@@ -19,10 +19,10 @@ from pathlib import Path
 
 import yaml
 
+from data_prep.benchmarks import TASK_ALIASES
 from scripts.lib import cli, stages, venv
 from scripts.lib import manifest as mf
 from scripts.lib import recipe as rc
-from scripts.lib.aggregates import TASK_ALIASES
 
 SUITES = ("mcqa", "open", "all", "general")
 # [C] the general suite runs as the Open LLM Leaderboard 2 ran chat models (lm-eval's leaderboard README and the

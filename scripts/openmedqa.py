@@ -21,11 +21,11 @@ from pathlib import Path
 
 from evals import fixtures
 from evals import openmedqa as om
+from evals.aggregates import load_results, measured_scores
 from scripts import core
 from scripts.core import table
 from scripts.lib import cli, generation, judged, stages, venv
 from scripts.lib import manifest as mf
-from scripts.lib.aggregates import load_results, measured_scores
 from scripts.lib.judged import fresh_out, mcqa_lm_eval, model_and_dir, stand_in
 
 

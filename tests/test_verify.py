@@ -6,7 +6,7 @@ import json
 import pytest
 from conftest import run_py
 
-from scripts.lib.aggregates import MMLU_MEDICAL
+from data_prep.benchmarks import MMLU_MEDICAL
 
 SIZES = {
     "medmcqa": 4183,

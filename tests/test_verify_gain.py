@@ -7,7 +7,7 @@ import yaml
 from conftest import ROOT, run_py
 from test_verify import SIZES
 
-from scripts.lib.aggregates import MMLU_MEDICAL
+from data_prep.benchmarks import MMLU_MEDICAL
 
 ROWS = yaml.safe_load((ROOT / "results" / "reported.yaml").read_text())["tables"]["table9"]["settings"]["0-shot"]
 
