@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from conftest import ROOT
 
-from data_prep import benchmarks
+from data_prep import benchmarks, eval_fixtures
 from medprompt import database
 from medprompt.retrieval import Retriever
-from scripts.lib import eval_fixtures, venv
+from scripts.lib import venv
 
 
 def test_retrieval_returns_the_true_nearest_neighbours_most_similar_last():

@@ -16,7 +16,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from conftest import ROOT, run_py
 
-from scripts.lib import eval_fixtures, venv
+from data_prep import eval_fixtures
+from scripts.lib import venv
 
 QUESTIONS, MEMBERS = 2, 2
 

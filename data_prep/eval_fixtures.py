@@ -6,7 +6,7 @@ model is scored on them by `make eval --local`, through the same task definition
 
 import random
 
-from data_prep.benchmarks import MMLU_SUBJECTS, PUBMEDQA_TEST_IDS
+from .benchmarks import MMLU_SUBJECTS, PUBMEDQA_TEST_IDS
 
 DRUGS = {
     "hypertension": "lisinopril",
