@@ -38,8 +38,8 @@ install:       ## every .venv/<stage> exactly as its lock (uv, hashes required; 
 	python3 -m scripts.drivers.install
 install-base:  ## the orchestration + test environment only
 	python3 -m scripts.drivers.install base
-lint: install-base ## ruff: lint and format check of the Python code
-	.venv/base/bin/ruff check . && .venv/base/bin/ruff format --check .
+lint: install-base ## ruff: lint and format check of the Python code; lint-imports: the layers (.importlinter)
+	.venv/base/bin/ruff check . && .venv/base/bin/ruff format --check . && .venv/base/bin/lint-imports --no-cache --no-logo
 check-recipes: install ## validate recipes offline [RECIPE=dir] [WORLD_SIZE=n]
 	$(PY) -m scripts.drivers.check_recipes $(if $(RECIPE),--recipe $(RECIPE)) $(if $(WORLD_SIZE),--world-size $(WORLD_SIZE))
 tiny-kit: install ## build the tiny model kit under runs/tiny-kit: Llama-3.1-shaped (base, instruct) and Qwen2.5-shaped (qwen-base, qwen-instruct)

@@ -17,13 +17,12 @@ import re
 import urllib.request
 from pathlib import Path
 
-from medprompt import data as benchmarks
-
+from . import benchmarks
 from .io import Report, Writer, read_jsonl, step_args
 
 N = 8
 WORD = re.compile(r"\w+")
-BENCHMARKS = ["medqa_4options", "medmcqa", "pubmedqa", "careqa_en", *(f"mmlu_{s}" for s in benchmarks.MMLU_MEDICAL)]
+BENCHMARKS = benchmarks.TASKS
 JUDGE_PROMPT = (
     "You check training data for contamination. Is the TRAINING SAMPLE the same question as the TEST "
     "QUESTION (possibly reworded or with other options)? Reply with one word: yes or no.\n\n"

@@ -10,9 +10,8 @@ The results file has lm-eval's shape (`results.<task>.asr,none`, `asr_stderr,non
 
 import math
 
-from scripts.lib.aggregates import Score, mean
-
 from . import seval
+from .aggregates import Score, mean
 
 Z = 1.96
 TABLES = {"style": ("seval_style", list(seval.STYLES.values())), "risk": ("seval_risk", list(seval.RISKS.values()))}

@@ -16,6 +16,9 @@ import json
 import math
 import re
 
+from data_prep.benchmarks import MMLU_MEDICAL
+from scripts.core import AloeError
+
 LABELLER = "meta-llama/Meta-Llama-3-70B-Instruct"  # configs/model/Llama-3-70B-Instruct.yaml
 TEMPERATURE, TOP_P, MAX_TOKENS = 0.7, 0.9, 500  # the same file's sampling_params
 # [C] top_k 50 is not sent: the generation backends (medprompt/generate.py) take temperature and top_p only
@@ -34,9 +37,8 @@ TASKS = {
     "careqa_en": ("CareQA", "question"),
     "medmcqa": ("medmcqa", "question"),
     "medqa_4options": ("medqa_4options", "sent1"),
-    **{f"mmlu_{s}": (f"mmlu_{s}", "question") for s in (
-        "anatomy", "clinical_knowledge", "college_medicine", "medical_genetics", "professional_medicine")},
-}  # fmt: skip
+    **{t: (t, "question") for t in MMLU_MEDICAL if t != "mmlu_college_biology"},
+}
 # [C] The authors' prompt structure (configs/prompt/prompt-cot.yaml: a system prompt with the list joined by
 # commas, seven few-shot turns, the reply ending "The category is: <field>"), in this repository's own words and
 # examples: their text is not reproduced here, so labels from this prompt may differ from theirs a little.
@@ -67,7 +69,7 @@ SHOTS = [
 CATEGORY = re.compile(r"The category is: (\w+)")  # prompt-cot.yaml's regex (case as written)
 
 
-class FieldsError(ValueError):
+class FieldsError(AloeError, ValueError):
     pass
 
 

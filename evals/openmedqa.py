@@ -17,6 +17,8 @@ import json
 import math
 import re
 
+from scripts.core import AloeError
+
 REPO, FILE = "HPAI-BSC/OpenMedQA", "OpenMedQA.json"
 JUDGE = "deepseek-ai/DeepSeek-R1"  # P-CR §OpenMedQA
 JUDGE_MAX_TOKENS = 2000  # prompt_engine's budget for a DeepSeek judge (src/qa/evaluate.py): R1 thinks first
@@ -38,7 +40,7 @@ VERDICT = re.compile(r"<verdict>\s*(.*?)\s*</verdict>", re.IGNORECASE | re.DOTAL
 THINK = re.compile(r"<think>.*?</think>", re.IGNORECASE | re.DOTALL)
 
 
-class OpenMedQAError(ValueError):
+class OpenMedQAError(AloeError, ValueError):
     pass
 
 

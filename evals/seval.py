@@ -17,6 +17,8 @@ import random
 import shutil
 from collections import defaultdict
 
+from scripts.core import AloeError
+
 REPO, FILE = "IS2Lab/S-Eval", "S-Eval_attack_en_v0.1.2.jsonl"
 STYLES = {  # ext.category -> Table 13 column (the paper's abbreviations)
     "chain_of_utterances": "cou",
@@ -46,7 +48,7 @@ PER_CELL = 50
 SEED = 0  # [C] which prompts of a cell are drawn
 
 
-class SEvalError(ValueError):
+class SEvalError(AloeError, ValueError):
     pass
 
 

@@ -9,7 +9,8 @@ correct option are kept. Loading checks every record and names the file and line
 import json
 from pathlib import Path
 
-from .data import DataError, read_jsonl
+from data_prep.benchmarks import DataError, read_jsonl
+
 from .parse import parse_answer
 from .prompts import cot_messages
 
@@ -77,7 +78,9 @@ def main(argv=None):
     """Build a CoT database from a training set with a generator model."""
     import argparse
 
-    from . import data, generate
+    from data_prep import benchmarks
+
+    from . import generate
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dataset", required=True, help="e.g. medqa_4options, medmcqa")
@@ -91,7 +94,7 @@ def main(argv=None):
     ap.add_argument("--max-tokens", type=int, default=1000)
     ap.add_argument("--limit", type=int)
     a = ap.parse_args(argv)
-    questions = data.load(a.dataset, a.split, a.data_path, a.limit)
+    questions = benchmarks.load(a.dataset, a.split, a.data_path, a.limit)
     gen = generate.make(a.backend, a.model, base_url=a.base_url, temperature=0.0)
     print(json.dumps(build(questions, gen, Path(a.out), a.tries, a.max_tokens)))
 

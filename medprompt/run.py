@@ -28,9 +28,10 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from data_prep import benchmarks
 from scripts import core
 
-from . import data, database, generate, prompts, shuffle
+from . import database, generate, prompts, shuffle
 from .parse import parse_answer
 from .retrieval import Retriever
 from .vote import majority, settled
@@ -57,7 +58,9 @@ class Run:
     def __init__(self, cfg: dict, generator=None, embedder=None):
         self.cfg, self.out = cfg, Path(cfg["out"])
         self.out.mkdir(parents=True, exist_ok=True)
-        self.questions = data.load(cfg["dataset"], cfg.get("split", "test"), cfg.get("data_path"), cfg.get("limit"))
+        self.questions = benchmarks.load(
+            cfg["dataset"], cfg.get("split", "test"), cfg.get("data_path"), cfg.get("limit")
+        )
         self.db = database.load(cfg["database"])
         self._embedder, self._generator = embedder, generator
         self.done = read_done(self.out / "generations.jsonl")
@@ -252,7 +255,7 @@ def main(argv=None):
     a = ap.parse_args(argv)
     try:
         ev = Run(json.loads(Path(a.config).read_text()))()
-    except data.DataError as e:
+    except benchmarks.DataError as e:
         raise SystemExit(f"medprompt: {e}") from None
     print(json.dumps({k: v for k, v in ev.items() if k not in ("per_question", "failed_members")}))
     if ev["failed_members"]:

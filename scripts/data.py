@@ -11,9 +11,10 @@ import json
 import sys
 from pathlib import Path
 
+from data_prep import eval_fixtures
 from scripts import core
 from scripts.core import AloeError, sha256_json, table
-from scripts.lib import driver, eval_fixtures, stages, venv
+from scripts.lib import driver, stages, venv
 
 
 class Data(driver.Stage):

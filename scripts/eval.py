@@ -19,11 +19,11 @@ from pathlib import Path
 
 import yaml
 
+from data_prep.benchmarks import TASK_ALIASES
 from scripts.core import AloeError
 from scripts.lib import driver, stages, venv
 from scripts.lib import manifest as mf
 from scripts.lib import recipe as rc
-from scripts.lib.aggregates import TASK_ALIASES
 
 # [C] the general suite runs as the Open LLM Leaderboard 2 ran chat models (lm-eval's leaderboard README and the
 # leaderboard's docs): each task's own few-shot count and generation budget (no --num_fewshot, no max_gen_toks:

@@ -20,12 +20,12 @@ import re
 import sys
 from pathlib import Path
 
+from data_prep.benchmarks import column_task
 from evals import fields as fl
 from scripts import core
 from scripts.core import AloeError, table
 from scripts.lib import driver, generation, judged, stages
 from scripts.lib import manifest as mf
-from scripts.lib.aggregates import column_task
 
 SAMPLES = re.compile(r"samples_(.+)_\d{4}-\d\d-\d\dT[\d.-]+\.jsonl$")  # lm-eval's samples_<task>_<date>.jsonl
 

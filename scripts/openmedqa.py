@@ -21,11 +21,11 @@ from pathlib import Path
 
 from evals import fixtures
 from evals import openmedqa as om
+from evals.aggregates import load_results, measured_scores
 from scripts import core
 from scripts.core import AloeError, table
 from scripts.lib import driver, judged, venv
 from scripts.lib import manifest as mf
-from scripts.lib.aggregates import load_results, measured_scores
 
 
 def multiple_choice(path) -> tuple:

@@ -33,11 +33,7 @@ from pathlib import Path
 
 import yaml
 
-from scripts import core
-from scripts.core import markdown, table
-from scripts.lib import cli, stages
-from scripts.lib import manifest as mf
-from scripts.lib.aggregates import (
+from evals.aggregates import (
     NEEDS,
     Score,
     VerifyError,
@@ -45,6 +41,10 @@ from scripts.lib.aggregates import (
     measured_scores,
     with_aggregates,
 )
+from scripts import core
+from scripts.core import markdown, table
+from scripts.lib import cli, stages
+from scripts.lib import manifest as mf
 
 Z = 1.96
 REPORTED = core.ROOT / "results" / "reported.yaml"

@@ -6,7 +6,8 @@ import pytest
 import yaml
 from conftest import ROOT
 
-from scripts.lib.aggregates import MMLU_MEDICAL, MULTIMEDQA, Score, with_aggregates
+from data_prep.benchmarks import MMLU_MEDICAL, MULTIMEDQA
+from evals.aggregates import Score, with_aggregates
 
 pytestmark = pytest.mark.unit
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from conftest import ROOT
 
-from data_prep import clean, dedup, fixtures, normalize, outputs
+from data_prep import clean, dedup, eval_fixtures, fixtures, normalize, outputs
 from data_prep.io import read_jsonl
-from scripts.lib import eval_fixtures, venv
+from scripts.lib import venv
 
 TEST_Q = eval_fixtures.rows("medqa_4options")[0]["sent1"]
 

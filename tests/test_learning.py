@@ -10,10 +10,10 @@ import math
 import pytest
 from conftest import ROOT, run_py, tool
 
+from data_prep.eval_fixtures import DRUGS
 from scripts import core
 from scripts.lib import manifest as mf
 from scripts.lib import recipe as rc
-from scripts.lib.eval_fixtures import DRUGS
 
 pytestmark = pytest.mark.chain
 

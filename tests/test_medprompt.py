@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 from conftest import ROOT
 
-from medprompt import data, database
+from data_prep import benchmarks, eval_fixtures
+from medprompt import database
 from medprompt.retrieval import Retriever
-from scripts.lib import eval_fixtures, venv
+from scripts.lib import venv
 
 
 @pytest.mark.unit
@@ -54,19 +55,19 @@ def test_retrieval_never_returns_the_test_question_itself():
 def test_a_bad_database_is_a_clear_error(tmp_path, content, message):
     f = tmp_path / "database.jsonl"
     f.write_text(content)
-    with pytest.raises(data.DataError, match=message.replace("[", r"\[").replace("(", r"\(")) as e:
+    with pytest.raises(benchmarks.DataError, match=message.replace("[", r"\[").replace("(", r"\(")) as e:
         database.load(f)
     assert str(f) in str(e.value)
 
 
 @pytest.mark.unit
 def test_a_missing_database_or_malformed_question_row_is_named(tmp_path):
-    with pytest.raises(data.DataError, match="file not found"):
+    with pytest.raises(benchmarks.DataError, match="file not found"):
         database.load(tmp_path / "nope.jsonl")
     f = tmp_path / "medqa.jsonl"
     f.write_text(json.dumps(eval_fixtures.rows("medqa_4options")[0]) + "\n" + '{"sent1": "q"}\n')
-    with pytest.raises(data.DataError, match=r"medqa.jsonl:2: not a medqa_4options row"):
-        data.load("medqa_4options", path=f)
+    with pytest.raises(benchmarks.DataError, match=r"medqa.jsonl:2: not a medqa_4options row"):
+        benchmarks.load("medqa_4options", path=f)
 
 
 def run_medprompt(tmp_path, name, chain, **over):
@@ -159,7 +160,7 @@ def test_the_database_builder_keeps_only_chains_that_reach_the_correct_option(tm
     rows = eval_fixtures.rows("medmcqa")
     f = tmp_path / "train.jsonl"
     f.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    questions = data.load("medmcqa", path=f)
+    questions = benchmarks.load("medmcqa", path=f)
     gen = AnswersA()
     counts = database.build(questions, gen, tmp_path / "db.jsonl", tries=2)
     kept = database.load(tmp_path / "db.jsonl")

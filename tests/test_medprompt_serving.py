@@ -16,7 +16,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from conftest import ROOT, run_py
 
-from scripts.lib import eval_fixtures, venv
+from data_prep import eval_fixtures
+from scripts.lib import venv
 
 pytestmark = pytest.mark.chain  # medprompt.run in .venv/infer (its embedding model) or vllm serve: tens of seconds each
 

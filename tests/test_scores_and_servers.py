@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from conftest import ROOT
 
-from data_prep import decontaminate, prune
-from scripts.lib import eval_fixtures, venv
+from data_prep import decontaminate, eval_fixtures, prune
+from scripts.lib import venv
 
 
 def jsonl(path, rows=None):

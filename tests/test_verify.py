@@ -6,7 +6,7 @@ import json
 import pytest
 from conftest import SIZES, run_py
 
-from scripts.lib.aggregates import MMLU_MEDICAL
+from data_prep.benchmarks import MMLU_MEDICAL
 
 pytestmark = pytest.mark.unit
 

@@ -7,7 +7,7 @@ import pytest
 import yaml
 from conftest import ROOT, SIZES, run_py
 
-from scripts.lib.aggregates import MMLU_MEDICAL
+from data_prep.benchmarks import MMLU_MEDICAL
 
 pytestmark = pytest.mark.unit
 

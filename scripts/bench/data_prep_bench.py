@@ -14,9 +14,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from data_prep import pipeline
+from data_prep import eval_fixtures, pipeline
 from scripts.core import table
-from scripts.lib import eval_fixtures
 
 WORDS = [
     f"{a}{b}"

@@ -22,11 +22,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from data_prep import eval_fixtures
 from medprompt import generate
 from medprompt.embed import Embedder
 from medprompt.run import Run
 from scripts.core import table
-from scripts.lib import eval_fixtures
 from scripts.lib import recipe as rc
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from scripts.core import ROOT
+from scripts.core import ROOT, AloeError
 
 from . import stages
 
@@ -75,7 +75,7 @@ class Problem:
         return f"{where}: {self.key}: {self.message}"
 
 
-class RecipeError(Exception):
+class RecipeError(AloeError):
     def __init__(self, problems):
         self.problems = list(problems)
         super().__init__("\n".join(str(p) for p in self.problems))

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from scripts.core import ROOT
+from scripts.core import ROOT, AloeError
 
 VENVS = Path(os.environ.get("ALOE_VENVS", ROOT / ".venv"))  # ALOE_VENVS: environments kept elsewhere
 TOOLS = ROOT / "scripts" / "tools"
@@ -50,7 +50,7 @@ def stamp(env: str) -> str:
     return f.read_text().strip()
 
 
-class MissingEnv(RuntimeError):
+class MissingEnv(AloeError, RuntimeError):
     pass
 
 

@@ -1,4 +1,6 @@
-"""The MCQA benchmarks Medprompt runs on, from their hub ids or from local JSONL in the same schema.
+"""The benchmark facts, in one place: the MCQA tasks and their names, the six MMLU medical subjects, the
+task-name aliases, the official PubMedQA test ids, and the loaders of each benchmark (Medprompt's questions,
+decontamination's test questions), from their hub ids or from local JSONL in the same schema.
 
 Every source is normalised to `Question(id, question, options, answer, context)`; `answer` is the index of
 the correct option. A local row that does not fit its schema is an error naming the file and the line.
@@ -8,7 +10,12 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-MMLU_MEDICAL = [
+from scripts.core import AloeError
+
+from .io import read_jsonl as _rows
+
+# the six MMLU medical subjects (the cais/mmlu configs) and their lm-eval task names
+MMLU_SUBJECTS = [
     "anatomy",
     "clinical_knowledge",
     "college_biology",
@@ -16,6 +23,19 @@ MMLU_MEDICAL = [
     "medical_genetics",
     "professional_medicine",
 ]
+MMLU_MEDICAL = [f"mmlu_{s}" for s in MMLU_SUBJECTS]
+# the MCQA benchmarks (lm-eval task names): Medprompt's datasets, decontamination's test sets, the eval fixtures
+TASKS = ["medqa_4options", "medmcqa", "pubmedqa", "careqa_en", *MMLU_MEDICAL]
+# MultiMedQA as the paper scores it (CareQA is not part of it)
+MULTIMEDQA = ["medmcqa", "medqa_4options", "pubmedqa", *MMLU_MEDICAL]
+# The repository's tasks that stand for an lm-eval task (recipes/tasks/mcqa/aloe_pubmedqa.yaml says why).
+TASK_ALIASES = {"aloe_pubmedqa": "pubmedqa"}
+
+
+def column_task(task: str) -> str:
+    """The task a result stands for: a local-fixture run (aloe_local_*) and an alias as the task they replace."""
+    task = task.removeprefix("aloe_local_")
+    return TASK_ALIASES.get(task, task)
 
 
 @dataclass
@@ -60,7 +80,7 @@ SOURCES = {
     # a script-free copy; test = the official 500 ids, train = the other 500 (recipes/tasks/mcqa/aloe_pubmedqa.yaml)
     "pubmedqa": ("qiaojin/PubMedQA", "pqa_labeled", "train", "train", _pubmedqa),
     "careqa_en": ("HPAI-BSC/CareQA", "CareQA_en", "test", None, _careqa),
-    **{f"mmlu_{s}": ("cais/mmlu", s, "test", "dev", _mmlu) for s in MMLU_MEDICAL},
+    **{f"mmlu_{s}": ("cais/mmlu", s, "test", "dev", _mmlu) for s in MMLU_SUBJECTS},
 }
 
 
@@ -72,17 +92,15 @@ PUBMEDQA_TEST = set(PUBMEDQA_TEST_IDS)
 SUBSETS = {"pubmedqa": {"test": lambda q: q.id in PUBMEDQA_TEST, "train": lambda q: q.id not in PUBMEDQA_TEST}}
 
 
-class DataError(ValueError):
+class DataError(AloeError, ValueError):
     pass
 
 
 def read_jsonl(path: Path):
     """(line number, row); a line that is not a JSON object is an error naming the file and the line."""
-    from data_prep.io import read_jsonl as rows
-
     if not Path(path).exists():
         raise DataError(f"{path}: file not found")
-    for n, row, err in rows(path):
+    for n, row, err in _rows(path):
         if err:
             raise DataError(f"{path}:{n}: {err}")
         yield n, row

@@ -13,24 +13,10 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-MMLU_MEDICAL = [
-    "mmlu_anatomy",
-    "mmlu_clinical_knowledge",
-    "mmlu_college_biology",
-    "mmlu_college_medicine",
-    "mmlu_medical_genetics",
-    "mmlu_professional_medicine",
-]
-MULTIMEDQA = ["medmcqa", "medqa_4options", "pubmedqa", *MMLU_MEDICAL]
+from data_prep.benchmarks import MMLU_MEDICAL, MULTIMEDQA, column_task
+from scripts.core import AloeError
+
 AVG = ["medmcqa", "medqa_4options", "mmlu_medical", "careqa_en"]
-# The repository's tasks that stand for an lm-eval task (recipes/tasks/mcqa/aloe_pubmedqa.yaml says why).
-TASK_ALIASES = {"aloe_pubmedqa": "pubmedqa"}
-
-
-def column_task(task: str) -> str:
-    """The task a result stands for: a local-fixture run (aloe_local_*) and an alias as the task they replace."""
-    task = task.removeprefix("aloe_local_")
-    return TASK_ALIASES.get(task, task)
 
 
 @dataclass
@@ -74,7 +60,7 @@ NEEDS = {
 }
 
 
-class VerifyError(SystemExit):
+class VerifyError(AloeError):
     pass
 
 

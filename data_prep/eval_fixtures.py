@@ -6,7 +6,7 @@ model is scored on them by `make eval --local`, through the same task definition
 
 import random
 
-from medprompt.data import MMLU_MEDICAL, PUBMEDQA_TEST_IDS
+from .benchmarks import MMLU_SUBJECTS, PUBMEDQA_TEST_IDS
 
 DRUGS = {
     "hypertension": "lisinopril",
@@ -163,7 +163,7 @@ FIXTURES = {
     "medmcqa": (medmcqa, 12),
     "pubmedqa": (pubmedqa, 12),
     "careqa_en": (careqa_en, 12),
-    **{f"mmlu_{s}": (mmlu, 6) for s in MMLU_MEDICAL},
+    **{f"mmlu_{s}": (mmlu, 6) for s in MMLU_SUBJECTS},
     **{
         f"aloe_{t}": (f, 4)
         for t, f in [
