@@ -6,8 +6,6 @@ RECIPE ?=
 PROFILE ?=
 WORLD_SIZE ?=
 FORCE ?=
-ARGS = $(if $(RECIPE),--recipe $(RECIPE)) $(if $(PROFILE),--profile $(PROFILE)) $(if $(WORLD_SIZE),--world-size $(WORLD_SIZE)) $(if $(FORCE),--force)
-
 MODEL ?=
 SUITE ?= mcqa
 BACKEND ?=
@@ -17,16 +15,32 @@ DATABASE ?=
 FIXTURES ?=
 SOURCES ?=
 HUB_DIR ?=
-DATA_ARGS = $(if $(FIXTURES),--fixtures) $(if $(SOURCES),--sources $(SOURCES)) $(if $(HUB_DIR),--hub-dir $(HUB_DIR))
 BASELINE ?=
-EVAL_ARGS = $(if $(MODEL),--model $(MODEL)) --suite $(SUITE) $(if $(LIMIT),--limit $(LIMIT)) $(if $(FIXTURES),--local) $(if $(JUDGE_URL),--judge-url $(JUDGE_URL)) $(if $(LABELS),--labels $(LABELS))
-
+JUDGE_URL ?=
+LABELS ?=
 LAUNCHER ?= slurm
 CLUSTER ?=
 DRY_RUN ?=
 LAYOUT ?=
 WAIT ?=
-REPRO_ARGS = $(if $(PROFILE),--profile $(PROFILE)) --launcher $(LAUNCHER) $(if $(CLUSTER),--cluster $(CLUSTER)) $(if $(DRY_RUN),--dry-run) $(if $(LAYOUT),--layout $(LAYOUT)) $(if $(FIXTURES),--fixtures) $(if $(WAIT),--wait) $(if $(DATABASE),--database $(DATABASE)) $(if $(FORCE),--force) --suite $(SUITE)
+FROM ?= recipes/aloe-beta-8b
+BASE ?=
+NAME ?=
+INSTRUCT ?=
+CONFIG ?=
+ARGS_PORT ?=
+# A value given on the command line is never code: each of these holds its literal text (a `$(shell ...)` in it is
+# not run, not even by make -n), is exported, and reaches a script as one quoted argument, "$$NAME", never pasted
+# into a shell line (ARGS_PORT alone is split into words, as it lists options, but never run).
+USER_VARS := RECIPE PROFILE WORLD_SIZE FORCE MODEL SUITE BACKEND LIMIT DATASET DATABASE FIXTURES SOURCES HUB_DIR \
+	BASELINE JUDGE_URL LABELS LAUNCHER CLUSTER DRY_RUN LAYOUT WAIT FROM BASE NAME INSTRUCT CONFIG ARGS_PORT
+$(foreach v,$(USER_VARS),$(eval override $(v) := $$(value $(v))))
+export $(USER_VARS)
+opt = $(if $($(1)),$(2) "$$$(1)")
+ARGS = $(call opt,RECIPE,--recipe) $(call opt,PROFILE,--profile) $(call opt,WORLD_SIZE,--world-size) $(if $(FORCE),--force)
+DATA_ARGS = $(if $(FIXTURES),--fixtures) $(call opt,SOURCES,--sources) $(call opt,HUB_DIR,--hub-dir)
+EVAL_ARGS = $(call opt,MODEL,--model) --suite "$$SUITE" $(call opt,LIMIT,--limit) $(if $(FIXTURES),--local) $(call opt,JUDGE_URL,--judge-url) $(call opt,LABELS,--labels)
+REPRO_ARGS = $(call opt,PROFILE,--profile) --launcher "$$LAUNCHER" $(call opt,CLUSTER,--cluster) $(if $(DRY_RUN),--dry-run) $(call opt,LAYOUT,--layout) $(if $(FIXTURES),--fixtures) $(if $(WAIT),--wait) $(call opt,DATABASE,--database) $(if $(FORCE),--force) --suite "$$SUITE"
 
 .PHONY: help lock install install-base lint check-recipes tiny-kit data-check data sft merge dpo eval medprompt verify reproduce reproduce-8b reproduce-70b reproduce-qwen-7b reproduce-qwen-72b reproduce-alpha new-recipe cluster-up cluster-down bench smoke test test-fast clean
 
@@ -41,11 +55,11 @@ install-base:  ## the orchestration + test environment only
 lint: install-base ## ruff: lint and format check of the Python code; lint-imports: the layers (.importlinter)
 	.venv/base/bin/ruff check . && .venv/base/bin/ruff format --check . && .venv/base/bin/lint-imports --no-cache --no-logo
 check-recipes: install ## validate recipes offline [RECIPE=dir] [WORLD_SIZE=n]
-	$(PY) -m scripts.drivers.check_recipes $(if $(RECIPE),--recipe $(RECIPE)) $(if $(WORLD_SIZE),--world-size $(WORLD_SIZE))
+	$(PY) -m scripts.drivers.check_recipes $(call opt,RECIPE,--recipe) $(call opt,WORLD_SIZE,--world-size)
 tiny-kit: install ## build the tiny model kit under runs/tiny-kit: Llama-3.1-shaped (base, instruct) and Qwen2.5-shaped (qwen-base, qwen-instruct)
 	$(PY) -m scripts.make_tiny_kit $(if $(FORCE),--force)
 data-check: install ## preflight: every data source and eval dataset opened, first rows only [RECIPE= SOURCES=authors|upstream HUB_DIR=]
-	$(PY) -m scripts.drivers.data_check $(if $(RECIPE),--recipe $(RECIPE)) $(if $(SOURCES),--sources $(SOURCES)) $(if $(HUB_DIR),--hub-dir $(HUB_DIR))
+	$(PY) -m scripts.drivers.data_check $(call opt,RECIPE,--recipe) $(call opt,SOURCES,--sources) $(call opt,HUB_DIR,--hub-dir)
 data: install  ## data_prep: the SFT mix, DPO chunks and red-team set [RECIPE= PROFILE= FIXTURES=1 SOURCES=authors|upstream HUB_DIR=]
 	$(PY) -m scripts.data $(ARGS) $(DATA_ARGS)
 sft: install   ## axolotl SFT [RECIPE= PROFILE= WORLD_SIZE= FORCE=1]
@@ -55,15 +69,15 @@ merge: install ## mergekit DARE-TIES of the SFT output with Instruct [RECIPE= PR
 dpo: install   ## OpenRLHF DPO: stage 1 (5 chunks, chained) then stage 2 [RECIPE= PROFILE= FORCE=1]
 	$(PY) -m scripts.dpo $(ARGS)
 eval: install  ## lm-eval on MODEL= (hub id or path; default the recipe run's model) [SUITE=mcqa|open|all|general|safety|openmedqa|fields BACKEND=hf|vllm LIMIT=n FIXTURES=1 JUDGE_URL=judge server LABELS=fields file]
-	$(PY) -m scripts.drivers.evaluate $(ARGS) $(EVAL_ARGS) --backend $(or $(BACKEND),hf)
+	$(PY) -m scripts.drivers.evaluate $(ARGS) $(EVAL_ARGS) --backend "$${BACKEND:-hf}"
 medprompt: install ## Medprompt on DATASET= with MODEL= [RECIPE= PROFILE= DATABASE=jsonl LIMIT=n BACKEND=vllm|hf]
-	$(PY) -m scripts.medprompt $(ARGS) $(if $(BACKEND),--backend $(BACKEND)) $(if $(MODEL),--model $(MODEL)) $(if $(DATASET),--dataset $(DATASET)) $(if $(DATABASE),--database $(DATABASE)) $(if $(LIMIT),--limit $(LIMIT))
+	$(PY) -m scripts.medprompt $(ARGS) $(call opt,BACKEND,--backend) $(call opt,MODEL,--model) $(call opt,DATASET,--dataset) $(call opt,DATABASE,--database) $(call opt,LIMIT,--limit)
 verify: install-base ## measured against reported (results/reported.yaml), with tolerances [MODEL= SUITE= BASELINE=instruct model: the gain too]
-	$(PY) -m scripts.verify $(if $(RECIPE),--recipe $(RECIPE)) $(if $(PROFILE),--profile $(PROFILE)) $(if $(MODEL),--model $(MODEL)) $(if $(BASELINE),--baseline $(BASELINE)) --suite $(SUITE)
+	$(PY) -m scripts.verify $(call opt,RECIPE,--recipe) $(call opt,PROFILE,--profile) $(call opt,MODEL,--model) $(call opt,BASELINE,--baseline) --suite "$$SUITE"
 smoke: install ## the whole chain on the tiny model on CPU, ending in a summary table [RECIPE=recipes/qwen2.5-aloe-beta-7b FORCE=1]
-	$(PY) -m scripts.drivers.smoke $(if $(RECIPE),--recipe $(RECIPE)) $(if $(FORCE),--force)
+	$(PY) -m scripts.drivers.smoke $(call opt,RECIPE,--recipe) $(if $(FORCE),--force)
 new-recipe: install-base ## port a recipe to another base model: BASE=<hub id or dir> NAME=<folder> [FROM=recipes/aloe-beta-8b INSTRUCT= CONFIG=config.json ARGS_PORT="--sft-gpus 16 ..."]
-	$(PY) -m scripts.drivers.new_recipe --from $(or $(FROM),recipes/aloe-beta-8b) --base $(BASE) --name $(NAME) $(if $(INSTRUCT),--instruct $(INSTRUCT)) $(if $(CONFIG),--config $(CONFIG)) $(ARGS_PORT)
+	$(PY) -m scripts.drivers.new_recipe --from "$$FROM" --base "$$BASE" --name "$$NAME" $(call opt,INSTRUCT,--instruct) $(call opt,CONFIG,--config) $$ARGS_PORT
 reproduce-8b: $(if $(DRY_RUN),install-base,install) ## the published 8B chain as a Slurm job graph [LAUNCHER=slurm|local CLUSTER= DRY_RUN=1 LAYOUT=sft=4x4 WAIT=1 DATABASE=]
 	$(PY) -m scripts.drivers.reproduce --recipe recipes/aloe-beta-8b $(REPRO_ARGS)
 reproduce-70b: $(if $(DRY_RUN),install-base,install) ## the same for 70B
@@ -75,7 +89,7 @@ reproduce-qwen-72b: $(if $(DRY_RUN),install-base,install) ## the same for Qwen2.
 reproduce-alpha: $(if $(DRY_RUN),install-base,install) ## the same for Llama3-Aloe-8B-Alpha (mostly [C] values: see its README)
 	$(PY) -m scripts.drivers.reproduce --recipe recipes/llama3-aloe-8b-alpha $(REPRO_ARGS)
 reproduce: $(if $(DRY_RUN),install-base,install) ## the same for any recipe folder: RECIPE=recipes/<name>
-	$(PY) -m scripts.drivers.reproduce --recipe $(or $(RECIPE),$(error RECIPE= is required)) $(REPRO_ARGS)
+	$(PY) -m scripts.drivers.reproduce --recipe "$${RECIPE:?RECIPE= is required}" $(REPRO_ARGS)
 cluster-up:    ## a real 2-node Slurm cluster on this machine, for tests (root; installs Debian's slurm)
 	scripts/slurm_local.sh start 2
 cluster-down:  ## stop what cluster-up started
