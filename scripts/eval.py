@@ -21,7 +21,7 @@ import yaml
 
 from data_prep.benchmarks import TASK_ALIASES
 from scripts.core import AloeError
-from scripts.lib import driver, stages, venv
+from scripts.lib import cli, driver, stages, venv
 from scripts.lib import manifest as mf
 from scripts.lib import recipe as rc
 
@@ -119,7 +119,9 @@ class Eval(driver.Stage):
         ap.add_argument("--suite", choices=stages.spec("eval").suites, default="mcqa")
         ap.add_argument("--backend", choices=("hf", "vllm"), default="hf")
         ap.add_argument("--local", action="store_true", help="evaluate on the data stage's local fixtures")
-        ap.add_argument("--limit", type=int, help="documents per task (a quick look; not comparable to the paper)")
+        ap.add_argument(
+            "--limit", type=cli.positive, help="documents per task (a quick look; not comparable to the paper)"
+        )
 
     def prepare(self, ctx):
         r, o = ctx.recipe, ctx.opts

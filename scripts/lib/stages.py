@@ -12,6 +12,8 @@ import string
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from scripts.core import AloeError
+
 
 @dataclass(frozen=True)
 class Spec:
@@ -137,7 +139,13 @@ SPECS = {
             "scripts.safety",
             EVAL_FOLDER,
             "eval",
-            {"results": "out/results", "per_prompt": "out/per_prompt.jsonl", "asr": "out/asr.md"},
+            {
+                "results": "out/results",
+                "per_prompt": "out/per_prompt.jsonl",
+                "asr": "out/asr.md",
+                "answers": "out/answers.jsonl",
+                "judge": "out/judge.jsonl",
+            },  # fmt: skip
             reads={"model": FINAL_MODEL},
             results="results",
             suites=("safety",),
@@ -149,7 +157,12 @@ SPECS = {
             "scripts.openmedqa",
             EVAL_FOLDER,
             "eval",
-            {"results": "out/results", "per_question": "out/per_question.jsonl"},
+            {
+                "results": "out/results",
+                "per_question": "out/per_question.jsonl",
+                "answers": "out/answers.jsonl",
+                "judge": "out/judge.jsonl",
+            },  # fmt: skip
             reads={"model": FINAL_MODEL, "mcqa": ("eval", "lm_eval")},
             results="results",
             suites=("openmedqa",),
@@ -199,14 +212,31 @@ def spec(name: str) -> Spec:
     return SPECS[name]
 
 
+NAME = re.compile(
+    r"[A-Za-z0-9][A-Za-z0-9_.-]*"
+)  # a user-given name that becomes a folder: no separator, no leading dot
+
+
 def folder(stage: str, runs, run: str, **fmt) -> Path:
-    """The folder of `stage` in the run `run` (runs/<run>/...), its template filled with `fmt` (suite, dataset)."""
-    return Path(runs) / SPECS[stage].folder.format(run=run, **fmt)
+    """The folder of `stage` in the run `run` (runs/<run>/...), its template filled with `fmt` (suite, dataset): each
+    value a plain name, the folder inside the runs root, or an error naming the value before anything is made."""
+    for key, value in fmt.items():
+        if not NAME.fullmatch(str(value)):
+            raise AloeError(f"{key} {value!r}: expected a name of letters, digits, '_', '.' or '-' (it names a folder)")
+    return inside(runs, Path(runs) / SPECS[stage].folder.format(run=run, **fmt))
+
+
+def inside(runs, path: Path) -> Path:
+    """`path`, if it resolves inside the runs root; else an error (nothing outside runs/ is made or removed)."""
+    if not Path(path).resolve().is_relative_to(Path(runs).resolve()):
+        raise AloeError(f"{path} is outside the runs root {Path(runs).resolve()}")
+    return Path(path)
 
 
 def model_eval_dir(runs, model: str, suite: str) -> Path:
     """Where `make eval MODEL=...` keeps the results of a model that is not a recipe run's own."""
-    return Path(runs) / MODEL_EVAL_FOLDER.format(model=re.sub(r"[^A-Za-z0-9_.-]+", "_", model.strip("/")), suite=suite)
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", model.strip("/")).lstrip(".") or "_"
+    return inside(runs, Path(runs) / MODEL_EVAL_FOLDER.format(model=slug, suite=suite))
 
 
 def _pattern(template: str) -> re.Pattern:
