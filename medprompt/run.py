@@ -88,7 +88,9 @@ class Run:
     def prepare(self):
         from .embed import Embedder
 
-        emb = self._embedder or Embedder(self.cfg["embedding_model"])
+        emb = self._embedder or Embedder(
+            self.cfg["embedding_model"], trust_remote_code=self.cfg.get("trust_remote_code", False)
+        )
         questions = [r["question"] for r in self.db]
         key = hashlib.sha256(json.dumps([self.cfg["embedding_model"], questions]).encode()).hexdigest()[:16]
         cache = self.out / f"database-vectors-{key}.npy"  # a resumed run does not embed the database again

@@ -36,7 +36,7 @@ def data_files(r, runs):
         if name not in outputs:
             raise AloeError(f"{r.rel('dpo')}: stage {stage['name']} files {name}: not an output of the data stage "
                              f"({folder / 'manifest.json'} has {', '.join(sorted(outputs))})")  # fmt: skip
-        return outputs[name]
+        return mf.verified(outputs[name], folder / "manifest.json")
 
     return files_for
 
@@ -129,6 +129,7 @@ class Dpo(driver.Stage):
         runs = rc.dpo_runs(r, data_files(r, ctx.runs))
         if upto is not None and not 1 <= upto <= len(runs):
             raise AloeError(f"--upto {upto}: the plan of {r.rel('dpo')} has runs 1 to {len(runs)}")
+        mf.refuse_remote_code(inputs["model"]["path"], r.remote_code, "OpenRLHF")
         inputs |= {f"data_{i}": x["data"] for i, x in enumerate(runs)}
         numbers = batch.numbers()
         return driver.Prepared(

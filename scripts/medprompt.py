@@ -91,6 +91,7 @@ class Medprompt(driver.Stage):
             gpus=r.world("medprompt"),  # vLLM tensor parallel over the stage's GPUs (recipe.yaml hardware)
             max_num_seqs=o["max_num_seqs"],
             request_seed={"on": True, "off": False}.get(o["request_seed"]),
+            trust_remote_code=cfg["embedding_model"] in r.remote_code,  # the embedder's own code: only if allowed
         )
         env = venv.vllm_env() if o["backend"] == "vllm" else "infer"
         return driver.Prepared(

@@ -65,7 +65,7 @@ def medprompt_scores(paths: list) -> dict:
     out = {}
     for p in map(Path, paths):
         done = (p / "manifest.json").is_file()  # a stage folder: its evaluation output
-        f = stages.results_path(mf.read_done(p, "verify")) if done else p / "evaluation.json" if p.is_dir() else p
+        f = mf.results(p, "verify") if done else p / "evaluation.json" if p.is_dir() else p
         try:
             ev = json.loads(f.read_text())
         except (FileNotFoundError, json.JSONDecodeError) as e:
@@ -199,7 +199,7 @@ def results_of(runs, run: str, suite: str, model: str | None, explicit: str | No
         return Path(explicit)
     own = stages.model_eval_dir(runs, model, suite) if model else None
     folder = own if own and own.exists() else stages.folder(stages.suite_stage(suite), runs, run, suite=suite)
-    return stages.results_path(mf.read_done(folder, "verify"))
+    return mf.results(folder, "verify")
 
 
 def main(argv=None):

@@ -1,10 +1,15 @@
 """Hostile or mistyped input (issue 23): a make variable is never run as code, and reaches its script as one
 literal argument."""
 
+import json
 import subprocess
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, run_py
+
+from scripts.core import AloeError
+from scripts.lib import driver, stages
+from scripts.lib import manifest as mf
 
 pytestmark = pytest.mark.unit
 
@@ -22,3 +27,64 @@ def test_a_make_variable_is_never_run_and_arrives_as_one_literal_argument(tmp_pa
     p = make("verify", "PY=printf '[%s]\\n'", f"MODEL={value}", "SUITE=fields")  # PY: print the argv it would get
     assert not planted.exists(), p.stdout + p.stderr
     assert f"[--model]\n[{value}]\n[--suite]\n[fields]" in p.stdout, p.stdout + p.stderr  # as typed, to the letter
+
+
+def finished(folder, stage, files: dict):
+    """A finished build of `stage` in `folder` whose outputs are `files` ({path in .partial: text})."""
+    b = mf.Build(folder, stage, {"sha256": stage}, {}, env="base")
+    with b:
+        for rel, text in files.items():
+            (b.partial / rel).parent.mkdir(parents=True, exist_ok=True)
+            (b.partial / rel).write_text(text)
+        driver.publish_all(b)
+    return b.m
+
+
+def test_a_tampered_model_is_refused_by_the_next_stage(tmp_path):
+    finished(stages.folder("sft", tmp_path, "r"), "sft", {"model/w.bin": "weights", "prepared/x": "rows"})
+    assert driver.inputs("merge", tmp_path, "r")["sft"]["path"].endswith("sft/model")
+    (tmp_path / "r" / "sft" / "model" / "w.bin").write_text("weights, edited")
+    with pytest.raises(AloeError, match=r"sft/manifest.json: .*sft/model changed since its stage recorded it"):
+        driver.inputs("merge", tmp_path, "r")
+
+
+def test_verify_refuses_results_that_differ_from_their_manifest(tmp_path):
+    results = {"results": {"medqa_4options": {"acc,none": 0.25, "acc_stderr,none": 0.01}}}
+    folder = stages.folder("eval", tmp_path, "aloe-beta-8b", suite="mcqa")
+    finished(folder, "eval", {"lm_eval/m/results_2026.json": json.dumps(results)})
+    assert mf.results(folder, "verify").name == "lm_eval"
+    f = folder / "lm_eval" / "m" / "results_2026.json"
+    f.write_text(json.dumps({"results": {"medqa_4options": {"acc,none": 0.99, "acc_stderr,none": 0.01}}}))
+    p = run_py("scripts.verify", "--runs", tmp_path, "--suite", "mcqa", check=False)
+    assert p.returncode == 1 and "changed since its stage recorded it" in p.stderr and "eval-mcqa" in p.stderr
+    assert "0.99" not in p.stdout and "within tolerance" not in p.stdout  # nothing was scored from it
+
+
+@pytest.mark.parametrize(
+    "module, args, says",
+    [
+        ("scripts.medprompt", ["--dataset", "medqa_4options/../../../victim", "--local"], "invalid choice"),
+        ("scripts.eval", ["--profile", "../../../elsewhere/evil"], "no such profile"),
+        ("scripts.eval", ["--limit", "0"], "'0': expected a whole number above 0"),
+        ("scripts.eval", ["--limit", "-1"], "'-1': expected a whole number above 0"),
+        ("scripts.eval", ["--model", "/nonexistent"], "neither a local model folder nor a hub id"),
+        ("scripts.eval", ["--model", "{kit},trust_remote_code=True"], "has no ',' or '='"),
+        ("scripts.eval", ["--model", "../../x"], "neither a local model folder nor a hub id"),
+        ("scripts.drivers.reproduce", ["--dry-run", "--suite", "unknown"], "invalid choice: 'unknown'"),
+    ],
+)
+def test_a_bad_name_is_refused_before_anything_is_made(tmp_path, module, args, says):
+    runs, victim = tmp_path / "deep" / "er" / "runs", tmp_path / "victim"
+    victim.mkdir()
+    (victim / "out").write_text("keep me")
+    args = [a.replace("{kit}", str(ROOT / "recipes")) for a in args]
+    p = run_py(module, "--runs", runs, *args, check=False)
+    assert p.returncode in (1, 2) and says in p.stderr, p.stderr[-2000:]
+    assert not runs.exists() and (victim / "out").read_text() == "keep me"
+
+
+def test_a_model_name_never_makes_a_folder_outside_the_runs_root(tmp_path):
+    for model in ("..", "../..", "/", "a/../../b"):
+        assert stages.model_eval_dir(tmp_path, model, "mcqa").resolve().is_relative_to(tmp_path.resolve())
+    with pytest.raises(AloeError, match="dataset '../x': expected a name"):
+        stages.folder("medprompt", tmp_path, "r", dataset="../x")

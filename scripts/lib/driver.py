@@ -95,15 +95,17 @@ def recipe_info(r: rc.Recipe, stem: str, rendered) -> dict:
 
 
 def inputs(stage: str, runs, run: str, *names: str, **fmt) -> dict:
-    """The upstream outputs `stage` reads (its `reads`, or only `names` of them), from done manifests."""
+    """The upstream outputs `stage` reads (its `reads`, or only `names` of them), from done manifests, each checked
+    against its recorded hash (trusted by hash, not by name)."""
     out, manifests = {}, {}
     for name in names or stages.SPECS[stage].reads:
         up, key = stages.SPECS[stage].reads[name]
         if up not in manifests:  # one read per upstream stage (medprompt takes two outputs of data)
             manifests[up] = mf.read_done(stages.folder(up, runs, run, **fmt), stage)
-        found = stages.matching(manifests[up]["outputs"], key)
+        where = stages.folder(up, runs, run, **fmt) / "manifest.json"
+        found = {k: mf.verified(o, where) for k, o in stages.matching(manifests[up]["outputs"], key).items()}
         if not found and key not in stages.SPECS[up].optional:
-            raise AloeError(f"{stage}: no output {key!r}", file=stages.folder(up, runs, run, **fmt) / "manifest.json")
+            raise AloeError(f"{stage}: no output {key!r}", file=where)
         out[name] = found if "{" in key else found.get(key, {})
     return out
 

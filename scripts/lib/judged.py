@@ -103,4 +103,4 @@ def mcqa_lm_eval(ctx: driver.Context) -> Path | None:
         else stages.folder("eval", ctx.runs, ctx.recipe.name, suite="mcqa")
     )
     m = mf.read(where)
-    return stages.results_path(m) if m and m.get("status") == "done" else None
+    return mf.results(where, "judged suite") if m and m.get("status") == "done" else None

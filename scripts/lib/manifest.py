@@ -110,11 +110,41 @@ HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9_.-]+")  # owner/name
 def model_input(ref: str) -> dict:
     """A model input: a local directory (hashed), or a hub id owner/name (recorded as is); else an error naming it."""
     p = Path(ref)
+    if "," in ref or "=" in ref:  # it would become more than a model in a tool's key=value list (lm-eval model_args)
+        raise AloeError(f"model {ref!r}: a model path or id has no ',' or '='")
     if p.is_dir():
         return {"path": ref, "sha256": sha256_path(p)}
     if HUB_ID.fullmatch(ref) and ".." not in ref:
         return {"path": ref, "sha256": None}
     raise AloeError(f"model {ref!r}: neither a local model folder nor a hub id of the form owner/name")
+
+
+def verified(output: dict, manifest) -> dict:
+    """An output handed downstream (or to verify), if its content still has the hash its manifest recorded; else an
+    error naming both (a file edited or truncated since, a model folder changed)."""
+    path = Path(output["path"])
+    if not path.exists() or sha256_path(path) != output["sha256"]:
+        state = "is missing" if not path.exists() else "changed since its stage recorded it (sha256 differs)"
+        raise AloeError(f"{path} {state}: rerun that stage, or restore it", file=manifest)
+    return output
+
+
+def results(folder, what: str) -> Path:
+    """The results a finished evaluation stage recorded (its registry entry's `results` output), checked by hash."""
+    m = read_done(folder, what)
+    return Path(verified(m["outputs"][stages.spec(m["stage"]).results], Path(folder) / "manifest.json")["path"])
+
+
+def refuse_remote_code(model: str, allowed: list, tool: str):
+    """A tool that runs a model's own code unasked (OpenRLHF loads with trust_remote_code on) gets a local model
+    folder with custom code (config.json `auto_map`) only when recipe.yaml `trust_remote_code` names it."""
+    config = Path(model) / "config.json"
+    if config.is_file() and read_json(config).get("auto_map") and model not in allowed:
+        raise AloeError(
+            f"{tool} would run this model's own code (config.json auto_map), which recipe.yaml trust_remote_code does "
+            "not allow: name the model there to allow it",
+            file=config,
+        )
 
 
 def read(stage_dir: Path) -> dict | None:

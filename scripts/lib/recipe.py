@@ -28,7 +28,7 @@ HARDWARE_ENTRIES = ("data", "sft", "merge", "dpo", "medprompt", "eval")
 ONE_NODE = ("data", "merge", "medprompt", "eval")  # one process on one node: data_prep, mergekit, vLLM or HF
 # Our own files' schemas (the tool-native sft.yaml and merge.yaml are checked by their tools).
 SCHEMA = {
-    "recipe": {"name", "released_as", "base_config", "hardware", "sft_total_batch", "merge_seed"},
+    "recipe": {"name", "released_as", "base_config", "hardware", "sft_total_batch", "merge_seed", "trust_remote_code"},
     "dpo": {"args", "stages"},
     "dpo.stage": {"name", "dataset", "config", "files", "chunks", "args"},  # config: the dataset's hub config
     "medprompt": {
@@ -190,6 +190,12 @@ class Recipe:
     kit: Path = DEFAULT_KIT
     layout: dict = field(default_factory=dict)  # stage -> [nodes, gpus]: a LAYOUT= override of `hardware`
     models: dict = field(default_factory=dict)  # the profile's stand-ins: hub id -> local model ({kit} unfilled)
+
+    @property
+    def remote_code(self) -> list:
+        """recipe.yaml `trust_remote_code`: the models whose own code (config.json `auto_map`) may run; none unless
+        named there."""
+        return list(self.files["recipe"].get("trust_remote_code") or [])
 
     @property
     def tasks(self) -> list:

@@ -250,8 +250,3 @@ def matching(outputs: dict, key: str) -> dict:
         return {key: outputs[key]} if key in outputs else {}
     pat = _pattern(key)
     return {next(iter(m.groupdict().values())): v for k, v in outputs.items() if (m := pat.match(k))}
-
-
-def results_path(m: dict) -> Path:
-    """What verify reads of a finished evaluation stage's manifest (its spec's `results` output)."""
-    return Path(m["outputs"][SPECS[m["stage"]].results]["path"])
