@@ -37,6 +37,10 @@ class Data(driver.Stage):
         chunks, redteam = dpo["stage1"]["chunks"], dpo["stage2"].get("config")
         spec = {"fixtures": o["fixtures"], "sources": o["sources"], "seed": o["seed"], "chunks": chunks,
                 "redteam": redteam}  # fmt: skip
+        if o["hub_dir"]:  # a hub mirror is what the data is read from: part of the identity, and it must exist
+            if not Path(o["hub_dir"]).is_dir():
+                raise AloeError(f"--hub-dir {o['hub_dir']}: no such folder (a hub-layout mirror, <owner>/<repo>)")
+            spec["hub_dir"] = str(Path(o["hub_dir"]).resolve())
         recipe = {"path": "data_prep/sources.yaml", "sha256": sha256_json(spec), "rendered": spec}
         return driver.Prepared(
             stages.folder("data", ctx.runs, r.name), recipe, {}, "data", code=(core.ROOT / "data_prep",),

@@ -71,6 +71,8 @@ def test_verify_refuses_results_that_differ_from_their_manifest(tmp_path):
         ("scripts.eval", ["--model", "{kit},trust_remote_code=True"], "has no ',' or '='"),
         ("scripts.eval", ["--model", "../../x"], "neither a local model folder nor a hub id"),
         ("scripts.drivers.reproduce", ["--dry-run", "--suite", "unknown"], "invalid choice: 'unknown'"),
+        ("scripts.data", ["--hub-dir", "/nonexistent"], "--hub-dir /nonexistent: no such folder"),
+        ("scripts.sft", ["--world-size", "-4"], "'-4': expected a whole number above 0"),
     ],
 )
 def test_a_bad_name_is_refused_before_anything_is_made(tmp_path, module, args, says):
@@ -88,3 +90,9 @@ def test_a_model_name_never_makes_a_folder_outside_the_runs_root(tmp_path):
         assert stages.model_eval_dir(tmp_path, model, "mcqa").resolve().is_relative_to(tmp_path.resolve())
     with pytest.raises(AloeError, match="dataset '../x': expected a name"):
         stages.folder("medprompt", tmp_path, "r", dataset="../x")
+
+
+@pytest.mark.parametrize("n", ["0", "-4", "four"])
+def test_check_recipes_refuses_a_world_size_that_is_no_count_of_gpus(n):
+    p = run_py("scripts.drivers.check_recipes", "--world-size", n, check=False)
+    assert p.returncode == 2 and f"'{n}': expected a whole number above 0" in p.stderr

@@ -26,7 +26,7 @@ def main(argv=None):
     ap.add_argument("--recipe", action="append", help="recipe folder (repeatable; default: all)")
     ap.add_argument(
         "--world-size",
-        type=int,
+        type=cli.positive,
         help="GPUs to check the batch arithmetic for (default: the recipe's published hardware)",
     )
     ap.add_argument("--profile", help="also show what this profile changes (default: cpu-tiny)", default="cpu-tiny")
