@@ -96,3 +96,33 @@ def test_a_model_name_never_makes_a_folder_outside_the_runs_root(tmp_path):
 def test_check_recipes_refuses_a_world_size_that_is_no_count_of_gpus(n):
     p = run_py("scripts.drivers.check_recipes", "--world-size", n, check=False)
     assert p.returncode == 2 and f"'{n}': expected a whole number above 0" in p.stderr
+
+
+def test_slurm_settings_are_typed_split_with_shell_rules_and_one_token_each(tmp_path, monkeypatch):
+    from scripts.lib import slurm
+
+    example = ROOT / "recipes" / "clusters" / "example.yaml"
+    monkeypatch.setenv("ALOE_SLURM_SBATCH", "--exclusive --mem=0")
+    assert slurm.load_settings(example)["sbatch"] == ["--exclusive", "--mem=0"]  # not one character per option
+    monkeypatch.setenv("ALOE_SLURM_GPUS_PER_NODE", "four")
+    with pytest.raises(AloeError, match="example.yaml: gpus_per_node: 'four': expected int"):
+        slurm.load_settings(example)
+    monkeypatch.delenv("ALOE_SLURM_GPUS_PER_NODE")
+    monkeypatch.setenv("ALOE_SLURM_PARTITION", "gpu\n#SBATCH --time=99-00")
+    with pytest.raises(AloeError, match="partition: .*expected one sbatch token"):
+        slurm.load_settings(example)
+
+
+def test_a_dpo_phase_name_with_a_newline_is_refused_when_planning(tmp_path):
+    import shutil
+
+    from scripts.lib import chain
+    from scripts.lib import recipe as rc
+
+    copy = tmp_path / "recipe"
+    shutil.copytree(ROOT / "recipes" / "aloe-beta-8b", copy)
+    dpo = copy / "dpo.yaml"
+    dpo.write_text(dpo.read_text().replace("name: stage2", 'name: "stage2\\n#SBATCH --time=99-00"', 1))
+    with pytest.raises(AloeError, match=r"job 'dpo-stage2\\n#SBATCH --time=99-00-1': expected a name"):
+        chain.build(rc.load(copy), str(tmp_path / "runs"))
+    assert not (tmp_path / "runs").exists()

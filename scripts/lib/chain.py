@@ -114,6 +114,8 @@ def build(
     jobs = []
 
     def add(name, stage, args, hours, after, vllm, **where):
+        if not stages.NAME.fullmatch(name):  # it names a plan file and a Slurm job: a DPO phase or benchmark name?
+            raise AloeError(f"job {name!r}: expected a name of letters, digits, '_', '.' or '-'")
         entry = stages.spec(stage).hardware
         h, published = r.hardware(entry), int(r.files["recipe"]["hardware"][entry].get("gpus", 0))
         gpus = int(h.get("gpus", 0))

@@ -20,7 +20,9 @@ def stage_parser(doc: str) -> argparse.ArgumentParser:
     ap.add_argument("--recipe", default=DEFAULT_RECIPE, help=f"recipe folder (default {DEFAULT_RECIPE})")
     ap.add_argument("--profile", help="overlay from recipes/profiles/ (e.g. cpu-tiny)")
     ap.add_argument(
-        "--world-size", type=positive, help="GPUs of this run (default: the recipe's published hardware, or the profile's)"
+        "--world-size",
+        type=positive,
+        help="GPUs of this run (default: the recipe's published hardware, or the profile's)",
     )
     ap.add_argument("--runs", default=str(core.ROOT / "runs"), help="root of run outputs (default runs/)")
     ap.add_argument("--force", action="store_true", help="rerun even if a finished run has the same inputs")

@@ -8,6 +8,7 @@ fast: `set -e`, NCCL asynchronous error handling, srun --kill-on-bad-exit for mu
 
 import math
 import os
+import re
 import shlex
 import subprocess
 import time
@@ -54,11 +55,28 @@ def load_settings(path) -> dict:
     out = {k: raw.get(k, default) for k, (default, _) in SETTINGS.items()}
     for k in SETTINGS:
         v = os.environ.get(f"ALOE_SLURM_{k.upper()}")
-        if v is not None:
-            out[k] = None if v.lower() in ("", "null", "none") else v
-    out["gpus_per_node"] = int(out["gpus_per_node"])
+        if v is not None:  # a list-valued setting is split with shell rules: "--exclusive --mem=0" is two options
+            out[k] = None if v.lower() in ("", "null", "none") else shlex.split(v) if k in LISTS else v
+    for k, kind in TYPED.items():
+        try:
+            out[k] = None if out[k] is None else kind(out[k])
+        except (TypeError, ValueError):
+            raise AloeError(f"{out[k]!r}: expected {kind.__name__}", file=path, key=k)
+    for k in LISTS:
+        if not isinstance(out[k], list) or not all(isinstance(x, str) for x in out[k]):
+            raise AloeError(f"{out[k]!r}: expected a list of options", file=path, key=k)
+    for k in ("partition", "account", "qos", "gpu_request", *LISTS):  # values that become #SBATCH lines: one token each
+        for v in out[k] if k in LISTS else [out[k]] if out[k] is not None else []:
+            if not SBATCH_VALUE.fullmatch(str(v)):
+                raise AloeError(f"{v!r}: expected one sbatch token (no spaces, quotes or control characters)",
+                                file=path, key=k)  # fmt: skip
     out["source"] = str(path)
     return out
+
+
+TYPED = {"gpus_per_node": int, "cpus_per_task": int, "time_factor": float}  # settings converted, or refused by key
+LISTS = ("sbatch",)  # list-valued settings
+SBATCH_VALUE = re.compile(r"[A-Za-z0-9_.,:@%+=/{}-]+")  # what may follow `#SBATCH ` or `--key=`
 
 
 def time_limit(hours, s: dict) -> str:
@@ -80,7 +98,9 @@ def check_fits(jobs: list, s: dict):
 
 
 def script(job, s: dict, log_dir: Path, python: str) -> str:
-    """The batch script of one job."""
+    """The batch script of one job (its name a plain name: it goes into #SBATCH lines)."""
+    if not SBATCH_VALUE.fullmatch(job.name):
+        raise AloeError(f"job name {job.name!r}: expected one sbatch token (a DPO phase or benchmark name?)")
     per_node = job.gpus // job.nodes
     opts = [
         f"--job-name=aloe-{job.name}",
