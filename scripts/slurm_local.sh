@@ -21,6 +21,18 @@ wait_for() {  # wait_for SECONDS CMD...: poll a condition, bounded
   until "$@" >/dev/null 2>&1; do [ "$(date +%s)" -lt "$end" ] || return 1; sleep 0.2; done
 }
 ours_up() { [ -f "$DIR/pids" ] && timeout 5 sinfo -h >/dev/null 2>&1; }
+private_dir() {  # $DIR is ours before anything is written or chowned in it: a real folder (no symlink), owned
+  # by root, writable by nobody else; so no one can plant a file or link in it for a chown or write to follow
+  [ -L "$DIR" ] && die "$DIR is a symbolic link: refused (SLURM_LOCAL_DIR= another folder)"
+  mkdir -p "$DIR" || die "cannot create $DIR"
+  [ "$(stat -c %u "$DIR")" = 0 ] || die "$DIR is not owned by root: refused (SLURM_LOCAL_DIR= another folder)"
+  chmod 0711 "$DIR"  # the daemons' users may enter their own subfolder, not list or add to it
+  local f
+  for f in "$DIR"/* "$DIR"/.[!.]*; do
+    [ -L "$f" ] && die "$f is a symbolic link: refused"
+  done
+  return 0
+}
 
 install() {
   local missing=0 b
@@ -47,6 +59,7 @@ start() {
   local suser=slurm muser=munge
   id slurm >/dev/null 2>&1 || suser=root
   id munge >/dev/null 2>&1 || muser=root
+  private_dir
   mkdir -p "$DIR/ctld" "$DIR/munge" /run/munge /etc/slurm
   chown "$suser:" "$DIR/ctld"             # slurmctld dies if it cannot write its own state
   chown "$muser:" "$DIR/munge" /run/munge; chmod 0700 "$DIR/munge"
