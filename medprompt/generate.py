@@ -16,6 +16,7 @@ A Request with a `prefix` continues the assistant turn from that text (Medprompt
 """
 
 import json
+import os
 import time
 import urllib.error
 import urllib.request
@@ -221,7 +222,7 @@ class OpenAIGenerator(Generator):
         temperature: float = 0.0,
         top_p: float = 1.0,
         seed: int = 0,
-        api_key: str = "EMPTY",
+        api_key: str | None = None,  # default: the environment's ALOE_API_KEY (never recorded)
         concurrency: int = MAX_NUM_SEQS,
         request_seed: bool | None = None,
         http_retries: int = HTTP_RETRIES,
@@ -229,7 +230,8 @@ class OpenAIGenerator(Generator):
         timeout_s: float = HTTP_TIMEOUT_S,
     ):
         self.model, self.base = model, base_url.rstrip("/")
-        self.temperature, self.top_p, self.key, self.concurrency = temperature, top_p, api_key, concurrency
+        self.temperature, self.top_p, self.concurrency = temperature, top_p, concurrency
+        self.key = api_key or os.environ.get("ALOE_API_KEY") or "EMPTY"
         self.request_seed = bool(request_seed)
         self.retries, self.backoff, self.timeout = http_retries, http_backoff_s, timeout_s
         self.info = {"engine": self._engine(), "seed": seed, "request_seed": self.request_seed}

@@ -91,7 +91,7 @@ class Fields(driver.Stage):
         ap.add_argument("--limit", type=cli.positive, help="samples per task (a quick look)")
         ap.add_argument("--max-tokens", type=int, default=fl.MAX_TOKENS, help="the labeller's token budget")
         ap.add_argument("--judge", help=f"labeller model (default {fl.LABELLER})")
-        ap.add_argument("--judge-url", help="an OpenAI-compatible server serving the labeller")
+        ap.add_argument("--judge-url", type=cli.server_url, help="an OpenAI-compatible server serving the labeller")
 
     def prepare(self, ctx):
         o = ctx.opts

@@ -40,7 +40,7 @@ class Medprompt(driver.Stage):
         ap.add_argument("--database", help="CoT database JSONL (default with --local: the data stage's fixture)")
         ap.add_argument("--local", action="store_true", help="questions from the data stage's fixture of --dataset")
         ap.add_argument("--backend", choices=("hf", "vllm", "openai"), default="vllm")
-        ap.add_argument("--base-url", help="OpenAI-compatible server (with --backend openai)")
+        ap.add_argument("--base-url", type=cli.server_url, help="OpenAI-compatible server (with --backend openai)")
         ap.add_argument(
             "--max-num-seqs",
             type=int,

@@ -48,7 +48,7 @@ class OpenMedQA(driver.Stage):
         ap.add_argument("--limit", type=cli.positive, help="questions in all (a quick look)")
         ap.add_argument("--max-tokens", type=int, default=om.MAX_TOKENS, help="the answer's token budget")
         ap.add_argument("--judge", help=f"judge model (default {om.JUDGE})")
-        ap.add_argument("--judge-url", help="an OpenAI-compatible server serving the judge")
+        ap.add_argument("--judge-url", type=cli.server_url, help="an OpenAI-compatible server serving the judge")
         ap.add_argument("--mcqa-results", help="lm-eval results with medqa_4options (default: this model's mcqa eval)")
 
     def prepare(self, ctx):

@@ -41,7 +41,7 @@ class Safety(driver.Stage):
         ap.add_argument("--per-cell", type=int, default=seval.PER_CELL)
         ap.add_argument("--limit", type=cli.positive, help="prompts in all, after sampling (a quick look)")
         ap.add_argument("--judge", help=f"judge model (default {llama_guard.MODEL})")
-        ap.add_argument("--judge-url", help="an OpenAI-compatible server serving the judge")
+        ap.add_argument("--judge-url", type=cli.server_url, help="an OpenAI-compatible server serving the judge")
 
     def prepare(self, ctx):
         o = ctx.opts

@@ -126,3 +126,52 @@ def test_a_dpo_phase_name_with_a_newline_is_refused_when_planning(tmp_path):
     with pytest.raises(AloeError, match=r"job 'dpo-stage2\\n#SBATCH --time=99-00-1': expected a name"):
         chain.build(rc.load(copy), str(tmp_path / "runs"))
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_server_url_with_credentials_is_refused_and_never_echoed():
+    p = run_py("scripts.safety", "--judge-url", "http://user:s3cret@judge.example:8000/v1", check=False)
+    assert p.returncode == 2 and "ALOE_API_KEY" in p.stderr and "s3cret" not in p.stderr + p.stdout
+
+
+def test_the_api_key_comes_from_the_environment_and_is_not_recorded(chat_server, monkeypatch):
+    from medprompt.generate import OpenAIGenerator, Request
+
+    url, seen, _ = chat_server
+    monkeypatch.setenv("ALOE_API_KEY", "s3cret")
+    gen = OpenAIGenerator("m", url, http_retries=0)
+    assert gen._one(Request([{"role": "user", "content": "hi"}], 0, 4, 0.0)).text == "no"
+    assert seen[-1]["auth"] == "Bearer s3cret" and "s3cret" not in json.dumps(gen.info)
+
+
+def test_the_hub_token_is_not_forwarded_to_another_host():
+    import threading
+    import urllib.request
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from scripts.drivers.new_recipe import SameHostAuth
+
+    auth = {}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            auth[self.path] = self.headers.get("Authorization")
+            if self.path == "/start":  # a redirect to another host name (the same server, as localhost)
+                self.send_response(302)
+                self.send_header("Location", f"http://localhost:{self.server.server_port}/cdn")
+                self.end_headers()
+                return
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *args):
+            pass
+
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        req = urllib.request.Request(f"http://127.0.0.1:{srv.server_port}/start", headers={"Authorization": "Bearer t"})
+        urllib.request.build_opener(SameHostAuth).open(req, timeout=10).read()
+    finally:
+        srv.shutdown()
+    assert auth == {"/start": "Bearer t", "/cdn": None}

@@ -19,6 +19,7 @@ import json
 import os
 import re
 import sys
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -35,6 +36,16 @@ FAMILIES = {
 PORTED = "# [C] new_recipe"
 
 
+class SameHostAuth(urllib.request.HTTPRedirectHandler):
+    """Follow redirects, sending the hub token only to the host it was given for (urllib would forward it)."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        new = super().redirect_request(req, fp, code, msg, headers, newurl)
+        if new is not None and urllib.parse.urlsplit(newurl).hostname != urllib.parse.urlsplit(req.full_url).hostname:
+            new.remove_header("Authorization")
+        return new
+
+
 def base_config(base: str, given: str | None) -> dict:
     """The base's config.json: the given file, the local base directory's, else the hub's (HF_TOKEN if gated)."""
     local = Path(given) if given else Path(base) / "config.json"
@@ -45,7 +56,9 @@ def base_config(base: str, given: str | None) -> dict:
     url = f"https://huggingface.co/{base}/resolve/main/config.json"
     headers = {"Authorization": f"Bearer {os.environ['HF_TOKEN']}"} if os.environ.get("HF_TOKEN") else {}
     try:
-        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=30) as f:
+        with urllib.request.build_opener(SameHostAuth).open(
+            urllib.request.Request(url, headers=headers), timeout=30
+        ) as f:
             return json.loads(f.read())
     except OSError as e:
         raise SystemExit(f"new_recipe: cannot read {url} ({e}); pass the base's config.json with --config") from e

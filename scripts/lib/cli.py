@@ -3,6 +3,7 @@
 import argparse
 import os
 import sys
+import urllib.parse
 from pathlib import Path
 
 from scripts import core
@@ -66,6 +67,22 @@ def positive(text: str) -> int:
     if n < 1:
         raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number above 0")
     return n
+
+
+API_KEY = "ALOE_API_KEY"  # the key of an OpenAI-compatible server (a judge, Medprompt's openai backend): never recorded
+
+
+def server_url(text: str) -> str:
+    """An argparse type: a server's URL with no credentials in it (manifests and results record it); a key goes in
+    the environment variable ALOE_API_KEY, which the client sends and nothing records."""
+    u = urllib.parse.urlsplit(text)
+    if u.scheme not in ("http", "https") or not u.hostname:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected an http(s) URL")
+    if u.username or u.password or u.query:
+        raise argparse.ArgumentTypeError(
+            f"{u.scheme}://{u.hostname}...: credentials or a query in the URL would be recorded; give the key in {API_KEY}"
+        )
+    return text
 
 
 def fail_on(problems):
