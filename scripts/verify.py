@@ -193,11 +193,14 @@ class Options:
     baseline: str | None  # the base Instruct model whose gain is checked
 
 
-def results_of(runs, run: str, suite: str, model: str | None, explicit: str | None) -> Path:
-    """The results to read: given, else `make eval MODEL=` results of this model, else the recipe run's own."""
+def results_of(runs, run: str, suite: str, model: str | None, explicit: str | None, own_only=False) -> Path:
+    """The results to read: given, else `make eval MODEL=` results of this model, else (not for a baseline,
+    own_only) the recipe run's own."""
     if explicit:
         return Path(explicit)
     own = stages.model_eval_dir(runs, model, suite) if model else None
+    if own_only and not (own and own.exists()):
+        raise VerifyError(f"verify: no results of {model} for suite {suite} ({own}): `make eval MODEL={model}` first")
     folder = own if own and own.exists() else stages.folder(stages.suite_stage(suite), runs, run, suite=suite)
     return mf.results(folder, "verify")
 
@@ -244,7 +247,9 @@ def main(argv=None):
     else:
         results = load_results(results_of(runs, r.name, a.suite, a.model, a.results))
     base_results = (
-        load_results(results_of(runs, r.name, a.suite, a.baseline, a.baseline_results)) if a.baseline else None
+        load_results(results_of(runs, r.name, a.suite, a.baseline, a.baseline_results, own_only=True))
+        if a.baseline
+        else None
     )
     tables = (
         a.table.split(",") if a.table else reporting(reported, SUITE_TABLES.get(a.suite, ["table9"]), a.setting, model)

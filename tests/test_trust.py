@@ -175,3 +175,20 @@ def test_the_hub_token_is_not_forwarded_to_another_host():
     finally:
         srv.shutdown()
     assert auth == {"/start": "Bearer t", "/cdn": None}
+
+
+def test_planning_refuses_an_empty_database_and_verify_a_baseline_never_evaluated(tmp_path):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    runs = tmp_path / "runs"
+    p = run_py("scripts.drivers.reproduce", "--runs", runs, "--dry-run", "--database", empty, check=False)
+    assert p.returncode == 1 and "the database is empty" in p.stderr and not runs.exists()
+    results = {"results": {"medqa_4options": {"acc,none": 0.25, "acc_stderr,none": 0.01}}}
+    finished(
+        stages.folder("eval", runs, "aloe-beta-8b", suite="mcqa"),
+        "eval",
+        {"lm_eval/results_1.json": json.dumps(results)},
+    )
+    p = run_py("scripts.verify", "--runs", runs, "--baseline", "meta-llama/Llama-3.1-8B-Instruct", check=False)
+    assert p.returncode == 1 and "no results of meta-llama/Llama-3.1-8B-Instruct" in p.stderr, p.stderr
+    assert "gain" not in p.stdout  # the model's own results were not used as its baseline

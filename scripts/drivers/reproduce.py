@@ -18,6 +18,7 @@ import json
 import sys
 from pathlib import Path
 
+from medprompt import database
 from scripts import core
 from scripts.core import AloeError, table
 from scripts.lib import chain, cli, slurm, stages, venv
@@ -58,6 +59,8 @@ def main(argv=None):
         raise AloeError("--world-size: give a per-stage --layout instead (e.g. sft=4x4)")
     r, runs = cli.load(a.recipe, a.profile, runs=a.runs)
     runs = str(runs.resolve())
+    if a.database:  # what the Medprompt jobs would refuse, refused before anything is planned or submitted
+        database.load(a.database)
     settings = slurm.load_settings(a.cluster) if a.launcher == "slurm" or a.dry_run else None
     jobs = chain.write_plans(
         chain.build(
@@ -78,7 +81,7 @@ def main(argv=None):
     cuda_vllm = [j for j in chain.vllm_jobs(todo) if j.cuda]
     if cuda_vllm and not a.dry_run and not venv.ready("infer-gpu"):
         names = ", ".join(j.name for j in cuda_vllm)
-        raise SystemExit(f"{names} run vLLM on CUDA: build its environment first, on a GPU machine "
+        raise AloeError(f"{names} run vLLM on CUDA: build its environment first, on a GPU machine "
                          "(python3 -m scripts.drivers.install infer-gpu); nothing was run or submitted")  # fmt: skip
     done = jobs[: len(jobs) - len(todo)]
     if done:
