@@ -9,6 +9,7 @@ Medprompt CoT database. Outputs: the data stage's (scripts/lib/stages.py), recor
 
 import json
 import sys
+from functools import partial
 from pathlib import Path
 
 from data_prep import eval_fixtures
@@ -94,9 +95,7 @@ class Data(driver.Stage):
 
 STAGE = Data()
 
-
-def main(argv=None):
-    return driver.main(STAGE, argv)
+main = partial(driver.main, STAGE)  # the command line: the one stage driver
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ only shim). `--upto N` stops after the N-th run: `make reproduce-8b` submits one
 import re
 import socket
 import sys
+from functools import partial
 from pathlib import Path
 
 from scripts import core
@@ -197,9 +198,7 @@ class Dpo(driver.Stage):
 
 STAGE = Dpo()
 
-
-def main(argv=None):
-    return driver.main(STAGE, argv)
+main = partial(driver.main, STAGE)  # the command line: the one stage driver
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ Outputs: the eval stage's folder (scripts/lib/stages.py): per model for `--model
 
 import json
 import sys
+from functools import partial
 from pathlib import Path
 
 import yaml
@@ -180,9 +181,7 @@ class Eval(driver.Stage):
 METRICS = ("acc", "acc_stderr", "acc_norm", "exact_match", "rouge1", "word_perplexity", "prompt_level_strict_acc")
 STAGE = Eval()
 
-
-def main(argv=None):
-    return driver.main(STAGE, argv)
+main = partial(driver.main, STAGE)  # the command line: the one stage driver
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ import argparse
 import json
 import re
 import sys
+from functools import partial
 from pathlib import Path
 
 from data_prep.benchmarks import column_task
@@ -153,9 +154,7 @@ class Fields(driver.Stage):
 
 STAGE = Fields()
 
-
-def main(argv=None):
-    return driver.main(STAGE, argv)
+main = partial(driver.main, STAGE)  # the command line: the one stage driver
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ ChatML template (qwen-base, qwen-instruct); offline, deterministic, in seconds. 
 
 import json
 import sys
+from functools import partial
 
 from scripts.core import AloeError, sha256_path
 from scripts.lib import driver, venv
@@ -36,9 +37,7 @@ class TinyKit(driver.Stage):
 
 STAGE = TinyKit()
 
-
-def main(argv=None):
-    return driver.main(STAGE, argv)
+main = partial(driver.main, STAGE)  # the command line: the one stage driver
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ Outputs: the medprompt stage's folder per dataset (scripts/lib/stages.py): gener
 
 import json
 import sys
+from functools import partial
 from pathlib import Path
 
 from data_prep import benchmarks
@@ -129,9 +130,7 @@ class Medprompt(driver.Stage):
 
 STAGE = Medprompt()
 
-
-def main(argv=None):
-    return driver.main(STAGE, argv)
+main = partial(driver.main, STAGE)  # the command line: the one stage driver
 
 
 if __name__ == "__main__":

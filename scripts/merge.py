@@ -10,6 +10,7 @@ model) and the missing generation_config.json, both taken from the Instruct mode
 
 import json
 import sys
+from functools import partial
 
 import yaml
 
@@ -66,9 +67,7 @@ class Merge(driver.Stage):
 
 STAGE = Merge()
 
-
-def main(argv=None):
-    return driver.main(STAGE, argv)
+main = partial(driver.main, STAGE)  # the command line: the one stage driver
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ Outputs: <stage>/out/{answers,judge}.jsonl, per_question.jsonl, results/results_
 import argparse
 import json
 import sys
+from functools import partial
 from pathlib import Path
 
 from evals import fixtures
@@ -106,9 +107,7 @@ class OpenMedQA(driver.Stage):
 
 STAGE = OpenMedQA()
 
-
-def main(argv=None):
-    return driver.main(STAGE, argv)
+main = partial(driver.main, STAGE)  # the command line: the one stage driver
 
 
 if __name__ == "__main__":

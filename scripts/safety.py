@@ -18,6 +18,7 @@ shape: `make verify SUITE=safety` reads it).
 import argparse
 import json
 import sys
+from functools import partial
 from pathlib import Path
 
 from evals import asr, fixtures, llama_guard, seval
@@ -109,9 +110,7 @@ class Safety(driver.Stage):
 
 STAGE = Safety()
 
-
-def main(argv=None):
-    return driver.main(STAGE, argv)
+main = partial(driver.main, STAGE)  # the command line: the one stage driver
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import sys
+from functools import partial
 from pathlib import Path
 
 import yaml
@@ -108,9 +109,7 @@ class Sft(driver.Stage):
 
 STAGE = Sft()
 
-
-def main(argv=None):
-    return driver.main(STAGE, argv)
+main = partial(driver.main, STAGE)  # the command line: the one stage driver
 
 
 if __name__ == "__main__":
