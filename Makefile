@@ -30,17 +30,18 @@ INSTRUCT ?=
 CONFIG ?=
 ARGS_PORT ?=
 # A value given on the command line is never code: each of these holds its literal text (a `$(shell ...)` in it is
-# not run, not even by make -n), is exported, and reaches a script as one quoted argument, "$$NAME", never pasted
-# into a shell line (ARGS_PORT alone is split into words, as it lists options, but never run).
+# not run, not even by make -n), is exported as ALOE_MAKE_<NAME> (never under its own name: WORLD_SIZE, MODEL, ...
+# mean something to the tools), and reaches a script as one quoted argument, never pasted into a shell line
+# (ARGS_PORT alone is split into words, as it lists options, but never run).
 USER_VARS := RECIPE PROFILE WORLD_SIZE FORCE MODEL SUITE BACKEND LIMIT DATASET DATABASE FIXTURES SOURCES HUB_DIR \
 	BASELINE JUDGE_URL LABELS LAUNCHER CLUSTER DRY_RUN LAYOUT WAIT FROM BASE NAME INSTRUCT CONFIG ARGS_PORT
 $(foreach v,$(USER_VARS),$(eval override $(v) := $$(value $(v))))
-export $(USER_VARS)
-opt = $(if $($(1)),$(2) "$$$(1)")
+$(foreach v,$(USER_VARS),$(eval export ALOE_MAKE_$(v) := $$(value $(v))))
+opt = $(if $($(1)),$(2) "$$ALOE_MAKE_$(1)")
 ARGS = $(call opt,RECIPE,--recipe) $(call opt,PROFILE,--profile) $(call opt,WORLD_SIZE,--world-size) $(if $(FORCE),--force)
 DATA_ARGS = $(if $(FIXTURES),--fixtures) $(call opt,SOURCES,--sources) $(call opt,HUB_DIR,--hub-dir)
-EVAL_ARGS = $(call opt,MODEL,--model) --suite "$$SUITE" $(call opt,LIMIT,--limit) $(if $(FIXTURES),--local) $(call opt,JUDGE_URL,--judge-url) $(call opt,LABELS,--labels)
-REPRO_ARGS = $(call opt,PROFILE,--profile) --launcher "$$LAUNCHER" $(call opt,CLUSTER,--cluster) $(if $(DRY_RUN),--dry-run) $(call opt,LAYOUT,--layout) $(if $(FIXTURES),--fixtures) $(if $(WAIT),--wait) $(call opt,DATABASE,--database) $(if $(FORCE),--force) --suite "$$SUITE"
+EVAL_ARGS = $(call opt,MODEL,--model) --suite "$$ALOE_MAKE_SUITE" $(call opt,LIMIT,--limit) $(if $(FIXTURES),--local) $(call opt,JUDGE_URL,--judge-url) $(call opt,LABELS,--labels)
+REPRO_ARGS = $(call opt,PROFILE,--profile) --launcher "$$ALOE_MAKE_LAUNCHER" $(call opt,CLUSTER,--cluster) $(if $(DRY_RUN),--dry-run) $(call opt,LAYOUT,--layout) $(if $(FIXTURES),--fixtures) $(if $(WAIT),--wait) $(call opt,DATABASE,--database) $(if $(FORCE),--force) --suite "$$ALOE_MAKE_SUITE"
 
 .PHONY: help lock install install-base lint check-recipes tiny-kit data-check data sft merge dpo eval medprompt verify reproduce reproduce-8b reproduce-70b reproduce-qwen-7b reproduce-qwen-72b reproduce-alpha new-recipe cluster-up cluster-down bench smoke test test-fast clean
 
@@ -69,15 +70,15 @@ merge: install ## mergekit DARE-TIES of the SFT output with Instruct [RECIPE= PR
 dpo: install   ## OpenRLHF DPO: stage 1 (5 chunks, chained) then stage 2 [RECIPE= PROFILE= FORCE=1]
 	$(PY) -m scripts.dpo $(ARGS)
 eval: install  ## lm-eval on MODEL= (hub id or path; default the recipe run's model) [SUITE=mcqa|open|all|general|safety|openmedqa|fields BACKEND=hf|vllm LIMIT=n FIXTURES=1 JUDGE_URL=judge server LABELS=fields file]
-	$(PY) -m scripts.drivers.evaluate $(ARGS) $(EVAL_ARGS) --backend "$${BACKEND:-hf}"
+	$(PY) -m scripts.drivers.evaluate $(ARGS) $(EVAL_ARGS) --backend "$${ALOE_MAKE_BACKEND:-hf}"
 medprompt: install ## Medprompt on DATASET= with MODEL= [RECIPE= PROFILE= DATABASE=jsonl LIMIT=n BACKEND=vllm|hf]
 	$(PY) -m scripts.medprompt $(ARGS) $(call opt,BACKEND,--backend) $(call opt,MODEL,--model) $(call opt,DATASET,--dataset) $(call opt,DATABASE,--database) $(call opt,LIMIT,--limit)
 verify: install-base ## measured against reported (results/reported.yaml), with tolerances [MODEL= SUITE= BASELINE=instruct model: the gain too]
-	$(PY) -m scripts.verify $(call opt,RECIPE,--recipe) $(call opt,PROFILE,--profile) $(call opt,MODEL,--model) $(call opt,BASELINE,--baseline) --suite "$$SUITE"
+	$(PY) -m scripts.verify $(call opt,RECIPE,--recipe) $(call opt,PROFILE,--profile) $(call opt,MODEL,--model) $(call opt,BASELINE,--baseline) --suite "$$ALOE_MAKE_SUITE"
 smoke: install ## the whole chain on the tiny model on CPU, ending in a summary table [RECIPE=recipes/qwen2.5-aloe-beta-7b FORCE=1]
 	$(PY) -m scripts.drivers.smoke $(call opt,RECIPE,--recipe) $(if $(FORCE),--force)
 new-recipe: install-base ## port a recipe to another base model: BASE=<hub id or dir> NAME=<folder> [FROM=recipes/aloe-beta-8b INSTRUCT= CONFIG=config.json ARGS_PORT="--sft-gpus 16 ..."]
-	$(PY) -m scripts.drivers.new_recipe --from "$$FROM" --base "$$BASE" --name "$$NAME" $(call opt,INSTRUCT,--instruct) $(call opt,CONFIG,--config) $$ARGS_PORT
+	$(PY) -m scripts.drivers.new_recipe --from "$$ALOE_MAKE_FROM" --base "$$ALOE_MAKE_BASE" --name "$$ALOE_MAKE_NAME" $(call opt,INSTRUCT,--instruct) $(call opt,CONFIG,--config) $$ALOE_MAKE_ARGS_PORT
 reproduce-8b: $(if $(DRY_RUN),install-base,install) ## the published 8B chain as a Slurm job graph [LAUNCHER=slurm|local CLUSTER= DRY_RUN=1 LAYOUT=sft=4x4 WAIT=1 DATABASE=]
 	$(PY) -m scripts.drivers.reproduce --recipe recipes/aloe-beta-8b $(REPRO_ARGS)
 reproduce-70b: $(if $(DRY_RUN),install-base,install) ## the same for 70B
@@ -89,7 +90,7 @@ reproduce-qwen-72b: $(if $(DRY_RUN),install-base,install) ## the same for Qwen2.
 reproduce-alpha: $(if $(DRY_RUN),install-base,install) ## the same for Llama3-Aloe-8B-Alpha (mostly [C] values: see its README)
 	$(PY) -m scripts.drivers.reproduce --recipe recipes/llama3-aloe-8b-alpha $(REPRO_ARGS)
 reproduce: $(if $(DRY_RUN),install-base,install) ## the same for any recipe folder: RECIPE=recipes/<name>
-	$(PY) -m scripts.drivers.reproduce --recipe "$${RECIPE:?RECIPE= is required}" $(REPRO_ARGS)
+	$(PY) -m scripts.drivers.reproduce --recipe "$${ALOE_MAKE_RECIPE:?RECIPE= is required}" $(REPRO_ARGS)
 cluster-up:    ## a real 2-node Slurm cluster on this machine, for tests (root; installs Debian's slurm)
 	scripts/slurm_local.sh start 2
 cluster-down:  ## stop what cluster-up started

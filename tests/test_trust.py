@@ -192,3 +192,14 @@ def test_planning_refuses_an_empty_database_and_verify_a_baseline_never_evaluate
     p = run_py("scripts.verify", "--runs", runs, "--baseline", "meta-llama/Llama-3.1-8B-Instruct", check=False)
     assert p.returncode == 1 and "no results of meta-llama/Llama-3.1-8B-Instruct" in p.stderr, p.stderr
     assert "gain" not in p.stdout  # the model's own results were not used as its baseline
+
+
+def test_make_variables_reach_the_tools_only_under_their_own_prefix(monkeypatch):
+    """WORLD_SIZE, MODEL, CONFIG ... mean something to torch, axolotl and friends: a make variable (given or
+    defaulted) is never put into the tools' environment under its own name."""
+    for name in ("WORLD_SIZE", "MODEL", "SUITE", "CONFIG", "NAME"):
+        monkeypatch.delenv(name, raising=False)
+    p = make("-s", "verify", "PY=printenv #", "MODEL=m", "WORLD_SIZE=3")  # '#': the arguments become a comment
+    names = dict(line.split("=", 1) for line in p.stdout.splitlines() if "=" in line)
+    assert names["ALOE_MAKE_MODEL"] == "m" and names["ALOE_MAKE_WORLD_SIZE"] == "3", p.stdout[-2000:]
+    assert not {"WORLD_SIZE", "MODEL", "SUITE", "CONFIG", "NAME"} & set(names), p.stdout[-2000:]
