@@ -19,9 +19,8 @@ from pathlib import Path
 
 from scripts import core
 from scripts.core import AloeError
-from scripts.lib import checks, cli, driver, launch, placeholders, stages, venv
+from scripts.lib import checks, cli, driver, hardware, launch, placeholders, render, stages, venv
 from scripts.lib import manifest as mf
-from scripts.lib import recipe as rc
 
 # DPOTrainer's progress bar, once per micro-step (3 significant digits): loss, acc, chosen_reward, reject_reward
 STEP = re.compile(r"loss=([-+\d.e]+), acc=([-+\d.e]+), chosen_reward=([-+\d.e]+), reject_reward=([-+\d.e]+)")
@@ -73,7 +72,7 @@ def run_build(ctx, p, n: int, run: dict, model_in: dict) -> mf.Build:
     """The Build of the n-th OpenRLHF run (its own manifest under dpo/NN-<phase>-<chunk>/)."""
     r, batch = ctx.recipe, p.own["batch"]
     folder = stages.folder("dpo-run", ctx.runs, r.name, n=n, part=run["phase"], index=run["index"])
-    argv = rc.render_dpo_argv({**run, "data": run["data"]["path"]}, model_in["path"], folder / ".partial" / "model")
+    argv = render.render_dpo_argv({**run, "data": run["data"]["path"]}, model_in["path"], folder / ".partial" / "model")
     argv += ["--ckpt.path", str(folder / ".partial" / "ckpt")]
     info = {"path": r.rel("dpo"), "profile": r.profile, "sha256": core.sha256_json(argv), "rendered": argv}
     upto = ctx.opts["upto"]
@@ -124,10 +123,10 @@ class Dpo(driver.Stage):
 
     def prepare(self, ctx):
         r, upto = ctx.recipe, ctx.opts["upto"]
-        batch = rc.dpo_batch(r)
+        batch = hardware.dpo_batch(r)
         cli.fail_on(batch.problems)
         inputs = driver.inputs("dpo", ctx.runs, r.name)
-        runs = rc.dpo_runs(r, data_files(r, ctx.runs))
+        runs = render.dpo_runs(r, data_files(r, ctx.runs))
         if upto is not None and not 1 <= upto <= len(runs):
             raise AloeError(f"--upto {upto}: the plan of {r.rel('dpo')} has runs 1 to {len(runs)}")
         mf.refuse_remote_code(inputs["model"]["path"], r.remote_code, "OpenRLHF")

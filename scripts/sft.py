@@ -21,9 +21,8 @@ from pathlib import Path
 import yaml
 
 from scripts.core import AloeError
-from scripts.lib import checks, cli, driver, launch, placeholders, stages, venv
+from scripts.lib import checks, cli, driver, hardware, launch, placeholders, render, stages, venv
 from scripts.lib import manifest as mf
-from scripts.lib import recipe as rc
 
 
 def loss_curve(model_dir: Path) -> list:
@@ -61,12 +60,12 @@ class Sft(driver.Stage):
 
     def prepare(self, ctx):
         r = ctx.recipe
-        batch = rc.sft_batch(r)
+        batch = hardware.sft_batch(r)
         cli.fail_on(batch.problems)
         inputs = driver.inputs("sft", ctx.runs, r.name)
         folder = stages.folder("sft", ctx.runs, r.name)
         paths = placeholders.placeholders("sft", r, inputs, folder / ".partial")
-        cfg = placeholders.fill(rc.render_sft(r, grad_accum=batch.accum), paths, r.rel("sft"), required=paths)
+        cfg = placeholders.fill(render.render_sft(r, grad_accum=batch.accum), paths, r.rel("sft"), required=paths)
         inputs["base_model"] = mf.model_input(cfg["base_model"])
         numbers = {"seed": cfg.get("seed"), **batch.numbers()}
         return driver.Prepared(

@@ -13,7 +13,7 @@ from conftest import ROOT, run_py
 from scripts.core import AloeError
 from scripts.lib import chain as ch
 from scripts.lib import recipe as rc
-from scripts.lib import slurm
+from scripts.lib import slurm, yamlfiles
 
 EXAMPLE = ROOT / "recipes" / "clusters" / "example.yaml"
 # the dry runs' folder, one per pytest-xdist worker: a parallel dry run does not rewrite the plans another reads
@@ -110,7 +110,7 @@ def test_a_layout_derives_grad_accum_or_is_refused_before_submitting():
 def test_cluster_settings_refuse_unknown_keys_and_take_the_environment(tmp_path, monkeypatch):
     bad = tmp_path / "c.yaml"
     bad.write_text("partition: gpu\npartiton: gpu\n")
-    with pytest.raises(rc.RecipeError) as e:
+    with pytest.raises(yamlfiles.RecipeError) as e:
         slurm.load_settings(bad)
     assert "c.yaml:2: partiton: unknown key (did you mean 'partition'?)" in str(e.value)
     monkeypatch.setenv("ALOE_SLURM_ACCOUNT", "bsc70")

@@ -13,7 +13,7 @@ from conftest import ROOT, run_py
 from scripts import core
 from scripts import eval as ev
 from scripts.core import AloeError
-from scripts.lib import chain, cli, driver, placeholders, plan, stages
+from scripts.lib import chain, cli, driver, hardware, placeholders, plan, render, stages
 from scripts.lib import manifest as mf
 from scripts.lib import recipe as rc
 
@@ -166,7 +166,7 @@ def test_a_copied_recipe_folder_names_its_outputs_as_the_original(name, tmp_path
             (st.partial / "redteam.jsonl").write_text("{}\n")
             st.publish("dpo_redteam", st.partial / "redteam.jsonl", "dpo/redteam.jsonl")
         out["dpo"] = [os.path.relpath(x["data"]["path"], runs).replace(r.name, "<run>", 1)
-                      for x in rc.dpo_runs(r, dpo.data_files(r, runs))]  # fmt: skip
+                      for x in render.dpo_runs(r, dpo.data_files(r, runs))]  # fmt: skip
         return out
 
     mine = rc.load(copy)
@@ -198,7 +198,7 @@ def test_a_layout_reaches_every_stage_through_its_plan(tmp_path):
     r, _ = plan.load(next(j for j in jobs if j.name == "eval").plan)
     assert ev.model_args(r, "m", "vllm").endswith(",tensor_parallel_size=2")
     assert next(j for j in jobs if j.name == "eval").parallel == "tensor parallel 2"
-    assert str(rc.dpo_batch(plan.load(next(j for j in jobs if j.stage == "dpo").plan)[0])) == "1 x 5 x 20 = 100"
+    assert str(hardware.dpo_batch(plan.load(next(j for j in jobs if j.stage == "dpo").plan)[0])) == "1 x 5 x 20 = 100"
 
 
 def test_the_dry_run_shows_the_layout_in_the_eval_job(tmp_path):

@@ -17,7 +17,7 @@ import sys
 
 from scripts import core
 from scripts.core import table
-from scripts.lib import checks, cli, placeholders, values
+from scripts.lib import checks, cli, placeholders, values, yamlfiles
 from scripts.lib import recipe as rc
 
 
@@ -36,7 +36,7 @@ def main(argv=None):
     for d in dirs:
         try:
             recipes.append(rc.load(d, world_size=a.world_size))
-        except rc.RecipeError as e:
+        except yamlfiles.RecipeError as e:
             problems += e.problems
     if recipes:
         p, rows = checks.validate(recipes)
@@ -53,7 +53,7 @@ def main(argv=None):
             print(
                 table(
                     ["file", "key", "published", "recipe"],
-                    [(f"{r.rel(s)}:{rc.locate(r.file(s), k) or '-'}", k, p, v) for s, k, p, v in devs],
+                    [(f"{r.rel(s)}:{yamlfiles.locate(r.file(s), k) or '-'}", k, p, v) for s, k, p, v in devs],
                 )
             )
         if released:
@@ -71,7 +71,7 @@ def main(argv=None):
         changes = [
             (f"{stem}.yaml", k, before, after)
             for stem in rc.FILES
-            for k, before, after in rc.diff(r.files[stem], prof.files[stem])
+            for k, before, after in yamlfiles.diff(r.files[stem], prof.files[stem])
         ]
         print(
             f"\nprofile {a.profile} applied to {r.path.name}: {len(changes)} changes "

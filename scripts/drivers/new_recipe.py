@@ -25,7 +25,7 @@ from pathlib import Path
 
 from scripts import core
 from scripts.core import table
-from scripts.lib import cli, values
+from scripts.lib import cli, hardware, values, yamlfiles
 from scripts.lib import recipe as rc
 
 # model_type -> (axolotl chat_template, turn terminator, pad token): the released Aloe recipes' choices per family
@@ -65,9 +65,9 @@ def base_config(base: str, given: str | None) -> dict:
 
 
 def set_line(text: str, path: Path, key: str, value: str, why: str = "") -> str:
-    """The line of a dotted key (as rc.key_lines numbers them) as `value  # [C] new_recipe: why`, indented and
+    """The line of a dotted key (as yamlfiles.key_lines numbers them) as `value  # [C] new_recipe: why`, indented and
     its comment aligned as the original's; the original's continuation comment lines go with it."""
-    n = rc.key_lines(text)[0].get(key)
+    n = yamlfiles.key_lines(text)[0].get(key)
     if n is None:
         raise SystemExit(f"new_recipe: {path.name} has no key {key}")
     lines = text.splitlines(keepends=True)
@@ -84,7 +84,7 @@ def batch(total: int, micro: int, gpus: int, what: str) -> int:
     if total % (micro * gpus):
         raise SystemExit(
             f"new_recipe: {what}: a total batch of {total} cannot be reached on {gpus} GPUs with micro "
-            f"batch {micro}; GPU counts that work: {rc.divisors(total // micro)}"
+            f"batch {micro}; GPU counts that work: {hardware.divisors(total // micro)}"
         )
     return total // (micro * gpus)
 
@@ -185,7 +185,13 @@ def main(argv=None):
     published, _ = values.published_for(src)
     rows = sorted(
         (
-            (new.rel(stem), rc.locate(new.file(stem), k) or 0, k, v, values.flatten(new.raw[stem]).get(k, "<absent>"))
+            (
+                new.rel(stem),
+                yamlfiles.locate(new.file(stem), k) or 0,
+                k,
+                v,
+                values.flatten(new.raw[stem]).get(k, "<absent>"),
+            )
             for stem, keys in published.items()
             for k, v in keys.items()
         ),

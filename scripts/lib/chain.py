@@ -17,7 +17,7 @@ from pathlib import Path
 from scripts import core
 from scripts.core import AloeError
 
-from . import driver, stages, venv
+from . import driver, hardware, render, stages, venv
 from . import plan as pl
 from . import recipe as rc
 
@@ -86,8 +86,8 @@ def parse_layout(spec: str | None) -> dict:
             nodes, per_node = (int(x) for x in shape.lower().split("x"))
         except ValueError:
             raise LayoutError(f"--layout {part!r}: expected STAGE=NODESxGPUS, e.g. sft=8x4")
-        if stage not in rc.HARDWARE_ENTRIES:
-            raise LayoutError(f"--layout {part!r}: no stage {stage!r}; stages: {', '.join(rc.HARDWARE_ENTRIES)}")
+        if stage not in hardware.HARDWARE_ENTRIES:
+            raise LayoutError(f"--layout {part!r}: no stage {stage!r}; stages: {', '.join(hardware.HARDWARE_ENTRIES)}")
         out[stage] = (nodes, nodes * per_node)
     return out
 
@@ -107,7 +107,7 @@ def build(
     """The jobs of one recipe run, in an order that respects `after`, each with its plan rendered and checked.
     `cuda`: whether the cluster's nodes have GPUs (a job with GPUs then runs on CUDA); None: this machine's."""
     r = dataclasses.replace(r, layout={**r.layout, **(layout or {})})
-    bad = rc.check_hardware(r)
+    bad = hardware.check_hardware(r)
     if bad:
         raise LayoutError("layout refused before anything was submitted:\n" + "\n".join(f"  {p}" for p in bad))
     plans = Path(runs) / plans.format(run=r.name)
@@ -161,7 +161,7 @@ def expand(sp: stages.Spec, r: rc.Recipe, runs, fixtures: bool, suite: str, data
         return [(sp.name, [], {}, [], ONE)]
     if sp.jobs == "runs":
         return [(f"{sp.name}-{run['phase']}-{run['index'] + 1}", ["--upto", n], {}, [], (run["phase"], run["of"]))
-                for n, run in enumerate(rc.dpo_runs(r), 1)]  # fmt: skip
+                for n, run in enumerate(render.dpo_runs(r), 1)]  # fmt: skip
     if sp.jobs == "datasets":  # the CoT database is an input of its own (DATABASE=); without it, no jobs
         sets = [("medqa_4options", ["--local"])] if fixtures else [(t, ["--database", database]) for t in
                 r.tasks] if database else []  # fmt: skip
@@ -231,10 +231,10 @@ def check_batches(r: rc.Recipe, jobs: list) -> list:
         entry = stages.spec(job.stage).hardware
         if stages.spec(job.stage).vllm != "never" and job.gpus > 1:
             job.parallel = f"tensor parallel {r.world(entry)}"
-        if entry not in rc.BATCH:
+        if entry not in hardware.BATCH:
             continue
         if job.stage not in seen:  # every DPO run has the same layout: check it once
-            batch = rc.BATCH[entry](r)
+            batch = hardware.BATCH[entry](r)
             seen[job.stage] = str(batch)
             problems += [f"{job.stage} on {job.nodes} x {job.gpus // job.nodes} GPUs: {p}" for p in batch.problems]
         job.batch = seen[job.stage]

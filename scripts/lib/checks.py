@@ -10,8 +10,8 @@ from pathlib import Path
 from scripts import core
 from scripts.core import AloeError
 
+from . import hardware, render, values, venv, yamlfiles
 from . import recipe as rc
-from . import values, venv
 
 TOOL_FOR = {
     "sft": ("sft", "validate_axolotl.py"),
@@ -28,7 +28,7 @@ def _jobs(recipes, stages):
             jobs["sft"].append(
                 {
                     "id": i,
-                    "config": rc.render_sft(r),
+                    "config": render.render_sft(r),
                     "world_size": r.world("sft"),
                     "base_config": str(core.ROOT / base_cfg) if base_cfg else None,
                     "gpu": r.profile is None,
@@ -37,9 +37,9 @@ def _jobs(recipes, stages):
         if "merge" in stages:
             jobs["merge"].append({"id": i, "config": r.files["merge"]})
         if "dpo" in stages:
-            for run in rc.dpo_runs(r):
+            for run in render.dpo_runs(r):
                 if run["index"] == 0:  # the runs of a stage differ only in their paths
-                    argv = rc.render_dpo_argv(run, "runs/model", "runs/out")
+                    argv = render.render_dpo_argv(run, "runs/model", "runs/out")
                     jobs["dpo"].append({"id": f"{i}:{run['phase']}", "argv": argv})
     return jobs
 
@@ -80,7 +80,7 @@ def _tool_problems(r, stem, results):
     for item in results.get("problems", []):
         msg = item["message"]
         if "known" in item:
-            msg += rc.suggest(item.get("value", item["key"]), item["known"])
+            msg += yamlfiles.suggest(item.get("value", item["key"]), item["known"])
         out.append(r.problem(stem, item["key"], msg))
     return out
 
@@ -89,7 +89,7 @@ def validate(recipes, stages=("sft", "merge", "dpo")):
     """All problems of these recipes, and the batch table rows."""
     problems, rows = [], []
     for r in recipes:
-        problems += rc.check_schema(r) + rc.referenced_files(r) + values.check_ranges(r)
+        problems += rc.check_schema(r) + hardware.check_hardware(r) + render.referenced_files(r) + values.check_ranges(r)
     try:
         results = run_tools(recipes, stages)
     except venv.MissingEnv as e:
@@ -97,7 +97,7 @@ def validate(recipes, stages=("sft", "merge", "dpo")):
     for i, r in enumerate(recipes):
         if "sft" in stages:
             problems += _tool_problems(r, "sft", results["sft"][str(i)])
-            b = rc.sft_batch(r)
+            b = hardware.sft_batch(r)
             problems += b.problems
             sft = r.files["sft"]
             rows.append(
@@ -130,7 +130,7 @@ def validate(recipes, stages=("sft", "merge", "dpo")):
                 ]
             )
         if "dpo" in stages:
-            b = rc.dpo_batch(r)
+            b = hardware.dpo_batch(r)
             problems += b.problems
             for st in r.files["dpo"]["stages"]:
                 problems += _tool_problems(r, "dpo", results["dpo"][f"{i}:{st['name']}"])

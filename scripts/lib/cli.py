@@ -11,7 +11,7 @@ from scripts.core import AloeError
 
 from . import plan as pl
 from . import recipe as rc
-from . import stages, venv
+from . import stages, venv, yamlfiles
 
 DEFAULT_RECIPE = "recipes/aloe-beta-8b"
 
@@ -44,7 +44,7 @@ def load(recipe, profile=None, world_size=None, runs=None, plan=None) -> tuple:
         return rc.load(recipe, profile=profile, world_size=world_size, kit=stages.folder("tiny-kit", runs, "")), Path(
             runs
         )
-    except rc.RecipeError as e:
+    except yamlfiles.RecipeError as e:
         raise AloeError(f"recipe error:\n{e}")
 
 

@@ -60,7 +60,7 @@ def placeholders(stage: str, r, inputs: dict, partial: Path | None = None) -> di
 
 
 def _strings(x, prefix=""):
-    """[(dotted key, string)] of every string in a parsed file; keys as rc.key_lines names them."""
+    """[(dotted key, string)] of every string in a parsed file; keys as yamlfiles.key_lines names them."""
     if isinstance(x, dict):
         return [s for k, v in x.items() for s in _strings(v, f"{prefix}{k}.")]
     if isinstance(x, list):

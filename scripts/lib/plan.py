@@ -14,6 +14,7 @@ import yaml
 from scripts import core
 from scripts.core import AloeError
 
+from . import hardware, yamlfiles
 from . import recipe as rc
 
 SCHEMA = "aloe-repro/plan@2"  # @2: the profile's stand-ins (models) travel in the plan
@@ -52,7 +53,7 @@ def render(r: rc.Recipe, runs, job=None) -> dict:
             "layout": r.layout,
             "models": r.models,
         },
-        "hardware": {s: r.hardware(s) for s in rc.HARDWARE_ENTRIES},  # as the job runs it (layout applied)
+        "hardware": {s: r.hardware(s) for s in hardware.HARDWARE_ENTRIES},  # as the job runs it (layout applied)
         "files": r.files,
         "raw": r.raw,
         "sources": sources(r),
@@ -106,10 +107,10 @@ def what_changed(planned: rc.Recipe, changed: list) -> tuple:
     lines = [f"  {f}" for f in changed]
     try:
         now = rc.load(planned.path, planned.profile, planned.world_size, planned.kit)
-    except rc.RecipeError as e:
+    except yamlfiles.RecipeError as e:
         return "\n".join([*lines, f"  and the recipe no longer loads: {e}"]), True
     now_files = json.loads(json.dumps(now.files))  # as the plan stores them
-    diffs = [(stem, *d) for stem in rc.FILES for d in rc.diff(planned.files[stem], now_files[stem])]
+    diffs = [(stem, *d) for stem in rc.FILES for d in yamlfiles.diff(planned.files[stem], now_files[stem])]
     lines += [f"    {stem}.yaml {k}: {a!r} -> {b!r}" for stem, k, a, b in diffs]
     named_only = [f for f in changed if not f.endswith(".yaml")]
     return "\n".join(lines), bool(diffs or named_only)

@@ -17,8 +17,7 @@ from pathlib import Path
 from scripts import core
 from scripts.core import AloeError, table
 
-from . import chain
-from . import recipe as rc
+from . import chain, yamlfiles
 
 SETTINGS = {  # key: (default, what it is)
     "partition": (None, "sbatch --partition"),
@@ -41,17 +40,17 @@ SETTINGS = {  # key: (default, what it is)
 def load_settings(path) -> dict:
     """A cluster settings file, unknown keys refused (file:line), then ALOE_SLURM_<KEY> overrides."""
     path = Path(path)
-    raw = rc.read_yaml(path) if path.exists() else None
+    raw = yamlfiles.read_yaml(path) if path.exists() else None
     if raw is None:
         known = sorted(p.name for p in (core.ROOT / "recipes" / "clusters").glob("*.yaml"))
-        raise rc.RecipeError([rc.Problem(str(path), "-", f"no cluster settings file; known: {known}")])
+        raise yamlfiles.RecipeError([yamlfiles.Problem(str(path), "-", f"no cluster settings file; known: {known}")])
     bad = [
-        rc.Problem(str(path), k, "unknown key" + rc.suggest(k, SETTINGS), rc.locate(path, k))
+        yamlfiles.Problem(str(path), k, "unknown key" + yamlfiles.suggest(k, SETTINGS), yamlfiles.locate(path, k))
         for k in raw
         if k not in SETTINGS
     ]
     if bad:
-        raise rc.RecipeError(bad)
+        raise yamlfiles.RecipeError(bad)
     out = {k: raw.get(k, default) for k, (default, _) in SETTINGS.items()}
     for k in SETTINGS:
         v = os.environ.get(f"ALOE_SLURM_{k.upper()}")

@@ -46,7 +46,7 @@ RANGES = {
 
 
 def flatten(d, prefix=""):
-    """{dotted key: leaf value}, list items numbered, as rc.key_lines names them."""
+    """{dotted key: leaf value}, list items numbered, as yamlfiles.key_lines names them."""
     items = d.items() if isinstance(d, dict) else enumerate(d) if isinstance(d, list) else None
     if items is None:
         return {prefix[:-1]: d}
