@@ -203,3 +203,23 @@ def test_make_variables_reach_the_tools_only_under_their_own_prefix(monkeypatch)
     names = dict(line.split("=", 1) for line in p.stdout.splitlines() if "=" in line)
     assert names["ALOE_MAKE_MODEL"] == "m" and names["ALOE_MAKE_WORLD_SIZE"] == "3", p.stdout[-2000:]
     assert not {"WORLD_SIZE", "MODEL", "SUITE", "CONFIG", "NAME"} & set(names), p.stdout[-2000:]
+
+
+def test_a_truncated_manifest_is_named_not_a_traceback(tmp_path):
+    finished(stages.folder("data", tmp_path, "r"), "data", {"sft.jsonl": "{}\n", "dpo/redteam.jsonl": "{}\n",
+                                                           "dpo/chunk_0.jsonl": "{}\n", "work/report.json": "{}"})  # fmt: skip
+    m = tmp_path / "r" / "data" / "manifest.json"
+    m.write_text(m.read_text()[:200])  # what a full disk or a hand edit leaves
+    with pytest.raises(AloeError, match=rf"{m}: not readable JSON"):
+        driver.inputs("sft", tmp_path, "r")
+
+
+def test_a_model_with_its_own_code_goes_to_openrlhf_only_when_the_recipe_allows_it(tmp_path):
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps({"auto_map": {"AutoModelForCausalLM": "modeling_x.X"}}))
+    with pytest.raises(AloeError, match="config.json: OpenRLHF would run this model's own code"):
+        mf.refuse_remote_code(str(model), [], "OpenRLHF")
+    mf.refuse_remote_code(str(model), [str(model)], "OpenRLHF")  # named in recipe.yaml trust_remote_code
+    (model / "config.json").write_text(json.dumps({"architectures": ["LlamaForCausalLM"]}))
+    mf.refuse_remote_code(str(model), [], "OpenRLHF")  # no custom code: nothing to allow
