@@ -223,3 +223,45 @@ def test_a_model_with_its_own_code_goes_to_openrlhf_only_when_the_recipe_allows_
     mf.refuse_remote_code(str(model), [str(model)], "OpenRLHF")  # named in recipe.yaml trust_remote_code
     (model / "config.json").write_text(json.dumps({"architectures": ["LlamaForCausalLM"]}))
     mf.refuse_remote_code(str(model), [], "OpenRLHF")  # no custom code: nothing to allow
+
+
+def test_medprompt_on_a_hub_benchmark_has_what_it_reads_it_with():
+    """make medprompt BACKEND=hf on a hub dataset reads it with datasets (data_prep.benchmarks.load) in .venv/infer."""
+    from scripts.lib import venv
+
+    p = venv.run("infer", ["python", "-c", "import datasets, data_prep.benchmarks"], capture=True,
+                 extra_env={"PYTHONPATH": str(ROOT)})  # fmt: skip
+    assert p.returncode == 0, p.stderr[-2000:]
+
+
+def test_a_cut_safetensors_file_is_named_before_any_tool_loads_it(tmp_path):
+    model = tmp_path / "model"
+    model.mkdir()
+    header = json.dumps({"w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}}).encode()
+    whole = len(header).to_bytes(8, "little") + header + bytes(16)
+    (model / "model.safetensors").write_bytes(whole)
+    assert mf.model_input(str(model))["sha256"]
+    (model / "model.safetensors").write_bytes(whole[:-5])  # a copy cut short
+    p = run_py("scripts.eval", "--runs", tmp_path / "runs", "--model", model, check=False)
+    assert p.returncode == 1 and f"{model}/model.safetensors: a cut or damaged safetensors file" in p.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_check_recipes_names_remote_code_that_the_recipe_does_not_allow(tmp_path):
+    import shutil
+
+    from scripts.lib import recipe as rc
+
+    copy = tmp_path / "recipe"
+    shutil.copytree(ROOT / "recipes" / "aloe-beta-8b", copy)
+    assert rc.check_remote_code(rc.load(copy)) == []
+    sft = copy / "sft.yaml"
+    sft.write_text(sft.read_text() + "trust_remote_code: true\n")
+    (problem,) = rc.check_remote_code(rc.load(copy))
+    assert (
+        "sft.yaml" in str(problem) and "trust_remote_code" in str(problem) and "name it in recipe.yaml" in str(problem)
+    )
+    (copy / "recipe.yaml").write_text(
+        (copy / "recipe.yaml").read_text() + "trust_remote_code: [meta-llama/Llama-3.1-8B]\n"
+    )
+    assert rc.check_remote_code(rc.load(copy)) == []  # allowed by name

@@ -89,7 +89,8 @@ def validate(recipes, stages=("sft", "merge", "dpo")):
     """All problems of these recipes, and the batch table rows."""
     problems, rows = [], []
     for r in recipes:
-        problems += rc.check_schema(r) + hardware.check_hardware(r) + render.referenced_files(r) + values.check_ranges(r)
+        problems += rc.check_schema(r) + rc.check_remote_code(r) + hardware.check_hardware(r)
+        problems += render.referenced_files(r) + values.check_ranges(r)
     try:
         results = run_tools(recipes, stages)
     except venv.MissingEnv as e:

@@ -6,6 +6,7 @@ its results); `read_done` checks the schema version and every required key when 
 
 import ast
 import datetime as dt
+import json
 import os
 import re
 import shutil
@@ -113,10 +114,26 @@ def model_input(ref: str) -> dict:
     if "," in ref or "=" in ref:  # it would become more than a model in a tool's key=value list (lm-eval model_args)
         raise AloeError(f"model {ref!r}: a model path or id has no ',' or '='")
     if p.is_dir():
+        for f in sorted(p.glob("*.safetensors")):
+            complete_safetensors(f)
         return {"path": ref, "sha256": sha256_path(p)}
     if HUB_ID.fullmatch(ref) and ".." not in ref:
         return {"path": ref, "sha256": None}
     raise AloeError(f"model {ref!r}: neither a local model folder nor a hub id of the form owner/name")
+
+
+def complete_safetensors(f: Path):
+    """A .safetensors file holds its whole header and every tensor it declares; a cut copy is named before any tool
+    tries to load it."""
+    with open(f, "rb") as fh:
+        n = int.from_bytes(fh.read(8), "little")
+        try:
+            header = json.loads(fh.read(n)) if 0 < n < 1 << 27 else None
+        except ValueError:
+            header = None
+    ends = [v["data_offsets"][1] for k, v in (header or {}).items() if k != "__metadata__"]
+    if header is None or f.stat().st_size < 8 + n + max(ends, default=0):
+        raise AloeError("a cut or damaged safetensors file: it holds less than its header declares", file=f)
 
 
 def verified(output: dict, manifest) -> dict:

@@ -174,3 +174,16 @@ def check_schema(r: Recipe):
             if k not in SCHEMA["dpo.stage"]:
                 out.append(r.problem("dpo", k, f"unknown key in stages[{i}]" + suggest(k, SCHEMA["dpo.stage"])))
     return out
+
+
+def check_remote_code(r: Recipe):
+    """A tool-native file that turns a model's own code on (axolotl `trust_remote_code: true`, an OpenRLHF
+    `*trust_remote_code` flag) is a problem unless recipe.yaml `trust_remote_code` names that model."""
+    out = []
+    if r.files["sft"].get("trust_remote_code") and r.files["sft"].get("base_model") not in r.remote_code:
+        out.append(r.problem("sft", "trust_remote_code", "runs the base model's own code: name it in recipe.yaml "
+                             "trust_remote_code to allow it"))  # fmt: skip
+    for k, v in (r.files["dpo"].get("args") or {}).items():
+        if k.endswith("trust_remote_code") and v:
+            out.append(r.problem("dpo", k, "runs the model's own code: name it in recipe.yaml trust_remote_code"))
+    return out
