@@ -46,7 +46,7 @@ class Prepared:
     code: tuple = ()  # files or packages besides its module's imports: the tools it runs in that environment
     numbers: dict = field(default_factory=dict)  # seed, world_size, micro_batch, grad_accum, total_batch
     tools: tuple = ()  # packages whose versions the manifest records
-    resumable: bool = False  # writes its outputs in place as they finish and resumes (not rebuilt from clean)
+    resumable: bool = False  # an unfinished attempt with the same settings resumes from what it wrote in .partial/
     own: dict = field(default_factory=dict)  # the stage's own prepared values (its rendered config, model, ...)
 
 
@@ -136,8 +136,8 @@ def publish_all(b: mf.Build):
             raise AloeError(f"[{b.stage}] finished without its output {key!r} ({dest})")
 
 
-def _parse(stage: Stage, argv, doc: str | None = None):
-    ap = cli.stage_parser(doc or sys.modules[type(stage).__module__].__doc__)
+def _parse(stage: Stage, argv):
+    ap = cli.stage_parser(sys.modules[type(stage).__module__].__doc__)
     stage.options(ap)
     a = ap.parse_args(argv)
     r, runs = cli.load(a.recipe, a.profile, a.world_size, a.runs, a.plan)  # with --plan, the runs root is the plan's
