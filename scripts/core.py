@@ -6,6 +6,8 @@ Layers (checked by `make lint`, .importlinter): scripts.drivers -> the stage ent
 evals -> medprompt -> data_prep -> scripts.core.
 """
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -90,6 +92,21 @@ def write_jsonl(path, recs):
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in recs))
+
+
+@contextlib.contextmanager
+def locked(path, waiting: str = ""):
+    """Hold an exclusive lock on `path` (created) for the block; print `waiting` first if another process holds it.
+    The kernel drops the lock when its holder dies, so a killed process never leaves one behind."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if waiting:
+                print(waiting, flush=True)
+            fcntl.flock(f, fcntl.LOCK_EX)
+        yield
 
 
 def git_sha() -> str:

@@ -30,11 +30,19 @@ collect_ignore_glob = [] if _has_cuda() else ["*_gpu.py"]
 KINDS = ("unit", "chain", "slurm", "gpu")
 
 
+# `make test` runs on both cores (pytest-xdist --dist loadgroup): the tests of one long fixture run on one worker,
+# so that it is built once; the rest fill the other worker. Two workers building one stage folder take turns.
+GROUPS = {"chain": "chain", "qwen_chain": "qwen", "slurm_chain": "slurm", "cluster": "slurm"}
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
     """Every test has a kind, and unit is never combined with another (before -m selects: all are checked)."""
     bad = []
     for item in items:
+        group = next((g for f, g in GROUPS.items() if f in item.fixturenames), None)
+        if group:
+            item.add_marker(pytest.mark.xdist_group(group))
         kinds = {m.name for m in item.iter_markers() if m.name in KINDS}
         if not kinds or ("unit" in kinds and len(kinds) > 1):
             bad.append(f"{item.nodeid}: {' + '.join(sorted(kinds)) or 'no kind'}")

@@ -188,6 +188,7 @@ class VLLMServer:
             "0",
             "--max-num-seqs",
             self.MAX_NUM_SEQS,
+            "--enforce-eager",  # as the in-process engine on CPU (medprompt/generate.py)
         ]
         self.proc = subprocess.Popen(
             list(map(str, argv)),

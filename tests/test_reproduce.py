@@ -125,6 +125,20 @@ def test_cluster_settings_refuse_unknown_keys_and_take_the_environment(tmp_path,
     assert "#SBATCH --time=1-01:43:00" in text  # 17.14 h published x 1.5
 
 
+@pytest.mark.unit
+def test_a_job_slurm_forgot_after_it_ended_keeps_its_last_state(monkeypatch, capsys):
+    # scontrol answers nothing for a job once MinJobAge has passed since it ended
+    polls = {
+        "a": [{"JobState": "RUNNING"}, {"JobState": "COMPLETED"}, {}, {}],
+        "b": [{"JobState": "PENDING"}, {"JobState": "RUNNING"}, {}, {}],
+    }
+    monkeypatch.setattr(slurm, "job_state", lambda jid: polls[jid].pop(0))
+    states = slurm.wait({"a": "a", "b": "b"}, poll=0)
+    assert states["a"]["JobState"] == "COMPLETED"
+    assert states["b"]["JobState"] == "UNKNOWN"  # vanished while running: never counted as finished
+    assert "[slurm] b (b): UNKNOWN (no longer known to slurm)" in capsys.readouterr().out
+
+
 @pytest.mark.chain
 def test_dpo_upto_outside_the_plan_is_refused(chain):
     runs, _, _ = chain

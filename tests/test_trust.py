@@ -92,6 +92,16 @@ def test_a_model_name_never_makes_a_folder_outside_the_runs_root(tmp_path):
         stages.folder("medprompt", tmp_path, "r", dataset="../x")
 
 
+def test_names_are_confined_but_a_folder_the_user_linked_into_runs_is_theirs(tmp_path):
+    runs, scratch = tmp_path / "runs", tmp_path / "scratch"
+    (scratch / "tiny-kit").mkdir(parents=True)
+    runs.mkdir()
+    (runs / "tiny-kit").symlink_to(scratch / "tiny-kit")
+    assert stages.inside(runs, runs / "tiny-kit") == runs / "tiny-kit"
+    with pytest.raises(AloeError, match="outside the runs root"):
+        stages.inside(runs, runs / "tiny-kit" / ".." / ".." / "scratch")
+
+
 @pytest.mark.parametrize("n", ["0", "-4", "four"])
 def test_check_recipes_refuses_a_world_size_that_is_no_count_of_gpus(n):
     p = run_py("scripts.drivers.check_recipes", "--world-size", n, check=False)

@@ -85,7 +85,7 @@ def plan_hash(lock: Path, stage: str, cuda: bool) -> str:
     h = hashlib.sha256(lock.read_bytes())
     h.update(
         json.dumps(
-            [uv.VERSION, variant(stage, cuda), LATE.get(stage), BUILD_ENV.get(stage), sys.version_info[:2]]
+            [uv.VERSION, variant(stage, cuda), LATE.get(stage), BUILD_ENV.get(stage), sys.version_info[:2], "bytecode"]
         ).encode()
     )
     return h.hexdigest()
@@ -127,12 +127,16 @@ def uv_install(venv: Path, blocks: list, flags: list, cuda: bool, env: dict | No
             venv / "bin" / "python",
             "--require-hashes",
             "--no-deps",
+            "--compile-bytecode",  # every stage process reads .pyc, even where PYTHONDONTWRITEBYTECODE is set
             "-r",
             req.name,
             *flags,
             *uv.sources(find_links=not cuda),
         ]
-        print(f"  $ uv pip install --require-hashes --no-deps ({len(blocks)} packages){' '.join(flags)}", flush=True)
+        print(
+            f"  $ uv pip install --require-hashes --no-deps --compile-bytecode ({len(blocks)} packages){' '.join(flags)}",
+            flush=True,
+        )
         p = uv.run(cmd, env, capture_output=True, text=True)
         if p.returncode:
             raise SystemExit(f"[install] {venv.name}: {p.stderr.strip()}")

@@ -16,12 +16,14 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from scripts import core
 from scripts.core import AloeError, sha256_json
 
 from . import cli, stages, venv
 from . import manifest as mf
 from . import recipe as rc
 
+LOCK = ".lock"  # in the stage folder: held while a process checks, builds or skips it
 COMMON = ("recipe", "profile", "world_size", "runs", "force", "plan")  # cli.stage_parser's options
 
 
@@ -152,15 +154,17 @@ def main(stage: Stage, argv=None) -> int:
         if (message := stage.part(ctx, p)) is not None:
             print(f"[{stage.name}] {message}", flush=True)
             return 0
-        b = stage.build(ctx, p)
-        if b.skip():
-            return 0
-        stage.check(ctx, p)
-        with b:
-            metrics = stage.run(ctx, p, b)
-            publish_all(b)
-            b.m["tools"] = venv.tool_versions(p.env, list(p.tools)) if p.tools else {}
-            b.m["metrics"] = metrics
+        # one build of a stage folder at a time: a second process waits, then finds it done and skips
+        with core.locked(p.folder / LOCK, f"[{stage.name}] waiting: another process is building {p.folder}"):
+            b = stage.build(ctx, p)
+            if b.skip():
+                return 0
+            stage.check(ctx, p)
+            with b:
+                metrics = stage.run(ctx, p, b)
+                publish_all(b)
+                b.m["tools"] = venv.tool_versions(p.env, list(p.tools)) if p.tools else {}
+                b.m["metrics"] = metrics
         print(f"[{stage.name}] done: {stage.summary(ctx, p, b.m)}", flush=True)
         return 0
     except AloeError as e:

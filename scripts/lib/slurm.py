@@ -204,10 +204,18 @@ ACTIVE = {"PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "SUSPENDED", "REQUE
 
 
 def wait(ids: dict, poll=2.0) -> dict:
-    """Follow the jobs until none is active; print each state change; return {name: state fields}."""
-    seen = {}
+    """Follow the jobs until none is active; print each state change; return {name: state fields}.
+
+    Slurm forgets an ended job after MinJobAge (300 s by default): the last state seen is kept, and a job that
+    vanished while active is UNKNOWN (a failure: rerunning the command resubmits only unfinished stages)."""
+    states, seen = {}, {}
     while True:
-        states = {name: job_state(jid) for name, jid in ids.items()}
+        for name, jid in ids.items():
+            st = job_state(jid)
+            if st:
+                states[name] = st
+            elif states.get(name, {}).get("JobState") in ACTIVE or name not in states:
+                states[name] = {"JobState": "UNKNOWN", "Reason": "no longer known to slurm"}
         for name, st in states.items():
             now = (st.get("JobState"), st.get("Reason"))
             if seen.get(name) != now:

@@ -7,6 +7,7 @@ upstream output by its token, @<stage>.<output key> (`@sft.model` in merge.yaml)
 paths: the one way every stage fills its file (scripts/lib/placeholders.py).
 """
 
+import os
 import re
 import string
 from dataclasses import dataclass, field
@@ -227,9 +228,12 @@ def folder(stage: str, runs, run: str, **fmt) -> Path:
 
 
 def inside(runs, path: Path) -> Path:
-    """`path`, if it resolves inside the runs root; else an error (nothing outside runs/ is made or removed)."""
-    if not Path(path).resolve().is_relative_to(Path(runs).resolve()):
-        raise AloeError(f"{path} is outside the runs root {Path(runs).resolve()}")
+    """`path`, if its name stays inside the runs root; else an error (no name a user types reaches outside runs/).
+
+    Checked on the names, not through links: a folder the user linked into runs/ (scratch storage, a shared kit)
+    is theirs to place."""
+    if not Path(os.path.normpath(Path(path).absolute())).is_relative_to(Path(os.path.normpath(Path(runs).absolute()))):
+        raise AloeError(f"{path} is outside the runs root {Path(runs).absolute()}")
     return Path(path)
 
 
