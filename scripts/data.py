@@ -12,7 +12,7 @@ import sys
 from functools import partial
 from pathlib import Path
 
-from data_prep import eval_fixtures
+from data_prep import eval_fixtures, normalize
 from scripts import core
 from scripts.core import AloeError, sha256_json, table
 from scripts.lib import driver, stages, venv
@@ -37,7 +37,8 @@ class Data(driver.Stage):
         dpo = {s["name"]: s for s in r.files["dpo"]["stages"]}
         chunks, redteam = dpo["stage1"]["chunks"], dpo["stage2"].get("config")
         spec = {"fixtures": o["fixtures"], "sources": o["sources"], "seed": o["seed"], "chunks": chunks,
-                "redteam": redteam}  # fmt: skip
+                "redteam": redteam,
+                "max_reject_rate": r.files["recipe"].get("max_reject_rate", normalize.MAX_REJECT_RATE)}  # fmt: skip
         if o["hub_dir"]:  # a hub mirror is what the data is read from: part of the identity, and it must exist
             if not Path(o["hub_dir"]).is_dir():
                 raise AloeError(f"--hub-dir {o['hub_dir']}: no such folder (a hub-layout mirror, <owner>/<repo>)")
@@ -55,6 +56,7 @@ class Data(driver.Stage):
             "--sources", o["sources"],
             *(["--hub-dir", Path(o["hub_dir"]).resolve()] if o["hub_dir"] else []),
             *(["--redteam", spec["redteam"]] if spec["redteam"] else []),
+            "--max-reject-rate", spec["max_reject_rate"],
         ]  # fmt: skip
         if o["fixtures"]:
             for task in eval_fixtures.FIXTURES:
@@ -74,7 +76,8 @@ class Data(driver.Stage):
             extra_env={"PYTHONPATH": str(core.ROOT), **online},
         )
         if res.returncode:
-            raise AloeError(f"[data] the pipeline failed; see {b.dir / 'log.txt'}")
+            tail = "\n".join((b.dir / "log.txt").read_text(errors="replace").splitlines()[-20:])
+            raise AloeError(f"the pipeline failed; the end of {b.dir / 'log.txt'}:\n{tail}")
         reports = json.loads((part / "work" / "report.json").read_text())
         return {
             "steps": {k: {"in": v["in"], "out": v["out"], "dropped": v["dropped"]} for k, v in reports.items()},

@@ -40,6 +40,8 @@ def piped(tmp_path_factory):
             d / "src",
             "--eval-dir",
             d / "eval",
+            "--max-reject-rate",  # the corpus plants bad rows in small sources: the rate is tested on its own below
+            "1",
         ],
         cwd=ROOT,
         capture_output=True,
@@ -214,6 +216,44 @@ def test_templates_are_prepended_where_a_source_has_no_prompt(upstream):
         assert (user != old and old in user) if r.get("needs_prompt") else user == old, r["id"]
     report = json.loads((upstream / "work" / "template.report.json").read_text())["per_source"]
     assert sum(v["changed"].get("instruction template prepended", 0) for v in report.values()) == len(needs)
+
+
+def normalize_main(src, tmp_path, *extra):
+    return normalize.main(
+        ["--sources-dir", str(src), "--out", str(tmp_path / "n.jsonl"), "--rejects", str(tmp_path / "r.jsonl"),
+         "--report", str(tmp_path / "r.json"), *extra]
+    )  # fmt: skip
+
+
+@pytest.mark.unit
+def test_a_source_that_loses_more_than_the_reject_rate_stops_the_step_with_a_table(tmp_path):
+    fixtures.build(tmp_path / "src", TEST_Q)
+    with pytest.raises(SystemExit) as e:
+        normalize_main(tmp_path / "src", tmp_path)
+    lost = json.loads((tmp_path / "r.json").read_text())["lost_sources"]
+    # meds_ins 5 of 20, ultramedical 1 of 11, the one-row source 1 of 1; aloe_beta_dpo's 1 of 82 (1.2%) is allowed
+    assert set(lost) == {"meds_ins", "ultramedical", "medqa_cot_llama31"}
+    assert (lost["meds_ins"]["in"], lost["meds_ins"]["out"], lost["meds_ins"]["rate"]) == (20, 15, 0.25)
+    msg = str(e.value)
+    assert "lost more than 2.0% of their rows" in msg and "meds_ins" in msg and "aloe_beta_dpo" not in msg
+    assert f"{tmp_path / 'src' / 'meds_ins.jsonl'}:12" in msg  # the first malformed row, by file and line
+    assert len(jsonl(tmp_path / "r.jsonl")) == 8  # every reject is kept, whatever the verdict
+    normalize_main(tmp_path / "src", tmp_path, "--max-reject-rate", "1")  # allowed to lose them all: passes
+
+
+@pytest.mark.unit
+def test_a_source_in_another_layout_than_declared_stops_the_step_naming_it(tmp_path):
+    fixtures.build(tmp_path / "src", TEST_Q)
+    cod = tmp_path / "src" / "chain_of_diagnosis.json"  # the card says "formatted into Alpaca format"
+    n = len(json.loads(cod.read_text()))
+    cod.write_text(json.dumps([{"instruction": "Q", "input": "", "output": f"A{i}"} for i in range(n)]))
+    with pytest.raises(SystemExit) as e:
+        normalize_main(tmp_path / "src", tmp_path, "--max-reject-rate", "0.3")
+    assert set(json.loads((tmp_path / "r.json").read_text())["lost_sources"]) == {
+        "chain_of_diagnosis",
+        "medqa_cot_llama31",
+    }
+    assert "100.0%" in str(e.value) and "missing field" in str(e.value)
 
 
 @pytest.mark.chain

@@ -25,7 +25,16 @@ DEFAULT_KIT = stages.folder("tiny-kit", ROOT / "runs", "")
 
 # Our own files' schemas (the tool-native sft.yaml and merge.yaml are checked by their tools).
 SCHEMA = {
-    "recipe": {"name", "released_as", "base_config", "hardware", "sft_total_batch", "merge_seed", "trust_remote_code"},
+    "recipe": {
+        "name",
+        "released_as",
+        "base_config",
+        "hardware",
+        "sft_total_batch",
+        "merge_seed",
+        "trust_remote_code",
+        "max_reject_rate",  # optional: data_prep.normalize.MAX_REJECT_RATE
+    },
     "dpo": {"args", "stages"},
     "dpo.stage": {"name", "dataset", "config", "files", "chunks", "args"},  # config: the dataset's hub config
     "medprompt": {
