@@ -210,17 +210,22 @@ class VLLMGenerator(Generator):
             ]
             params = [self._params(requests[i]) for i in cont]
             ids.update(zip(self.llm.enqueue(prompts, params, use_tqdm=False), cont, strict=True))
-        engine, pending = self.llm.llm_engine, set(ids)
+        # enqueue returns vLLM's internal ids ("<id>-<8 random>"); outputs carry the id before the suffix
+        index = {rid.rsplit("-", 1)[0]: i for rid, i in ids.items()}
+        internal = {rid.rsplit("-", 1)[0]: rid for rid in ids}
+        engine, pending = self.llm.llm_engine, set(index)
         try:
-            while pending:
+            while pending and engine.has_unfinished_requests():
                 for r in engine.step():
                     if r.finished and r.request_id in pending:
                         pending.discard(r.request_id)
                         out = r.outputs[0]
-                        yield ids[r.request_id], Completion(out.text, len(r.prompt_token_ids), len(out.token_ids))
+                        yield index[r.request_id], Completion(out.text, len(r.prompt_token_ids), len(out.token_ids))
+            if pending:
+                raise RuntimeError(f"vLLM finished without {len(pending)} of the requests")
         finally:  # a caller that stopped early leaves nothing queued for the next call
             if pending:
-                engine.abort_request(list(pending))
+                engine.abort_request([internal[k] for k in pending], internal=True)
 
 
 class OpenAIGenerator(Generator):

@@ -340,27 +340,30 @@ def test_the_smoke_chain_runs_medprompt_in_process_on_vllm_cpu_with_its_global_s
 IN_PROCESS = """
 import json, sys
 from medprompt.generate import Request, VLLMGenerator
-g = VLLMGenerator(sys.argv[1], dtype="float32", max_model_len=4096)
-msgs = [{"role": "user", "content": "Which option is right? A) one B) two"}]
-out = [(i, c.completion_tokens) for i, c in g.stream([Request(msgs, 0, n, 0.0) for n in (48, 1, 48, 1)])]
-print(json.dumps({"out": out, "eager": g.info["enforce_eager"]}))
+
+if __name__ == "__main__":  # vLLM's engine process is spawned: it imports this file
+    g = VLLMGenerator(sys.argv[1], dtype="float32", max_model_len=4096)
+    msgs = [{"role": "user", "content": "Which option is right? A) one B) two"}]
+    out = [(i, c.completion_tokens) for i, c in g.stream([Request(msgs, 0, n, 0.0) for n in (48, 1, 48, 1)])]
+    print("RESULT", json.dumps({"out": out, "eager": g.info["enforce_eager"]}), flush=True)
 """
 
 
-def test_the_in_process_engine_yields_each_completion_as_it_finishes():
+def test_the_in_process_engine_yields_each_completion_as_it_finishes(tmp_path):
     # one batch: a request finishes after as many steps as it has tokens, so the one-token requests come back
     # first; a round written only when all of it returned would come back in request order
     run_py("scripts.make_tiny_kit")
+    (tmp_path / "stream.py").write_text(IN_PROCESS)
     p = subprocess.run(
-        [venv.bin_dir("infer-vllm") / "python", "-c", IN_PROCESS, ROOT / "runs" / "tiny-kit" / "instruct"],
-        env=venv.env_for("infer-vllm"),
+        [venv.bin_dir("infer-vllm") / "python", tmp_path / "stream.py", ROOT / "runs" / "tiny-kit" / "instruct"],
+        env=venv.env_for("infer-vllm", {"PYTHONPATH": str(ROOT)}),
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=600,
     )
     assert p.returncode == 0, p.stderr[-3000:]
-    got = json.loads(p.stdout.strip().splitlines()[-1])
+    got = json.loads(next(x for x in p.stdout.splitlines() if x.startswith("RESULT "))[7:])
     assert got["eager"] is True  # no model compile per engine start on CPU
     assert [i for i, _ in got["out"][:2]] == [1, 3] and {n for _, n in got["out"][:2]} == {1}
     assert sorted(i for i, _ in got["out"]) == [0, 1, 2, 3] and all(n > 1 for _, n in got["out"][2:])
