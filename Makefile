@@ -98,7 +98,7 @@ cluster-down:  ## stop what cluster-up started
 bench: tiny-kit ## the benchmarks under scripts/bench/ (figures are in the README)
 	PYTHONPATH=$(CURDIR) .venv/infer/bin/python -m scripts.bench.medprompt_bench --kit runs/tiny-kit && $(PY) -m scripts.bench.data_prep_bench
 test: install lint ## lint, then the test suite on both cores (GPU-only tests, *_gpu.py, are skipped without CUDA)
-	$(PY) -m pytest tests -n 2 --dist loadgroup --durations=30
+	$(PY) -m pytest tests -n 2 --durations=30
 test-fast: install ## the unit tests only (-m unit; pytest.ini lists the kinds), on 2 cores (pytest-xdist): minutes, no lint
 	$(PY) -m pytest tests -m unit -n 2
 clean:         ## remove run outputs (keeps the environments)

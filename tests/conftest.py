@@ -30,25 +30,46 @@ collect_ignore_glob = [] if _has_cuda() else ["*_gpu.py"]
 KINDS = ("unit", "chain", "slurm", "gpu")
 
 
-# `make test` runs on both cores (pytest-xdist --dist loadgroup): the tests of one long fixture run on one worker,
-# so that it is built once; the rest fill the other worker. Two workers building one stage folder take turns.
-GROUPS = {"chain": "chain", "qwen_chain": "qwen", "slurm_chain": "slurm", "cluster": "slurm"}
+# `make test` runs on both cores (pytest-xdist, -n 2): the files whose tests share one long fixture run on one
+# worker as one unit, so that the fixture is built once and no test rebuilds a stage another reads; every other
+# test is a unit of its own. (xdist's own --dist loadgroup does not group under pytest 9: it renames node ids.)
+GROUP_OF_FILE = {
+    **dict.fromkeys(
+        ["test_artifacts.py", "test_chain.py", "test_eval_local.py", "test_learning.py", "test_medprompt.py",
+         "test_medprompt_serving.py", "test_reproduce.py", "test_stages.py"],
+        "chain",
+    ),
+    "test_family.py": "qwen",
+    "test_slurm.py": "slurm",
+}  # fmt: skip
+GROUP_OF_FIXTURE = {"chain": "chain", "qwen_chain": "qwen", "slurm_chain": "slurm", "cluster": "slurm"}
 
 
-@pytest.hookimpl(tryfirst=True)
+def pytest_xdist_make_scheduler(config, log):
+    from xdist.scheduler import LoadScopeScheduling
+
+    class Grouped(LoadScopeScheduling):
+        def _split_scope(self, nodeid):
+            return GROUP_OF_FILE.get(Path(nodeid.split("::")[0]).name, nodeid)
+
+    return Grouped(config, log)
+
+
 def pytest_collection_modifyitems(config, items):
-    """Every test has a kind, and unit is never combined with another (before -m selects: all are checked)."""
+    """Every test has a kind, and unit is never combined with another (before -m selects: all are checked); a test
+    of a long fixture is in that fixture's group."""
     bad = []
     for item in items:
-        group = next((g for f, g in GROUPS.items() if f in item.fixturenames), None)
-        if group:
-            item.add_marker(pytest.mark.xdist_group(group))
+        for fixture, group in GROUP_OF_FIXTURE.items():
+            if fixture in item.fixturenames and GROUP_OF_FILE.get(item.path.name) != group:
+                bad.append(f"{item.nodeid}: uses `{fixture}`, so its file belongs to GROUP_OF_FILE's {group!r}")
         kinds = {m.name for m in item.iter_markers() if m.name in KINDS}
         if not kinds or ("unit" in kinds and len(kinds) > 1):
             bad.append(f"{item.nodeid}: {' + '.join(sorted(kinds)) or 'no kind'}")
     if bad:
         raise pytest.UsageError(
-            f"tests need exactly one kind marker of {', '.join(KINDS)} (pytest.ini; unit alone):\n  " + "\n  ".join(bad)
+            f"tests need exactly one kind marker of {', '.join(KINDS)} (pytest.ini; unit alone) and their long "
+            "fixture's group (GROUP_OF_FILE):\n  " + "\n  ".join(bad)
         )
 
 
