@@ -8,7 +8,7 @@ import pytest
 from conftest import ROOT, run_py
 
 from scripts.core import AloeError
-from scripts.lib import driver, stages
+from scripts.lib import driver, stages, venv
 from scripts.lib import manifest as mf
 
 pytestmark = pytest.mark.unit
@@ -275,3 +275,10 @@ def test_check_recipes_names_remote_code_that_the_recipe_does_not_allow(tmp_path
         (copy / "recipe.yaml").read_text() + "trust_remote_code: [meta-llama/Llama-3.1-8B]\n"
     )
     assert rc.check_remote_code(rc.load(copy)) == []  # allowed by name
+
+
+def test_a_tool_whose_ranks_interleave_a_characters_bytes_does_not_fail_the_stage(tmp_path, capsys):
+    # two ranks writing one pipe can split a UTF-8 character (seen: a DPO run on 2 nodes died on byte 0xe2)
+    code = "import sys; sys.stdout.buffer.write(b'step \\xe2 1\\n'); sys.stdout.flush()"
+    p = venv.run("base", ["python", "-c", code], log=tmp_path / "log.txt")
+    assert p.returncode == 0 and (tmp_path / "log.txt").read_text() == "step \ufffd 1\n"

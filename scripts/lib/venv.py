@@ -86,11 +86,13 @@ def run(
     elif (bin_dir(env) / argv[0]).exists():  # the env's own console script; else PATH (srun)
         argv[0] = str(bin_dir(env) / argv[0])
     environ = env_for(env, extra_env)
+    # ranks of a multi-node tool share one pipe, so a character's bytes may interleave: never a reason to fail
+    text = {"text": True, "errors": "replace"}
     if log is None:
-        return subprocess.run(argv, env=environ, cwd=cwd or ROOT, text=True, capture_output=capture, check=False)
-    with open(log, "a") as fh:  # tee: the tool's own progress stays visible
+        return subprocess.run(argv, env=environ, cwd=cwd or ROOT, capture_output=capture, check=False, **text)
+    with open(log, "a", errors="replace") as fh:  # tee: the tool's own progress stays visible
         proc = subprocess.Popen(
-            argv, env=environ, cwd=cwd or ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+            argv, env=environ, cwd=cwd or ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **text
         )
         for line in proc.stdout:
             fh.write(line)
