@@ -319,9 +319,11 @@ def run(
         for src, c in result["per_source"].items()
         if c["in"] and sum(c["dropped"].values()) / c["in"] > max_reject_rate
     }
+    if failed:
+        result["failed_sources"] = failed
+    if lost:
+        result |= {"lost_sources": lost, "max_reject_rate": max_reject_rate}
     if failed or lost:
-        result |= {"failed_sources": failed} if failed else {}
-        result |= {"lost_sources": lost, "max_reject_rate": max_reject_rate} if lost else {}
         Path(report_path).write_text(json.dumps(result, indent=2))
     return result
 
