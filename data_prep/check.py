@@ -1,9 +1,10 @@
 """Preflight of `make data` and `make eval`: every registry source and every eval dataset opened before any compute.
 
 For each source of the chosen set (data_prep/sources.yaml): the hub id, config and split open (streaming,
-first rows only); the columns the entry maps exist; its converter fits the sampled rows. For each eval task:
-its dataset repo holds no loading script at the revision the task reads (data_prep/script_only.yaml, and
-the repo's own file list where the hub or a mirror is reachable). Prints one table per part and exits 1
+first rows only); a source whose layout is unverified is read in the known format that fits its rows (the
+layout column says "declared X, found Y" when that is not the declared one); the columns that format reads
+exist; it fits the sampled rows. For each eval task: its dataset repo holds no loading script at the revision
+the task reads (data_prep/script_only.yaml, and the repo's own file list where the hub or a mirror is reachable). Prints one table per part and exits 1
 on any mismatch, naming the source or task and why.
 
   python -m data_prep.check [--sources authors|upstream] [--hub-dir DIR] [--eval tasks.json] [--json out.json]
@@ -20,6 +21,7 @@ import yaml
 
 from scripts.core import table
 
+from . import hub
 from . import normalize as nz
 
 SCRIPT_ONLY = yaml.safe_load(Path(__file__).with_name("script_only.yaml").read_text())
@@ -44,10 +46,12 @@ def repo_scripts(repo: str, revision: str | None, hub_dir) -> list | None:
 
 
 def sample(entry, hub_dir, rows: int, scan: int):
-    """(columns seen, sampled rows): the first rows of the split that pass the entry's filter."""
-    seen, got = [], []
-    for n, row in enumerate(nz.open_hub(entry, hub_dir), 1):
-        flt = entry.get("filter")
+    """(columns seen, sampled rows, the first unreadable row's file:line and reason or None): the first rows of
+    the split that pass the entry's filter."""
+    seen, got, flt = [], [], entry.get("filter")
+    for n, (path, line, row, err) in enumerate(hub.rows(entry, hub_dir), 1):
+        if err:
+            return seen, got, f"{path}:{line}: {err}"
         if flt and not str(row.get(flt["column"], "")).startswith(flt["prefix"]):
             if n >= scan:
                 break
@@ -56,7 +60,7 @@ def sample(entry, hub_dir, rows: int, scan: int):
         got.append(row)
         if len(got) >= rows or n >= scan:
             break
-    return seen, got
+    return seen, got, None
 
 
 def check_source(entry, hub_dir, rows: int, scan: int) -> dict:
@@ -66,6 +70,7 @@ def check_source(entry, hub_dir, rows: int, scan: int) -> dict:
         "hub": entry.get("hub") or "-",
         "config/split": split,
         "columns": "-",
+        "layout": entry["format"],
         "fits": "-",
         "rows": 0,
         "status": "ok",
@@ -77,10 +82,12 @@ def check_source(entry, hub_dir, rows: int, scan: int) -> dict:
     if bad:
         return {**out, "status": f"FAIL: {bad}", "ok": False}
     try:
-        seen, got = sample(entry, hub_dir, rows, scan)
+        seen, got, unreadable = sample(entry, hub_dir, rows, scan)
     except Exception as e:  # noqa: BLE001 - the hub's and datasets' own errors, reported per source
         return {**out, "status": f"FAIL: {type(e).__name__}: {' '.join(str(e).split())[:160]}", "ok": False}
     out.update(columns=", ".join(seen), rows=len(got))
+    if unreadable:
+        return {**out, "status": f"FAIL: unreadable row at {unreadable}", "ok": False}
     if not got:
         what = (
             f" whose {entry['filter']['column']} starts with {entry['filter']['prefix']!r}"
@@ -88,8 +95,18 @@ def check_source(entry, hub_dir, rows: int, scan: int) -> dict:
             else ""
         )
         return {**out, "status": f"FAIL: no rows{what} in the first {scan}", "ok": False}
-    mapped = nz.columns(entry)
-    known = {*mapped.values(), *nz.OPTIONAL.get(entry["format"], ()), *entry.get("unused", ())}
+    fmt = entry["format"]
+    if entry.get("layout") == "unverified":
+        fmt, n = nz.detect(got, entry)
+        if not n:
+            return {
+                **out,
+                "status": f"FAIL: no known layout fits (declared {entry['format']}; columns {', '.join(seen)})",
+                "ok": False,
+            }
+    out["layout"] = fmt if fmt == entry["format"] else f"declared {entry['format']}, found {fmt}"
+    mapped = nz.columns(entry, fmt, seen)
+    known = {*mapped.values(), *nz.OPTIONAL.get(fmt, ()), *entry.get("unused", ())}
     missing = [c for c in mapped.values() if c not in seen]
     unmapped = [c for c in seen if c not in known]
     if missing or unmapped:
@@ -104,15 +121,16 @@ def check_source(entry, hub_dir, rows: int, scan: int) -> dict:
             else []
         )
         return {**out, "status": "FAIL: " + (f"{what[0]} ({what[1]})" if len(what) == 2 else what[0]), "ok": False}
+    fields = nz.fields_of(entry, fmt)
     errors = []
     for row in got:
         try:
-            nz.convert(row, entry["format"], entry.get("fields"))
+            nz.convert(row, fmt, fields)
         except nz.Malformed as e:
             errors.append(str(e))
     out["fits"] = f"{len(got) - len(errors)}/{len(got)}"
     if errors:
-        return {**out, "status": f"FAIL: {entry['format']} does not fit: {errors[0]}", "ok": False}
+        return {**out, "status": f"FAIL: {fmt} does not fit: {errors[0]}", "ok": False}
     return out
 
 
@@ -163,8 +181,8 @@ def main(argv=None):
         r["s"] = round(time.perf_counter() - t, 1)
         src_rows.append(r)
         print(f"[data-check] {r['source']}: {r['status']} ({r['s']} s)", file=sys.stderr, flush=True)
-    keys = ["source", "hub", "config/split", "columns", "fits", "rows", "status"]
-    headers = ["source", "hub id", "config/split", "columns seen", "format fits", "rows sampled", "status"]
+    keys = ["source", "hub", "config/split", "columns", "layout", "fits", "rows", "status"]
+    headers = ["source", "hub id", "config/split", "columns seen", "layout", "format fits", "rows sampled", "status"]
     print(f"sources ({a.sources} set{', mirror ' + a.hub_dir if a.hub_dir else ', the hub'}):")
     print(table(headers, [[clip(str(r[k]), 60 if k == "status" else 48) for k in keys] for r in src_rows]))
     eval_rows = []

@@ -5,7 +5,10 @@ MedMCQA, PubMedQA, the six MMLU medical subjects and CareQA; a test question sho
 matched whole. With --judge, samples the n-gram pass did not flag but that share at least one 4-gram
 with a test question go to an LLM judge (the paper used Nous-Hermes-2-Yi-34B) served behind an
 OpenAI-compatible endpoint; a "yes" removes the sample. Every removed sample is listed in the rejects with
-the test question it matched.
+the test question it matched (its task and id too). The report adds `contamination`: removed rows per
+benchmark (a Table 9 column; a row that overlaps two benchmarks counts in both) and source, with the first
+EXAMPLES pairs (training row, test question) of each cell. `make contamination` (data_prep/contamination.py)
+applies the same rule the other way: which test questions a model's training data holds.
 
   python -m data_prep.decontaminate --in dedup.jsonl --out decon.jsonl --rejects r.jsonl --report r.json \\
       [--eval-dir DIR]   (DIR/<task>.jsonl in each benchmark's schema; default: the hub test splits)
@@ -15,7 +18,10 @@ the test question it matched.
 import json
 import re
 import urllib.request
+from collections import Counter, defaultdict
 from pathlib import Path
+
+from scripts.core import table
 
 from . import benchmarks
 from .io import Report, Writer, read_jsonl, step_args
@@ -23,6 +29,7 @@ from .io import Report, Writer, read_jsonl, step_args
 N = 8
 WORD = re.compile(r"\w+")
 BENCHMARKS = benchmarks.TASKS
+EXAMPLES = 2  # example pairs kept per benchmark x source cell of the contamination matrix
 JUDGE_PROMPT = (
     "You check training data for contamination. Is the TRAINING SAMPLE the same question as the TEST "
     "QUESTION (possibly reworded or with other options)? Reply with one word: yes or no.\n\n"
@@ -39,28 +46,27 @@ def ngrams(ws, n):
 
 
 class TestIndex:
+    """The test questions by their word n-grams (and whole, those under N words)."""
+
     def __init__(self, questions: list):
         self.questions = questions
         self.grams, self.short, self.small = {}, {}, {}
         for qi, q in enumerate(questions):
             ws = words(q)
-            if len(ws) < N:
-                self.short[" ".join(ws)] = qi
+            if 0 < len(ws) < N:
+                self.short.setdefault(" ".join(ws), []).append(qi)
             for g in ngrams(ws, N):
-                self.grams.setdefault(g, qi)
+                self.grams.setdefault(g, []).append(qi)
             for g in ngrams(ws, 4):
                 self.small.setdefault(g, qi)
 
-    def match(self, text: str):
+    def matches(self, text: str) -> list:
+        """Every test question the text overlaps (a shared N-gram, or a short one whole), in the questions' order."""
         ws = words(text)
-        for g in ngrams(ws, N):
-            if g in self.grams:
-                return self.grams[g]
+        hit = {qi for g in ngrams(ws, N) for qi in self.grams.get(g, ())}
         joined = " " + " ".join(ws) + " "
-        for s, qi in self.short.items():
-            if s and f" {s} " in joined:
-                return qi
-        return None
+        hit.update(qi for s, qis in self.short.items() if f" {s} " in joined for qi in qis)
+        return sorted(hit)
 
     def candidate(self, text: str):
         for g in ngrams(words(text), 4):
@@ -70,13 +76,57 @@ class TestIndex:
 
 
 def load_test_questions(eval_dir=None) -> list:
+    """(task, Question) of every test question of BENCHMARKS."""
     out = []
     for name in BENCHMARKS:
         path = Path(eval_dir) / f"{name}.jsonl" if eval_dir else None
         if eval_dir and not path.exists():
             continue
-        out += [q.question for q in benchmarks.load(name, "test", str(path) if path else None)]
+        out += [(name, q) for q in benchmarks.load(name, "test", str(path) if path else None)]
     return out
+
+
+def benchmark_of(task: str) -> str:
+    """The Table 9 column a task is scored in (results/reported.yaml): the six MMLU subjects are mmlu_medical."""
+    return "mmlu_medical" if task in benchmarks.MMLU_MEDICAL else task
+
+
+def snippet(text: str, width: int = 50) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+class Matrix:
+    """Overlaps counted per benchmark and source, with the first EXAMPLES pairs of each cell."""
+
+    def __init__(self):
+        self.counts, self.examples = defaultdict(Counter), defaultdict(list)
+
+    def add(self, benchmark, source, train_id, train_text, test_id, test_text):
+        self.counts[benchmark][source] += 1
+        cell = self.examples[benchmark, source]
+        if len(cell) < EXAMPLES:
+            cell.append({"benchmark": benchmark, "source": source, "train_id": train_id, "train": snippet(train_text),
+                         "test_id": test_id, "test": snippet(test_text)})  # fmt: skip
+
+    def report(self) -> dict:
+        return {
+            "counts": {b: dict(sorted(c.items())) for b, c in sorted(self.counts.items())},
+            "examples": [e for cell in sorted(self.examples) for e in self.examples[cell]],
+        }
+
+
+EXAMPLE_KEYS = {"benchmark": "benchmark", "source": "source", "train_id": "training row", "train": "its text",
+                "test_id": "test question", "test": "its text"}  # fmt: skip
+
+
+def matrix_tables(matrix: dict) -> str:
+    """A Matrix report as a benchmark x source table with totals, then its example pairs."""
+    counts = matrix["counts"]
+    sources = sorted({s for c in counts.values() for s in c})
+    rows = [[b, *(c.get(s, 0) for s in sources), sum(c.values())] for b, c in counts.items()]
+    examples = [[e[k] for k in EXAMPLE_KEYS] for e in matrix["examples"]]
+    return f"{table(['benchmark', *sources, 'total'], rows)}\n\n{table(list(EXAMPLE_KEYS.values()), examples)}"
 
 
 def ask_judge(url, model, test, sample) -> bool:
@@ -102,20 +152,33 @@ def user_text(row):
 
 
 def run(inp, out, rejects, report_path, eval_dir=None, judge=None, judge_model=None):
-    index = TestIndex(load_test_questions(eval_dir))
-    rep = Report("decontaminate", rejects)
+    tests = load_test_questions(eval_dir)
+    index = TestIndex([q.question for _, q in tests])
+    rep, matrix = Report("decontaminate", rejects), Matrix()
     with Writer(out) as w:
         for _, row, _ in read_jsonl(inp):
             rep.saw(row["source"])
             text = user_text(row)
-            qi = index.match(text)
-            reason = f"{N}-gram overlap with a test question" if qi is not None else None
-            if qi is None and judge:
+            hits = index.matches(text)
+            reason = f"{N}-gram overlap with a test question" if hits else None
+            if not hits and judge:
                 cand = index.candidate(text)
                 if cand is not None and ask_judge(judge, judge_model, index.questions[cand], text):
-                    qi, reason = cand, "LLM judge: same as a test question"
-            rep.route(w, row, reason, test_question=None if qi is None else index.questions[qi])
-    return rep.close(report_path)
+                    hits, reason = [cand], "LLM judge: same as a test question"
+            first = {}  # benchmark -> the first of its test questions the row overlaps
+            for qi in hits:
+                first.setdefault(benchmark_of(tests[qi][0]), qi)
+            for b, qi in first.items():
+                task, q = tests[qi]
+                matrix.add(b, row["source"], row["id"], text, f"{task}:{q.id}", q.question)
+            where = {}
+            if hits:
+                task, q = tests[hits[0]]
+                where = {"test_question": q.question, "task": task, "test_id": q.id}
+            rep.route(w, row, reason, **where)
+    result = rep.close(report_path) | {"contamination": matrix.report()}
+    Path(report_path).write_text(json.dumps(result, indent=2))
+    return result
 
 
 def main(argv=None):

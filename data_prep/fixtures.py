@@ -33,6 +33,9 @@ VOCAB = (
 ).split()
 
 
+FROM = {"user": "human", "assistant": "gpt", "system": "system", "tool": "tool"}  # ShareGPT's names of the roles
+
+
 def sentence(rnd, n):
     return " ".join(rnd.choice(VOCAB) for _ in range(n)).capitalize() + "."
 
@@ -75,6 +78,56 @@ def cot_row(rnd, letter="C"):
     }
 
 
+def tool_call_row(rnd, n):
+    """A function-calling conversation as the General Collection's xlam/hermes sets may carry it: Hermes' `tool`
+    turns (n odd) or LLaMA-Factory's `function_call` and `observation` (n even)."""
+    call, result = ("gpt", "tool") if n % 2 else ("function_call", "observation")
+    drug = rnd.choice(VOCAB)
+    return {
+        "conversations": [
+            {"from": "system", "value": "You may call get_dose(drug) inside <tool_call></tool_call>."},
+            {"from": "human", "value": f"What is the usual dose of {drug}? " + sentence(rnd, 8)},
+            {
+                "from": call,
+                "value": f'<tool_call>{{"name": "get_dose", "arguments": {{"drug": "{drug}"}}}}</tool_call>',
+            },
+            {"from": result, "value": '{"dose": "5 mg twice a day"}'},
+            {"from": "gpt", "value": "The usual dose is 5 mg twice a day. " + sentence(rnd, 10)},
+        ]
+    }
+
+
+def relayout(unified: dict) -> dict:
+    """{layout: row}: one normalized row (messages, or prompt/chosen/rejected) in each layout an authors' copy of
+    unverified layout may use, every one of which normalize must read back to the same row."""
+    if "messages" not in unified:
+        p, c, r = unified["prompt"], unified["chosen"], unified["rejected"]
+        out = {
+            "preference-messages": {"prompt": p, "chosen": c, "rejected": r},
+            "skywork": {"chosen": p + c, "rejected": p + r},
+        }
+        if [len(p), len(c), len(r)] == [1, 1, 1] and (p[0]["role"], c[0]["role"], r[0]["role"]) == (
+            "user",
+            "assistant",
+            "assistant",
+        ):
+            out["preference-text"] = {"prompt": p[0]["content"], "chosen": c[0]["content"], "rejected": r[0]["content"]}
+        return out
+    msgs = unified["messages"]
+    out = {
+        "sharegpt": {"conversations": [{"from": FROM[m["role"]], "value": m["content"]} for m in msgs]},
+        "messages": {"messages": msgs},
+    }
+    if [m["role"] for m in msgs] == ["user", "assistant"]:
+        (q, a) = (m["content"] for m in msgs)
+        out |= {
+            "alpaca": {"instruction": q, "input": "", "output": a},
+            "qa-response": {"question": q, "response": a},
+            "qa-answer": {"question": q, "answer": a},
+        }
+    return out
+
+
 def preference_row(rnd):
     q, a = qa(rnd)
     return {"prompt": q, "chosen": a, "rejected": sentence(rnd, 15)}
@@ -84,7 +137,7 @@ def preference_row(rnd):
 ROWS = {
     "meds_ins": lambda rnd, n: sharegpt(*qa(rnd)),
     "ultramedical": lambda rnd, n: sharegpt(*qa(rnd)),
-    "chain_of_diagnosis": lambda rnd, n: sharegpt(*qa(rnd)),
+    "chain_of_diagnosis": lambda rnd, n: dict(zip(("instruction", "output"), qa(rnd)), input=""),  # its card: Alpaca
     "aloe_beta_medical_collection": lambda rnd, n: sharegpt(*qa(rnd)),
     "ultramedical_textbookqa": lambda rnd, n: {
         "id": f"TextBookQA,Anatomy_Gray_{n}",
@@ -165,13 +218,17 @@ ROWS = {
     "headqa_cot_llama31": lambda rnd, n: cot_row(rnd),
     "mmlu_medical_cot_llama31": lambda rnd, n: cot_row(rnd),
     "polymed_qa": lambda rnd, n: dict(zip(("question", "answer"), qa(rnd))),
-    "aloe_beta_general_collection": lambda rnd, n: {
-        "conversations": [
-            {"from": "system", "value": "You are a helpful assistant."},
-            *sharegpt(*qa(rnd))["conversations"],
-            *sharegpt(*qa(rnd))["conversations"],
-        ]
-    },
+    "aloe_beta_general_collection": lambda rnd, n: (
+        tool_call_row(rnd, n)
+        if n % 5 == 4
+        else {
+            "conversations": [
+                {"from": "system", "value": "You are a helpful assistant."},
+                *sharegpt(*qa(rnd))["conversations"],
+                *sharegpt(*qa(rnd))["conversations"],
+            ]
+        }
+    ),
     "aloe_beta_dpo": lambda rnd, n: preference_row(rnd),
 }
 EGIDA = {

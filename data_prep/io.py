@@ -1,13 +1,16 @@
 """Streaming JSONL, rejects and per-step reports shared by every data_prep step."""
 
-import bisect
 import codecs
 import json
 import os
+import re
 from collections import Counter, defaultdict
 from pathlib import Path
 
 BOM_UTF16 = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+CHUNK = 1 << 18  # bytes of a JSON-array file read at a time; reading holds ~13x this at most (4-byte text)
+NEAR_END = 32  # a JSON error this close to the end of the text read so far may be an element cut by it
+SPACE, SEPARATORS = re.compile(r"[ \t\r\n]*"), re.compile(r"[ \t\r\n,]*")
 
 
 def _lines(path):
@@ -38,25 +41,71 @@ def _record(n, value):
     return n, value, None
 
 
-def _array(lines):
+class _Text:
+    """The text of a file decoded chunk by chunk: `text[pos:]` is what is not consumed yet, `line` the line at pos.
+    UTF-8 (a byte-order mark is dropped) or UTF-16 with its mark; a byte that does not decode ends the text there."""
+
+    def __init__(self, f, chunk: int):
+        self.f, self.chunk = f, chunk
+        self.decoder = codecs.getincrementaldecoder("utf-16" if f.read(2) in BOM_UTF16 else "utf-8-sig")()
+        f.seek(0)
+        self.text, self.pos, self.line, self.done, self.error = "", 0, 1, False, None
+
+    def advance(self, to: int):
+        self.line += self.text.count("\n", self.pos, to)
+        self.pos = to
+
+    def more(self) -> bool:
+        """Drop the consumed text and read on: a chunk, or as much as is held (doubling it while one element is
+        incomplete); False once the end of the file or an undecodable byte was reached."""
+        if self.done:
+            return False
+        held, self.text, self.pos = self.text[self.pos :], "", 0  # the consumed text is freed first
+        data = self.f.read(max(self.chunk, len(held)))
+        try:
+            new = self.decoder.decode(data, final=not data)
+        except UnicodeDecodeError as e:
+            new = e.object[: e.start].decode(e.encoding)  # the text before the byte
+            name = "UTF-16" if "16" in e.encoding else "UTF-8"
+            self.error = f"invalid {name} (byte 0x{e.object[e.start]:02x}); the rest of the file is unread"
+        self.done = not data or self.error is not None
+        self.text = held + new if held else new
+        return True
+
+    def skip(self, pattern) -> bool:
+        """Move past what matches pattern, reading on as needed; False at the end of the text."""
+        while True:
+            self.advance(pattern.match(self.text, self.pos).end())
+            if self.pos < len(self.text) or not self.more():
+                return self.pos < len(self.text)
+
+
+def _array(t: _Text):
     """The records of a file holding one JSON array (as the hub serves .json files), element by element."""
-    text = "".join(line for _, line, _ in lines)
-    starts = [0]  # offset of each line, to name the line of an element
-    for _, line, _ in lines[:-1]:
-        starts.append(starts[-1] + len(line))
-    dec, pos = json.JSONDecoder(), text.index("[") + 1
+    dec = json.JSONDecoder()
+    t.skip(SPACE)
+    t.advance(t.pos + 1)  # the opening bracket (read_jsonl checked it is there)
     while True:
-        while pos < len(text) and text[pos] in " \t\r\n,":
-            pos += 1
-        line = bisect.bisect_right(starts, pos)
-        if pos >= len(text) or text[pos] == "]":
+        if not t.skip(SEPARATORS):
+            yield t.line, None, t.error or "malformed JSON array (the file ends before its closing bracket)"
+            return
+        if t.text[t.pos] == "]":
             return
         try:
-            value, pos = dec.raw_decode(text, pos)
+            value, end = dec.raw_decode(t.text, t.pos)
         except json.JSONDecodeError as e:
-            yield line, None, f"malformed JSON array ({e.msg}); the rest of the file is unread"
+            # an element cut by the end of the text read so far fails there (or in its last string): read on
+            if (e.pos >= len(t.text) - NEAR_END or e.msg.startswith("Unterminated string")) and t.more():
+                continue
+            if t.error:
+                yield t.line + t.text.count("\n", t.pos), None, t.error
+            else:
+                yield t.line, None, f"malformed JSON array ({e.msg}); the rest of the file is unread"
             return
-        yield _record(line, value)
+        if end == len(t.text) and t.more():  # a number may go on in the next chunk
+            continue
+        yield _record(t.line, value)
+        t.advance(end)
 
 
 def _is_array(path) -> bool:
@@ -67,18 +116,16 @@ def _is_array(path) -> bool:
     return head.removeprefix(codecs.BOM_UTF8).lstrip().startswith(b"[")
 
 
-def read_jsonl(path):
+def read_jsonl(path, chunk: int = CHUNK):
     """Yield (line number, row or None, error or None) of a JSON Lines file, or of a file holding one JSON array.
-    Nothing in the file raises: a line that is not UTF-8 or not a JSON object is reported with its reason."""
-    lines = _lines(path)
+    Nothing in the file raises: a line that is not UTF-8 or not a JSON object is reported with its reason. An
+    array is read `chunk` bytes at a time (memory: a chunk plus the largest element); a malformed element or
+    an undecodable byte in it is reported at its line and ends the file, the rows before it are yielded."""
     if _is_array(path):
-        lines = list(lines)
-        bad = [(n, err) for n, _, err in lines if err is not None]
-        if not bad:
-            yield from _array(lines)
-            return
-        yield bad[0][0], None, f"{bad[0][1]}; a JSON array with an unreadable line is unread"
+        with open(path, "rb") as f:
+            yield from _array(_Text(f, chunk))
         return
+    lines = _lines(path)
     for n, line, err in lines:
         if err is not None:
             yield n, None, err

@@ -8,9 +8,12 @@ empty), sharegpt (conversations of {from, value}), messages, qa (question/answer
 or messages), cod (Chain-of-Diagnosis: `CoD_conversations` is a JSON string of turns), tagged_text (one
 `text` column "<HUMAN>: ... <ASSISTANT>: ..."). A record that does not fit its format, or breaks its own
 constraints (an answer that is not among its options, chosen equal to rejected), goes to the rejects with
-the file, line and reason. A source that cannot be opened is reported and the others go on; the step then
-exits 1 naming it. So does a source that loses more than --max-reject-rate of its rows (a layout other than the
-one declared loses them all): a table names it, its rows in and kept, and its top reasons with a line each.
+the file, line and reason. A tool's turns (tool, observation, function, ...) take the role `tool` and a tool
+call is the assistant's; the report counts rows by role set. A source whose layout is unverified (sources.yaml
+`layout`) is read in the format that fits most of its first rows, the declared one first (the report records
+"declared X, found Y"), and fails, listing its columns, when none fits. A source that cannot be opened is
+reported and the others go on; the step then exits 1 naming it. So does a source that loses more than
+--max-reject-rate of its rows: a table names it, its rows in and kept, and its top reasons with a line each.
 
   python -m data_prep.normalize --sources-dir DIR --out normalized.jsonl --rejects r.jsonl --report r.json
   (reads DIR/<name>.jsonl or .json for every registry entry present there; --hub-dir DIR: a folder laid out
@@ -20,13 +23,15 @@ one declared loses them all): a table names it, its rows in and kept, and its to
 import argparse
 import json
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
+from itertools import chain, islice
 from pathlib import Path
 
 import yaml
 
 from scripts.core import table
 
+from . import hub
 from .io import Report, Writer, read_jsonl
 
 # [C] not published: a source may lose at most 2% of its rows here (the authors' copies are clean; a mis-declared
@@ -40,23 +45,38 @@ ROLES = {
     "user": "user",
     "gpt": "assistant",
     "assistant": "assistant",
-    "system": "system",
     "chatgpt": "assistant",
     "bing": "assistant",
     "model": "assistant",
+    "function_call": "assistant",  # a tool call is the assistant's turn (LLaMA-Factory's ShareGPT `function_call`)
+    "system": "system",
+    # A tool's result: one role, `tool`; each SFT recipe maps it to its chat template's (Llama 3.1 `ipython`,
+    # Qwen2.5 `tool`). Any other role is kept as it is and counted in the report's role sets.
+    "tool": "tool",
+    "observation": "tool",
+    "function": "tool",
+    "function_response": "tool",
+    "tool_response": "tool",
+    "ipython": "tool",
 }
-# The columns each format reads, by role; an entry's `fields` renames them.
+TEMPLATE_ROLES = {"user", "assistant", "system", "tool"}
+# The columns each format reads, by role: the first of a role's names that a row has (the first when none);
+# an entry's `fields` renames them (one name each). The authors' copies vary the answer's name (`response`,
+# `answer`, `output`) and where the turns are (`conversations`, `messages`; {from, value} or {role, content}).
 COLUMNS = {
-    "alpaca": {"instruction": "instruction", "output": "output"},
-    "sharegpt": {"conversations": "conversations"},
-    "messages": {"messages": "messages"},
-    "qa": {"question": "question", "answer": "answer"},
-    "mcqa_cot": {"question": "question", "answer": "response"},
-    "preference": {"prompt": "prompt", "chosen": "chosen", "rejected": "rejected"},
-    "cod": {"conversations": "CoD_conversations"},
-    "tagged_text": {"text": "text"},
+    "alpaca": {"instruction": ("instruction",), "output": ("output", "response", "answer")},
+    "sharegpt": {"conversations": ("conversations", "messages")},
+    "messages": {"messages": ("messages", "conversations")},
+    "qa": {"question": ("question",), "answer": ("answer", "response", "output")},
+    "mcqa_cot": {"question": ("question",), "answer": ("response", "answer", "output")},
+    "preference": {"prompt": ("prompt",), "chosen": ("chosen",), "rejected": ("rejected",)},
+    "cod": {"conversations": ("CoD_conversations",)},
+    "tagged_text": {"text": ("text",)},
 }
-OPTIONAL = {"alpaca": {"input"}, "mcqa_cot": {"options"}}  # read when present
+# Read when present (a preference row without `prompt` has it as the turns its chosen and rejected share).
+OPTIONAL = {"alpaca": {"input"}, "mcqa_cot": {"options"}, "preference": {"prompt"}}
+# [C] rows of a source whose layout is unverified that normalize reads before choosing its format.
+DETECT_ROWS = 50
 NO_INPUT = {"", "<noinput>", "<no input>"}
 TAG = re.compile(r"<(HUMAN|ASSISTANT)>:")
 EMBEDDED_OPTION = re.compile(r"(?:^|\s)([A-J])[.)]\s")
@@ -88,9 +108,29 @@ def registry(blocks=None, variant="authors", redteam=None):
     ]
 
 
-def columns(entry) -> dict:
-    """{role: column} the entry's format reads (the filter column included)."""
-    cols = {**COLUMNS[entry["format"]], **(entry.get("fields") or {})}
+def names(fmt: str, fields: dict | None = None) -> dict:
+    """{role: (column names)} of a format, with the entry's renames."""
+    return {**COLUMNS[fmt], **{k: (v,) for k, v in (fields or {}).items()}}
+
+
+def fields_of(entry, fmt) -> dict | None:
+    """The entry's column renames, which belong to its declared format only."""
+    return entry.get("fields") if fmt == entry["format"] else None
+
+
+def _pick(row, aliases) -> str:
+    return next((c for c in aliases if c in row), aliases[0])
+
+
+def columns(entry, fmt=None, seen=()) -> dict:
+    """{role: column} that `fmt` (default the entry's) reads from rows with the columns `seen` (the filter
+    column included; an optional role only when seen)."""
+    fmt = fmt or entry["format"]
+    cols = {
+        role: _pick(seen, aliases)
+        for role, aliases in names(fmt, fields_of(entry, fmt)).items()
+        if role not in OPTIONAL.get(fmt, ()) or _pick(seen, aliases) in seen
+    }
     if entry.get("filter"):
         cols["filter"] = entry["filter"]["column"]
     return cols
@@ -107,29 +147,45 @@ def _text(row, key):
     return value
 
 
-def _turns(value, key):
-    if isinstance(value, str):
-        return [{"role": "assistant" if key != "prompt" else "user", "content": value}]
-    if (
-        isinstance(value, list)
-        and value
-        and all(isinstance(m, dict) and isinstance(m.get("content"), str) for m in value)
-    ):
-        return [{"role": m.get("role", "user"), "content": m["content"]} for m in value]
-    raise Malformed(
-        f"missing field {key!r}" if value is None else f"wrong type: {key!r} is neither text nor a list of messages"
-    )
+def _turn(t) -> dict:
+    """One turn, {from, value} or {role, content}; an assistant's tool calls without text are its content."""
+    if isinstance(t, dict) and t.get("content") is None and t.get("tool_calls"):
+        t = {**t, "content": json.dumps(t["tool_calls"], ensure_ascii=False)}
+    role = t.get("from", t.get("role")) if isinstance(t, dict) else None
+    content = t.get("value", t.get("content")) if isinstance(t, dict) else None
+    if not isinstance(role, str) or not role.strip() or not isinstance(content, str):
+        raise Malformed(f"malformed turn: {str(t)[:80]}")
+    role = role.strip().lower()
+    return {"role": ROLES.get(role, role), "content": content}
 
 
-def _sharegpt(conv, key):
-    if not isinstance(conv, list) or not conv:
-        raise Malformed(f"missing field {key!r}" if conv is None else f"wrong type: {key!r}")
-    msgs = []
-    for turn in conv:
-        if not isinstance(turn, dict) or turn.get("from") not in ROLES or not isinstance(turn.get("value"), str):
-            raise Malformed(f"malformed turn: {str(turn)[:80]}")
-        msgs.append({"role": ROLES[turn["from"]], "content": turn["value"]})
-    return msgs
+def _turns(value, key, role=None):
+    """A list of turns; text is one turn of `role` (where the column may be text)."""
+    if isinstance(value, str) and role:
+        return [{"role": role, "content": value}]
+    if not isinstance(value, list) or not value:
+        raise Malformed(f"missing field {key!r}" if value is None else f"wrong type: {key!r} is not a list of turns")
+    return [_turn(t) for t in value]
+
+
+def _preference(row, f) -> dict:
+    """prompt, chosen and rejected as turns; without a prompt column the prompt is the turns both answers share
+    (Skywork-style pairs), and answers that repeat the prompt's turns are cut to what follows them."""
+    chosen, rejected = (_turns(row.get(c := _pick(row, f[k])), c, "assistant") for k in ("chosen", "rejected"))
+    key = _pick(row, f["prompt"])
+    if key in row:
+        prompt = _turns(row[key], key, "user")
+    else:
+        shared = next((i for i, (a, b) in enumerate(zip(chosen, rejected)) if a != b), min(len(chosen), len(rejected)))
+        if not shared:
+            raise Malformed(f"missing field {key!r} (and chosen and rejected share no first turn)")
+        prompt = chosen[:shared]
+    n = len(prompt)
+    if chosen[:n] == prompt == rejected[:n] and min(len(chosen), len(rejected)) > n:
+        chosen, rejected = chosen[n:], rejected[n:]
+    if chosen == rejected:
+        raise Malformed("chosen and rejected are the same answer")
+    return {"prompt": prompt, "chosen": chosen, "rejected": rejected}
 
 
 def _cod_answer(turn: dict) -> str:
@@ -186,42 +242,57 @@ def convert(row: dict, fmt: str, fields: dict | None = None) -> dict:
     """The unified fields of one record (messages, or prompt/chosen/rejected)."""
     if fmt not in COLUMNS:
         raise Malformed(f"unknown format {fmt!r}")
-    f = {**COLUMNS[fmt], **(fields or {})}
+    f = names(fmt, fields)
+    if fmt == "preference":
+        return _preference(row, f)
+    col = {role: _pick(row, aliases) for role, aliases in f.items()}
     if fmt == "alpaca":
         extra = row.get("input")
         extra = extra.strip() if isinstance(extra, str) and extra.strip() not in NO_INPUT else ""
-        user = _text(row, f["instruction"]) + ("\n\n" + extra if extra else "")
+        user = _text(row, col["instruction"]) + ("\n\n" + extra if extra else "")
         return {
-            "messages": [{"role": "user", "content": user}, {"role": "assistant", "content": _text(row, f["output"])}]
+            "messages": [{"role": "user", "content": user}, {"role": "assistant", "content": _text(row, col["output"])}]
         }
-    if fmt == "sharegpt":
-        return {"messages": _sharegpt(row.get(f["conversations"]), f["conversations"])}
-    if fmt == "messages":
-        return {"messages": _turns(row.get(f["messages"]), f["messages"])}
+    if fmt in ("sharegpt", "messages"):
+        key = col["conversations" if fmt == "sharegpt" else "messages"]
+        return {"messages": _turns(row.get(key), key)}
     if fmt == "cod":
-        return {"messages": _cod(row, f["conversations"])}
+        return {"messages": _cod(row, col["conversations"])}
     if fmt == "tagged_text":
-        return {"messages": _tagged(_text(row, f["text"]))}
-    if fmt in ("qa", "mcqa_cot"):
-        question, answer = _text(row, f["question"]), _text(row, f["answer"])
-        if fmt == "mcqa_cot" and isinstance(row.get("options"), (dict, list)) and row["options"]:
-            opts = list(
-                row["options"].items() if isinstance(row["options"], dict) else zip("ABCDEFGHIJ", row["options"])
-            )
-            _check_answer([str(k) for k, _ in opts], answer)
-            question += "\n" + "\n".join(f"{k}. {v}" for k, v in opts)
-        elif fmt == "mcqa_cot":  # the options inside the question, after "Options:" (HPAI-BSC's CoT sets)
-            _check_answer(
-                EMBEDDED_OPTION.findall(re.split(r"(?i)options:", question)[-1])
-                if re.search(r"(?i)options:", question)
-                else [],
-                answer,
-            )
-        return {"messages": [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]}
-    pref = {k: _turns(row.get(f[k]), f[k]) for k in ("prompt", "chosen", "rejected")}
-    if pref["chosen"] == pref["rejected"]:
-        raise Malformed("chosen and rejected are the same answer")
-    return pref
+        return {"messages": _tagged(_text(row, col["text"]))}
+    question, answer = _text(row, col["question"]), _text(row, col["answer"])
+    if fmt == "mcqa_cot" and isinstance(row.get("options"), (dict, list)) and row["options"]:
+        opts = list(row["options"].items() if isinstance(row["options"], dict) else zip("ABCDEFGHIJ", row["options"]))
+        _check_answer([str(k) for k, _ in opts], answer)
+        question += "\n" + "\n".join(f"{k}. {v}" for k, v in opts)
+    elif fmt == "mcqa_cot":  # the options inside the question, after "Options:" (HPAI-BSC's CoT sets)
+        _check_answer(
+            EMBEDDED_OPTION.findall(re.split(r"(?i)options:", question)[-1])
+            if re.search(r"(?i)options:", question)
+            else [],
+            answer,
+        )
+    return {"messages": [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]}
+
+
+def fits(row, fmt, fields=None) -> bool:
+    try:
+        convert(row, fmt, fields)
+    except (Malformed, UnicodeEncodeError):
+        return False
+    return True
+
+
+def detect(rows: list, entry) -> tuple:
+    """(format, rows it fits) among the known formats of the entry's kind (preference or conversation): the
+    entry's format unless another fits more of the sampled rows."""
+    declared, pref = entry["format"], entry["format"] == "preference"
+    best = (declared, 0)
+    for fmt in (declared, *(f for f in COLUMNS if f != declared and (f == "preference") == pref)):
+        n = sum(fits(row, fmt, fields_of(entry, fmt)) for row in rows)
+        if n > best[1]:
+            best = (fmt, n)
+    return best
 
 
 def local_file(entry, sources_dir):
@@ -229,15 +300,20 @@ def local_file(entry, sources_dir):
     return next((p for ext in (".jsonl", ".json") if (p := Path(sources_dir) / f"{entry['name']}{ext}").exists()), None)
 
 
-def open_hub(entry, hub_dir=None):
-    """The streamed `datasets` split of an entry: from the hub, or from a folder laid out like it."""
-    import datasets
+def _opened(fn, *args):
+    try:
+        return fn(*args)
+    except Exception as e:  # noqa: BLE001 - the hub's and datasets' own errors, named with the entry
+        raise SourceError(f"{type(e).__name__}: {' '.join(str(e).split())}") from e
 
-    where = str(Path(hub_dir) / entry["hub"]) if hub_dir else entry["hub"]
-    kwargs = {k: entry[k] for k in ("data_files", "revision") if entry.get(k)}
-    if hub_dir and not Path(where).is_dir():
-        raise FileNotFoundError(f"dataset {entry['hub']} not found (no folder {where})")
-    return datasets.load_dataset(where, entry.get("config"), split=entry["split"], streaming=True, **kwargs)
+
+def read_from(entry, sources_dir=None, hub_dir=None) -> dict | None:
+    """Where the entry's rows come from: the local file, or the hub's (or mirror's) revision and files; None
+    when it has none there."""
+    if sources_dir is not None:
+        path = local_file(entry, sources_dir)
+        return {"file": str(path)} if path else None
+    return _opened(hub.where, entry, hub_dir) if entry.get("hub") else None
 
 
 def rows_of(entry, sources_dir=None, hub_dir=None):
@@ -249,10 +325,7 @@ def rows_of(entry, sources_dir=None, hub_dir=None):
     elif entry.get("hub") is None:
         return
     else:
-        try:
-            rows = ((entry["hub"], n, row, None) for n, row in enumerate(open_hub(entry, hub_dir), 1))
-        except Exception as e:  # noqa: BLE001 - the hub's and datasets' own errors, named with the entry
-            raise SourceError(f"{type(e).__name__}: {' '.join(str(e).split())}") from e
+        rows = _opened(hub.rows, entry, hub_dir)
     try:
         for path, n, row, err in rows:
             if (
@@ -269,6 +342,26 @@ def rows_of(entry, sources_dir=None, hub_dir=None):
         raise SourceError(f"{type(e).__name__} after some rows: {' '.join(str(e).split())}") from e
 
 
+def with_layout(entry, rows):
+    """(format, sampled rows it fits, rows): for a source whose layout is unverified, the format `detect` finds
+    in its first DETECT_ROWS rows (a SourceError listing its columns when none fits); else the declared one."""
+    if entry.get("layout") != "unverified":
+        return entry["format"], None, rows
+    head = list(islice(rows, DETECT_ROWS))
+    sampled = [row for _, _, row, err in head if err is None]
+    if not sampled:
+        return entry["format"], None, chain(head, rows)
+    fmt, n = detect(sampled, entry)
+    if not n:
+        seen = sorted({c for row in sampled for c in row})
+        raise SourceError(f"no known layout fits its rows (declared {entry['format']}; columns {', '.join(seen)})")
+    return fmt, f"{n}/{len(sampled)}", chain(head, rows)
+
+
+def role_set(unified: dict) -> str:
+    return ",".join(sorted({m["role"] for turns in unified.values() for m in turns}))
+
+
 def run(
     out,
     rejects,
@@ -281,15 +374,22 @@ def run(
     max_reject_rate=MAX_REJECT_RATE,
 ):
     rep, failed, where = Report("normalize", rejects), {}, defaultdict(dict)  # where: source -> reason -> file:line
+    layouts, roles, origin = {}, defaultdict(Counter), {}
     with Writer(out) as w:
         for entry in registry(blocks, variant, redteam):
             src = entry["name"]
             try:
-                for path, n, row, err in rows_of(entry, sources_dir, hub_dir):
+                fmt, fit, rows = with_layout(entry, rows_of(entry, sources_dir, hub_dir))
+                if src_from := read_from(entry, sources_dir, hub_dir):
+                    origin[src] = src_from
+                if fit:
+                    layouts[src] = {"declared": entry["format"], "found": fmt, "fits": fit}
+                fields = fields_of(entry, fmt)
+                for path, n, row, err in rows:
                     rep.saw(src)
                     if err is None:
                         try:
-                            unified = convert(row, entry["format"], entry.get("fields"))
+                            unified = convert(row, fmt, fields)
                             w.write(
                                 {
                                     "id": f"{src}:{n}",
@@ -310,10 +410,14 @@ def run(
                         rep.drop(src, reason, row, file=path, line=n, detail=err)
                         continue
                     rep.keep(src)
+                    roles[src][role_set(unified)] += 1
             except SourceError as e:
                 failed[src] = f"{entry.get('hub')}: {e}"
                 print(f"[normalize] source {src} could not be read: {failed[src]}", flush=True)
     result = rep.close(report_path)
+    result["layouts"] = layouts
+    result["role_sets"] = {src: dict(c) for src, c in roles.items()}
+    result["read_from"] = origin
     lost = {
         src: {**c, "rate": round(sum(c["dropped"].values()) / c["in"], 4), "where": where[src]}
         for src, c in result["per_source"].items()
@@ -323,9 +427,14 @@ def run(
         result["failed_sources"] = failed
     if lost:
         result |= {"lost_sources": lost, "max_reject_rate": max_reject_rate}
-    if failed or lost:
-        Path(report_path).write_text(json.dumps(result, indent=2))
+    Path(report_path).write_text(json.dumps(result, indent=2))
     return result
+
+
+def layout_note(lay: dict) -> str:
+    """ "declared X, found Y" (or the declared format confirmed), with the share of sampled rows it fits."""
+    said = lay["found"] if lay["found"] == lay["declared"] else f"declared {lay['declared']}, found {lay['found']}"
+    return f"{said} ({lay['fits']} sampled rows fit)"
 
 
 def lost_table(lost: dict) -> str:
@@ -359,7 +468,9 @@ def main(argv=None):
     result = run(
         a.out, a.rejects, a.report, a.sources_dir, a.blocks, a.sources, a.hub_dir, a.redteam, a.max_reject_rate
     )
-    print({k: v for k, v in result.items() if k not in ("per_source", "lost_sources")})
+    print({k: v for k, v in result.items() if k in ("step", "in", "out", "dropped", "failed_sources")})
+    for src, lay in result["layouts"].items():
+        print(f"[normalize] {src}: {layout_note(lay)}")
     problems = []
     if result.get("failed_sources"):
         problems.append(

@@ -1,6 +1,7 @@
 """The whole data pipeline: each step a process of its own (python -m data_prep.<step>), streaming from
-the previous step's file. Prints a table per step (rows in, out, dropped, seconds, rows/s, peak RSS) and
-writes work/report.json (every step's report) and the training-ready files under --out-dir.
+the previous step's file. Prints a table per step (rows in, out, dropped, seconds, rows/s, peak RSS), then
+the rows decontamination removed per benchmark and source when it removed any, and writes work/report.json
+(every step's report) and the training-ready files under --out-dir.
 
   python -m data_prep.pipeline --work DIR --out-dir DIR [--sources authors|upstream] [--sources-dir DIR | --hub-dir DIR]
                               [--eval-dir DIR] [--seed 0] [--max-reject-rate 0.02]
@@ -15,6 +16,8 @@ import time
 from pathlib import Path
 
 from scripts.core import ROOT, table
+
+from .decontaminate import matrix_tables
 
 STEPS = ["normalize", "clean", "dedup", "decontaminate", "prune", "template", "mix"]
 
@@ -108,7 +111,7 @@ def main(argv=None):
     a = ap.parse_args(argv)
     sys.path.insert(0, str(ROOT))
 
-    rows, _ = run(
+    rows, reports = run(
         a.work,
         a.out_dir,
         a.sources_dir,
@@ -122,6 +125,9 @@ def main(argv=None):
         a.max_reject_rate,
     )
     print(table(HEADERS, rows))
+    matrix = reports["decontaminate"]["contamination"]
+    if matrix["counts"]:
+        print(f"\ntraining rows decontamination removed, per benchmark and source:\n{matrix_tables(matrix)}")
 
 
 if __name__ == "__main__":

@@ -67,6 +67,12 @@ SHOTS = [
      "The question is too incomplete to tell what it asks. The category is: None"),
 ]  # fmt: skip
 CATEGORY = re.compile(r"The category is: (\w+)")  # prompt-cot.yaml's regex (case as written)
+# lm-eval's careqa/utils.py (PR #2714, v0.4.12 on) asks this question for a CareQA_en row whose question is None,
+# while the sample it logs keeps the None: that row is labelled by this question and counted (no_question)
+CAREQA_NONE_QUESTION = (
+    "In relation to the immune mechanism involved in the rejection of transplanted solid organs, indicate the "
+    "incorrect answer:"
+)
 
 
 class FieldsError(AloeError, ValueError):
@@ -91,9 +97,13 @@ def key(dataset: str, question: str) -> str:
 
 
 def question(task: str, doc: dict) -> tuple:
-    """(key, question text) of an lm-eval sample's doc."""
+    """(key, question text, no_question) of an lm-eval sample's doc. A doc whose question is None or missing: on
+    CareQA_en lm-eval's stand-in question, on any other task no key (unlabelled)."""
     dataset, field = TASKS[task]
-    return key(dataset, doc[field]), doc[field]
+    q = doc.get(field)
+    if q is None and task == "careqa_en":
+        return key(dataset, CAREQA_NONE_QUESTION), CAREQA_NONE_QUESTION, True
+    return (None, None, True) if q is None else (key(dataset, q), q, False)
 
 
 def load_labels(path) -> dict:
@@ -110,6 +120,9 @@ def load_labels(path) -> dict:
     return out
 
 
+COUNTS = ("samples", "none", "unlabelled", "no_question")  # accuracy()'s counts of the whole labelling
+
+
 def _share(k: int, n: int) -> tuple:
     """(acc, stderr) of k correct in n, as lm-eval's mean and its sample stderr."""
     p = k / n
@@ -118,9 +131,11 @@ def _share(k: int, n: int) -> tuple:
 
 def accuracy(rows: list) -> dict:
     """Per field: samples, correct, acc (0-1), stderr, from [{field, acc}]; with the samples labelled NONE and those
-    unlabelled (a malformed reply, or no label for the question) counted apart."""
+    unlabelled (a malformed reply, or no label for the question) counted apart, and those whose logged doc had no
+    question ({no_question: True})."""
     out = {"samples": len(rows), "none": sum(r["field"] == NONE for r in rows),
-           "unlabelled": sum(r["field"] is None for r in rows), "fields": {}}  # fmt: skip
+           "unlabelled": sum(r["field"] is None for r in rows),
+           "no_question": sum(bool(r.get("no_question")) for r in rows), "fields": {}}  # fmt: skip
     for f in FIELDS[1:]:
         accs = [r["acc"] for r in rows if r["field"] == f]
         k = sum(a == 1 for a in accs)
@@ -136,5 +151,5 @@ def results_file(acc: dict, config: dict) -> dict:
     for f, v in acc["fields"].items():
         res[f"field_{f.lower()}"] = {"acc,none": v["acc"], "acc_stderr,none": v["stderr"]}
         n[f"field_{f.lower()}"] = {"original": v["samples"], "effective": v["samples"]}
-    counts = {k: acc[k] for k in ("samples", "none", "unlabelled")}
+    counts = {k: acc[k] for k in COUNTS}
     return {"results": res, "n-samples": n, "fields": counts, "config": config}

@@ -6,7 +6,8 @@ Layout, one JSON object per line: `traceid`, `risk_type` (the risk dimension, e.
 of S-Eval's `S-Eval_attack_en_*.jsonl` files (code index ids 58552602900 and 58846128642, with the method and
 dimension names in id 58662153018); no stored page shows the hub file's own rows, so `make data-check`-style
 confirmation on a networked machine is still due (layout: unverified). The hub serves the v0.1.2 file below
-(config `attack_set_en`, 100,000 rows; dataset card configs); P-BETA does not say which release it used.
+(config `attack_set_en`, 100,000 rows; dataset card configs); P-BETA does not say which release it used. The
+v0.1.1 files were deleted when v0.1.2 came out, so the file is read at a pinned commit (REVISION).
 
   python -m evals.seval --fetch DEST      (in a stage env with huggingface_hub and hub access)
 """
@@ -20,6 +21,11 @@ from collections import defaultdict
 from scripts.core import AloeError
 
 REPO, FILE = "IS2Lab/S-Eval", "S-Eval_attack_en_v0.1.2.jsonl"
+# [C] The commit read. Seen: FILE on main at commit 84517c3 (hub_sources.md, update 2026-12-02). Not seen: that
+# commit's full sha, which the hub needs (a full sha or a branch/tag name), so --fetch looks it up among main's
+# commits and stops unless exactly one matches; nor whether FILE changed at later commits.
+REVISION = "84517c3"
+SOURCE = f"{REPO}/{FILE}@{REVISION}"
 STYLES = {  # ext.category -> Table 13 column (the paper's abbreviations)
     "chain_of_utterances": "cou",
     "code_injection": "cinj",
@@ -79,13 +85,23 @@ def sample(rows: list, per_cell: int = PER_CELL, seed: int = SEED) -> list:
     return sorted(picked, key=lambda r: r["id"])
 
 
+def commit(commits: list) -> str:
+    """The full sha of the one commit (huggingface_hub GitCommitInfo) whose id starts with REVISION."""
+    found = [c.commit_id for c in commits if c.commit_id.startswith(REVISION)]
+    if len(found) != 1:
+        raise SEvalError(f"{REPO}: {len(found)} commits match revision {REVISION}, not one")
+    return found[0]
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--fetch", required=True, help="where to write the attack set JSONL")
     a = ap.parse_args(argv)
-    from huggingface_hub import hf_hub_download  # the stage environment's, not the orchestration one's
+    from huggingface_hub import HfApi, hf_hub_download  # the stage environment's, not the orchestration one's
 
-    shutil.copy(hf_hub_download(REPO, FILE, repo_type="dataset"), a.fetch)
+    sha = commit(HfApi().list_repo_commits(REPO, repo_type="dataset"))
+    print(f"{REPO}/{FILE} at {sha}", flush=True)
+    shutil.copy(hf_hub_download(REPO, FILE, repo_type="dataset", revision=sha), a.fetch)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import sys
 from functools import partial
 from pathlib import Path
 
-from data_prep import eval_fixtures, normalize
+from data_prep import decontaminate, eval_fixtures, normalize
 from scripts import core
 from scripts.core import AloeError, sha256_json, table
 from scripts.lib import driver, stages, venv
@@ -83,12 +83,22 @@ class Data(driver.Stage):
             "steps": {k: {"in": v["in"], "out": v["out"], "dropped": v["dropped"]} for k, v in reports.items()},
             "sft_rows": reports["mix"]["out"],
             "blocks": reports["mix"]["blocks"],
+            "layouts": reports["normalize"]["layouts"],  # of the sources whose layout is unverified
+            "role_sets": reports["normalize"]["role_sets"],
+            "contamination": reports["decontaminate"]["contamination"],
         }
 
     def summary(self, ctx, p, m):
-        steps = m["metrics"]["steps"]
-        rows = [[k, v["in"], v["out"], v["dropped"]] for k, v in steps.items()]
-        return f"{p.folder}\n{table(['step', 'in', 'out', 'dropped'], rows)}"
+        x = m["metrics"]
+        rows = [[k, v["in"], v["out"], v["dropped"]] for k, v in x["steps"].items()]
+        layouts = [[src, normalize.layout_note(lay)] for src, lay in x["layouts"].items()]
+        out = [f"{p.folder}", table(["step", "in", "out", "dropped"], rows), table(["source", "layout"], layouts)]
+        if x["contamination"]["counts"]:
+            out.append(
+                "rows removed as test questions, by benchmark and source:\n"
+                + decontaminate.matrix_tables(x["contamination"])
+            )
+        return "\n".join(out)
 
     def figure(self, m):
         x = m["metrics"]

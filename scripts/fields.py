@@ -6,7 +6,9 @@ labeller (evals/fields.py: Llama-3-70B-Instruct and their prompt; --judge, --jud
 server, else run with --backend). Labelled questions are kept per question in <runs>/fields-labels/<labeller>-<hash>/ (stages.LABELS_FOLDER)
 (one cache per labeller and prompt, shared by every model): a rerun, or another model on the same questions, labels
 only what is new; an empty reply (a failed request) is asked again. A reply that names no field of the list is
-unlabelled: counted and reported, never a field. With --local the labeller is the profile's stand-in, offline.
+unlabelled: counted and reported, never a field. A doc logged without a question is counted (`no_question`); on
+CareQA_en it is labelled by the question lm-eval asked in its place. With --local the labeller is the profile's
+stand-in, offline.
 
   python -m scripts.fields --model HPAI-BSC/Llama3.1-Aloe-Beta-8B --judge-url http://host:8000/v1
   python -m scripts.fields --model HPAI-BSC/Llama3.1-Aloe-Beta-8B --labels medical_fields.json
@@ -22,17 +24,17 @@ from functools import partial
 from pathlib import Path
 
 from data_prep.benchmarks import column_task
+from data_prep.contamination import SAMPLES  # lm-eval's samples_<task>_<date>.jsonl
 from evals import fields as fl
 from scripts import core
 from scripts.core import AloeError, table
 from scripts.lib import cli, driver, generation, judged, stages
 from scripts.lib import manifest as mf
 
-SAMPLES = re.compile(r"samples_(.+)_\d{4}-\d\d-\d\dT[\d.-]+\.jsonl$")  # lm-eval's samples_<task>_<date>.jsonl
-
 
 def read_samples(lm_eval: Path, limit: int | None) -> list:
-    """[{task, doc_id, key, question, acc}] of the labelled tasks (evals/fields.py TASKS), the newest file per task."""
+    """[{task, doc_id, key, question, no_question, acc}] of the labelled tasks (evals/fields.py TASKS), the newest
+    file per task; a doc without a question as evals/fields.py question() reads it."""
     files = {}
     for f in sorted(Path(lm_eval).rglob("samples_*.jsonl")):
         m = SAMPLES.search(f.name)
@@ -43,8 +45,9 @@ def read_samples(lm_eval: Path, limit: int | None) -> list:
     out = []
     for task, f in sorted(files.items()):
         for s in [json.loads(x) for x in f.read_text().splitlines() if x][:limit]:
-            k, q = fl.question(task, s["doc"])
-            out.append({"task": task, "doc_id": s["doc_id"], "key": k, "question": q, "acc": s["acc"]})
+            k, q, none = fl.question(task, s["doc"])
+            out.append({"task": task, "doc_id": s["doc_id"], "key": k, "question": q, "no_question": none,
+                        "acc": s["acc"]})  # fmt: skip
     return out
 
 
@@ -127,7 +130,7 @@ class Fields(driver.Stage):
     def run(self, ctx, p, b):
         o, settings = ctx.opts, p.recipe["rendered"]
         rows = read_samples(p.own["src"], o["limit"])
-        questions = {x["key"]: (x["task"], x["question"]) for x in rows}
+        questions = {x["key"]: (x["task"], x["question"]) for x in rows if x["key"]}
         if o["labels"]:
             labels = fl.load_labels(o["labels"])
         else:
@@ -144,12 +147,12 @@ class Fields(driver.Stage):
         shown = [[f, v["samples"], v["acc"], v["stderr"]] for f, v in acc["fields"].items() if v["samples"]]
         print(f"\nAccuracy per medical field (P-BETA Table 10), labels {o['labels'] or settings['labeller']}\n"
               f"{table(['field', 'samples', 'acc', 'stderr'], shown)}")  # fmt: skip
-        return {k: acc[k] for k in ("samples", "none", "unlabelled")}
+        return {k: acc[k] for k in fl.COUNTS}
 
     def summary(self, ctx, p, m):
         x = m["metrics"]
         return (f"{p.folder}  ({x['unlabelled']} of {x['samples']} samples unlabelled, "
-                f"{x['none']} labelled {fl.NONE})")  # fmt: skip
+                f"{x['none']} labelled {fl.NONE}, {x['no_question']} without a question)")  # fmt: skip
 
 
 STAGE = Fields()

@@ -47,7 +47,7 @@ class Safety(driver.Stage):
     def prepare(self, ctx):
         o = ctx.opts
         judge = o["judge"] or judged.stand_in(ctx.recipe, llama_guard.MODEL)
-        source = "fixtures" if o["local"] else o["prompts"] or f"{seval.REPO}/{seval.FILE}"
+        source = "fixtures" if o["local"] else o["prompts"] or seval.SOURCE  # the hub's with its pinned revision
         max_tokens = ctx.recipe.files["eval"]["max_gen_toks"]  # the eval stage's token budget
         settings = judged.settings(ctx, judge, max_tokens, llama_guard.MAX_TOKENS, source=source,
                                    per_cell=o["per_cell"], seed=seval.SEED)  # fmt: skip
@@ -69,7 +69,7 @@ class Safety(driver.Stage):
                 log=b.dir / "log.txt",
                 extra_env={"PYTHONPATH": str(core.ROOT), **venv.ONLINE},
             ).returncode:
-                raise AloeError(f"[safety] could not fetch {seval.REPO}/{seval.FILE}; see {b.dir / 'log.txt'}")
+                raise AloeError(f"[safety] could not fetch {seval.SOURCE}; see {b.dir / 'log.txt'}")
         prompts = seval.sample(seval.load(src), o["per_cell"])[: o["limit"]]
         answers, verdicts = judged.answer_and_judge(
             ctx, b, out, p.inputs["model"]["path"], settings, prompts,

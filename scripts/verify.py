@@ -6,7 +6,8 @@ the paper reports for that model: the delta, a tolerance = max(floor, Z x measur
 pass or fail. The floor (1 point for accuracies) absorbs what the paper cannot pin down: hardware,
 batch size and library versions. Prints a table, writes report.md, verify.json and chart.png (reported
 against measured, with 95% error bars) under results/verify/<model>/, and exits 1 when a number is out
-of tolerance. A suite's default tables: mcqa -> table9, open -> table11a, table11b, table12, safety -> table13,
+of tolerance. A column the table names `not_comparable` shows its measured number and the reason, never a pass
+or a fail. A suite's default tables: mcqa -> table9, open -> table11a, table11b, table12, safety -> table13,
 table14 (S-Eval ASR from scripts/safety.py), openmedqa -> pcr_table5 (scripts/openmedqa.py), fields -> table10
 (accuracy by medical field, field_<field> results of scripts/fields.py); the judged stages write lm-eval's results
 shape.
@@ -99,27 +100,31 @@ def reported_row(reported: dict, table: str, setting: str, model: str):
     rows = t["settings"].get(setting)
     if rows is None:
         raise VerifyError(f"verify: setting {setting!r} not in {table}; known: {sorted(t['settings'])}")
+    unknown = sorted(set(t.get("not_comparable") or {}) - set(t["columns"]))
+    if unknown:
+        raise VerifyError(f"verify: {table} not_comparable names no column of it: {', '.join(unknown)}")
     name = reported_name(reported, model)
     if name not in rows:
         raise VerifyError(f"verify: {table} {setting} reports no model {name!r}; known: {sorted(rows)}")
     return name, t, rows[name]
 
 
-def compare(reported_values: dict, measure: dict, scores: dict, floor: float, z: float, source: str):
-    """Rows [column, task, reported, measured, stderr, delta, tolerance, ok]; errors for missing tasks."""
+def compare(reported_values: dict, measure: dict, scores: dict, floor: float, z: float, source: str, apart=()):
+    """Rows [column, task, reported, measured, stderr, delta, tolerance, ok]; errors for missing tasks. A column
+    apart (not comparable) has ok None and may lack its task."""
     rows, missing = [], []
     for col, rep in reported_values.items():
         if rep is None:
             continue
         task = measure["task"].format(col=col)
-        if task not in scores:
+        if task not in scores and col not in apart:
             needed = [t for t in NEEDS.get(col, [task]) if t not in scores]
             missing.append(f"{col} (needs {', '.join(needed)})")
             continue
-        s = scores[task]
+        s, decided = scores.get(task, Score(None)), col not in apart
         tol = max(floor, z * s.stderr) if s.stderr is not None else floor
         if s.value is None:  # e.g. no verdict of the judge parsed: nothing reproduces
-            rows.append([col, task, rep, None, None, None, round(tol, 3), False])
+            rows.append([col, task, rep, None, None, None, round(tol, 3), False if decided else None])
             continue
         delta = s.value - rep
         rows.append(
@@ -131,7 +136,7 @@ def compare(reported_values: dict, measure: dict, scores: dict, floor: float, z:
                 None if s.stderr is None else round(s.stderr, 3),
                 round(delta, 3),
                 round(tol, 3),
-                abs(delta) <= tol,
+                abs(delta) <= tol if decided else None,
             ]
         )
     if missing:
@@ -156,7 +161,7 @@ def chart(rows, title, path):
         yerr=[(r[4] or 0) * Z for r in rows],
         capsize=4,
         label="measured (95% CI)",
-        color=["#4c9a5b" if r[7] else "#c0504d" for r in rows],
+        color=["#999999" if r[7] is None else "#4c9a5b" if r[7] else "#c0504d" for r in rows],
     )
     ax.set_xticks(list(x), cols, rotation=30, ha="right")
     ax.set_title(textwrap.fill(title, 70), fontsize=9)
@@ -276,24 +281,27 @@ def verify_table(o: Options, reported, table_name, model, results, base_results,
     floor = o.floor if o.floor is not None else measure["floor"]
     z = o.z if o.z is not None else measure.get("z", Z)
     scores = scores_of(results, measure, o.medprompt)
-    rows = compare(row, measure, scores, floor, z, results["_path"])
+    apart = tab.get("not_comparable") or {}  # column -> why: shown, never decided
+    rows = compare(row, measure, scores, floor, z, results["_path"], apart)
     headers, shown = (
         list(HEADERS),
-        [[*x[:7], "pass" if x[7] else "FAIL" if x[3] is not None else "FAIL (no score)"] for x in rows],
-    )
-    decide = [x[7] for x in rows]
+        [[*x[:7], apart.get(x[0]) or ("pass" if x[7] else "FAIL" if x[3] is not None else "FAIL (no score)")]
+         for x in rows],
+    )  # fmt: skip
+    decide = [x[7] for x in rows if x[0] not in apart]
     title = f"{name}: {tab['source']}, {o.setting}"
     note = f"tolerance = max(floor {floor:g}, {z:g} x measured stderr)"
     if base_results is not None:
         base_name, _, base_row = reported_row(reported, table_name, o.setting, o.baseline)
         base_scores = scores_of(base_results, measure)
         base_rows = compare(
-            {c: v for c, v in base_row.items() if c in row}, measure, base_scores, floor, z, base_results["_path"]
-        )
+            {c: v for c, v in base_row.items() if c in row}, measure, base_scores, floor, z, base_results["_path"],
+            apart,
+        )  # fmt: skip
         g = gains(rows, base_rows, scores, base_scores, floor, z)
         headers += GAIN_HEADERS
-        shown = [[*x, *y[:3], "pass" if y[3] else "FAIL"] for x, y in zip(shown, g, strict=True)]
-        decide = [y[3] for y in g]
+        shown = [[*x, *y[:3], apart.get(x[0]) or ("pass" if y[3] else "FAIL")] for x, y in zip(shown, g, strict=True)]
+        decide = [y[3] for x, y in zip(rows, g, strict=True) if x[0] not in apart]
         title += f"; gain over {base_name}"
         note += (
             f"; gain tolerance = max(floor {floor:g}, {z:g} x sqrt(se^2 + baseline se^2)); "
@@ -302,9 +310,10 @@ def verify_table(o: Options, reported, table_name, model, results, base_results,
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
     out = Path(out or core.ROOT / "results" / "verify" / f"{slug}-{table_name}-{o.setting}")
     out.mkdir(parents=True, exist_ok=True)
-    n_fail = sum(not ok for ok in decide)
+    n_fail, n_apart = sum(not ok for ok in decide), len(rows) - len(decide)
     what = "gains " if base_results is not None else ""
     summary = f"{len(decide) - n_fail} of {len(decide)} {what}within tolerance" + (f"; {n_fail} FAIL" if n_fail else "")
+    summary += f"; {n_apart} not comparable" if n_apart else ""
     measured = results["_path"] + (f"; baseline {base_results['_path']}" if base_results is not None else "")
     print(f"\n{title}\nmeasured: {measured}\n")
     print(table(headers, shown))

@@ -9,6 +9,7 @@ import pytest
 import yaml
 from conftest import ROOT, run_py
 
+from data_prep import check as data_check
 from scripts.lib import venv
 
 REGISTRY = yaml.safe_load((ROOT / "data_prep/sources.yaml").read_text())
@@ -45,7 +46,7 @@ def planted(mirror, tmp_path, change):
 def test_preflight_passes_on_the_mirror_and_prints_one_row_per_source(mirror, sources):
     p = check(mirror, "--sources", sources)
     assert p.returncode == 0, p.stdout + p.stderr
-    head = "source | hub id | config/split | columns seen | format fits | rows sampled | status"
+    head = "source | hub id | config/split | columns seen | layout | format fits | rows sampled | status"
     assert " | ".join(w.strip() for w in p.stdout.splitlines()[1].split("|")) == head
     names = [e["name"] for e in ENTRIES if e.get("variant", sources) == sources]
     rows = {line.split("|")[0].strip(): line for line in p.stdout.splitlines() if "|" in line}
@@ -61,11 +62,11 @@ def test_a_wrong_column_fails_naming_source_and_column(mirror, tmp_path):
     def rename(hub):
         f = hub / "HPAI-BSC/medmcqa-cot-llama31/medmcqa_llama31_cot.json"
         rows = json.loads(f.read_text())
-        f.write_text(json.dumps([{("answer" if k == "response" else k): v for k, v in r.items()} for r in rows]))
+        f.write_text(json.dumps([{("completion" if k == "response" else k): v for k, v in r.items()} for r in rows]))
 
     p = check(planted(mirror, tmp_path, rename))
     assert p.returncode == 1
-    assert "medmcqa_cot_llama31: FAIL: missing column 'response' (unmapped: 'answer')" in p.stdout
+    assert "medmcqa_cot_llama31: FAIL: missing column 'response' (unmapped: 'completion')" in p.stdout
 
 
 @pytest.mark.chain
@@ -126,6 +127,15 @@ def test_no_eval_task_reads_a_script_only_repo():
 
 
 @pytest.mark.unit
+def test_med_dialog_main_is_parquet_and_its_script_commit_is_still_known():
+    assert data_check.known_script("lighteval/med_dialog", None) is None  # hub PR #1 removed med_dialog.py from main
+    assert "med_dialog.py" in data_check.known_script(
+        "lighteval/med_dialog", "9f25a4c3535a6654634076dcd0f346d37f2478c0"
+    )
+    assert data_check.known_script("lighteval/med_dialog", "refs/convert/parquet") is None
+
+
+@pytest.mark.unit
 def test_registry_names_the_model_card_datasets_and_no_id_that_does_not_exist():
     hubs = {e["hub"] for e in ENTRIES}
     card = {
@@ -172,3 +182,20 @@ def test_pubmedqa_is_the_official_test_set():
         pq.official_test(Rows(full[1:] + [{"pubid": 0}]))
     doc = {"question": "Q?", "context": {"contexts": ["a", "b"]}}
     assert pq.doc_to_text(doc) == "Abstract: a\nb\nQuestion: Q?\nAnswer:"  # lm-eval pubmedqa's prompt
+
+
+@pytest.mark.chain
+def test_a_copy_in_another_layout_is_read_and_named_and_one_in_no_known_layout_fails(mirror, tmp_path):
+    def realign(hub):
+        f = hub / "HPAI-BSC/MedS-Ins/MedS-Ins.json"  # the registry's first guess is conversations
+        rows = [r["conversations"] for r in json.loads(f.read_text())]
+        f.write_text(json.dumps([{"instruction": r[0]["value"], "input": "", "output": r[1]["value"]} for r in rows]))
+        f = hub / "HPAI-BSC/ultramedical/ultramedical.json"
+        f.write_text(json.dumps([{"query": "q", "reply": "a"}] * 3))
+
+    p = check(planted(mirror, tmp_path, realign))
+    assert p.returncode == 1
+    rows = {line.split("|")[0].strip(): line for line in p.stdout.splitlines() if "|" in line}
+    assert "declared sharegpt, found alpaca" in rows["meds_ins"] and rows["meds_ins"].rstrip().endswith("| ok")
+    assert "ultramedical: FAIL: no known layout fits (declared sharegpt; columns query, reply)" in p.stdout
+    assert "FAILED: ultramedical" in p.stdout

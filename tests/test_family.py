@@ -198,6 +198,12 @@ def test_a_recipe_ported_to_the_tiny_qwen_kit_passes_check_recipes(kit, tmp_path
         ["<|im_end|>"],
         8,
     )
+    assert sft["datasets"][0]["roles"] == {
+        "user": ["user"],
+        "assistant": ["assistant"],
+        "system": ["system"],
+        "tool": ["tool"],
+    }
     assert json.loads((out / "base_config.json").read_text())["model_type"] == "qwen2"
     assert yaml.safe_load((out / "merge.yaml").read_text())["models"][1]["model"] == str(kit / "qwen-instruct")
     c = check(f"RECIPE={out}")

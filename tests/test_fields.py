@@ -1,6 +1,7 @@
 """Accuracy per medical field (P-BETA Table 10): the labeller's parser on canned outputs, accuracy per field with the
-unlabelled counted apart, the authors' labels file, the stage on lm-eval samples with a labels file, a labeller behind
-an OpenAI-compatible server (and its per-question cache), the tiny kit as the labeller, and verify against Table 10."""
+unlabelled counted apart, the authors' labels file, the stage on lm-eval samples with a labels file (and docs logged
+without a question), a labeller behind an OpenAI-compatible server (and its per-question cache), the tiny kit as the
+labeller, and verify against Table 10."""
 
 import json
 
@@ -129,7 +130,7 @@ def test_the_stage_with_a_labels_file(tmp_path):
     ]))  # fmt: skip
     stage(runs, tmp_path, "--labels", labels)
     res = results(runs)
-    assert res["fields"] == {"samples": 6, "none": 1, "unlabelled": 2}  # two questions have no label
+    assert res["fields"] == {"samples": 6, "none": 1, "unlabelled": 2, "no_question": 0}  # two have no label
     acc = {t.removeprefix("field_"): v["acc,none"] for t, v in res["results"].items()}
     assert (acc["cardiology"], acc["nephrology"], acc["oncology"]) == (0.5, 0.0, None)
     assert res["n-samples"]["field_cardiology"]["effective"] == 2
@@ -140,13 +141,39 @@ def test_the_stage_with_a_labels_file(tmp_path):
 
 
 @pytest.mark.unit
+def test_a_doc_logged_without_a_question_is_counted_and_careqas_is_labelled_as_lm_eval_asked_it(tmp_path):
+    stand_in = (fl.key("CareQA", fl.CAREQA_NONE_QUESTION), fl.CAREQA_NONE_QUESTION, True)
+    assert fl.question("careqa_en", {"question": None, "op1": "a"}) == stand_in
+    d = tmp_path / "lm_eval" / "model"
+    d.mkdir(parents=True)
+    docs = {
+        "careqa_en": [{"question": None, "op1": "a"}, {"question": SAMPLES[4][1], "op1": "a"}],
+        "medmcqa": [{"opa": "a"}],
+    }  # CareQA_en's None question (lm-eval PR #2714); a missing one elsewhere
+    for task, rows in docs.items():
+        (d / f"samples_{task}_2026-01-01T00-00-00.000001.jsonl").write_text(
+            "".join(json.dumps({"doc_id": i, "doc": doc, "acc": 1.0}) + "\n" for i, doc in enumerate(rows))
+        )
+    labels = tmp_path / "medical_fields.json"
+    labels.write_text(
+        json.dumps([{"dataset": "CareQA", "question": fl.CAREQA_NONE_QUESTION, "medical_field": "Surgery"}])
+    )
+    runs = tmp_path / "runs"  # noqa: F811
+    p = run_py("scripts.fields", "--profile", "cpu-tiny", "--runs", runs, "--model", MODEL, "--samples", d.parent,
+               "--labels", labels)  # fmt: skip
+    res = results(runs)
+    assert res["fields"] == {"samples": 3, "none": 0, "unlabelled": 2, "no_question": 2}
+    assert res["n-samples"]["field_surgery"]["effective"] == 1 and "2 without a question" in p.stdout
+
+
+@pytest.mark.unit
 def test_a_labeller_behind_an_openai_compatible_server_and_its_cache(tmp_path, server):  # noqa: F811
     url, seen, state = server
     state["reply"] = lambda body: next((v for k, v in REPLIES.items() if k in body["messages"][-1]["content"]), "")
     runs = tmp_path / "runs"  # noqa: F811
     stage(runs, tmp_path, "--judge", fl.LABELLER, "--judge-url", url)
     res = results(runs)
-    assert res["fields"] == {"samples": 6, "none": 1, "unlabelled": 1}  # the skin reply names no field on the list
+    assert res["fields"] == {"samples": 6, "none": 1, "unlabelled": 1, "no_question": 0}  # skin: no listed field
     assert res["results"]["field_cardiology"]["acc,none"] == pytest.approx(2 / 3)
     assert res["results"]["field_nephrology"]["acc,none"] == 0.0
     assert len(seen) == 5 and {s["model"] for s in seen} == {fl.LABELLER}  # one request per question

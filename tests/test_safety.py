@@ -1,8 +1,10 @@
 """Safety (S-Eval, Llama Guard 3): the judge's output parser on canned outputs, ASR with malformed verdicts
-counted apart, the S-Eval layout, the whole stage on the tiny kit (model and judge) with resume, and verify
-against Tables 13-14."""
+counted apart, the S-Eval layout and its pinned revision, the whole stage on the tiny kit (model and judge) with
+resume, and verify against Tables 13-14."""
 
 import json
+import sys
+import types
 
 import pytest
 from conftest import MODEL, ROOT, run_py
@@ -83,6 +85,24 @@ def test_seval_layout_loads_and_samples_every_cell(tmp_path):
     core.write_jsonl(f, [bad])
     with pytest.raises(seval.SEvalError, match=r"seval.jsonl:1: not an S-Eval attack row \(KeyError"):
         seval.load(f)
+
+
+@pytest.mark.unit
+def test_seval_is_fetched_at_its_pinned_revision_only(tmp_path, monkeypatch):
+    full = seval.REVISION + "0" * (40 - len(seval.REVISION))
+    commits = [types.SimpleNamespace(commit_id=c) for c in ("f" * 40, full)]
+    asked, f = {}, tmp_path / "hub.jsonl"
+    f.write_text("{}\n")
+    hub = types.SimpleNamespace(
+        HfApi=lambda: types.SimpleNamespace(list_repo_commits=lambda repo, repo_type: commits),
+        hf_hub_download=lambda repo, file, **kw: asked.update(kw, repo=repo, file=file) or f,
+    )
+    monkeypatch.setitem(sys.modules, "huggingface_hub", hub)
+    seval.main(["--fetch", str(tmp_path / "out.jsonl")])
+    assert asked == {"repo": seval.REPO, "file": seval.FILE, "repo_type": "dataset", "revision": full}
+    assert (tmp_path / "out.jsonl").read_text() == "{}\n" and seval.SOURCE.endswith(f"@{seval.REVISION}")
+    with pytest.raises(seval.SEvalError, match=f"0 commits match revision {seval.REVISION}"):
+        seval.commit(commits[:1])
 
 
 def safety(runs, *extra):

@@ -1,10 +1,11 @@
-"""make verify: passes numbers within tolerance, fails (naming the task) outside it, and gives clear
-errors for a missing task or a broken results file."""
+"""make verify: passes numbers within tolerance, fails (naming the task) outside it, gives clear errors for a
+missing task or a broken results file, and shows a column marked not comparable with its reason, never decided."""
 
 import json
 
 import pytest
-from conftest import SIZES, run_py
+import yaml
+from conftest import ROOT, SIZES, run_py
 
 from data_prep.benchmarks import MMLU_MEDICAL
 
@@ -81,3 +82,33 @@ def test_a_missing_task_is_named(tmp_path):
 def test_a_broken_results_file_is_named(tmp_path, text, message):
     p = verify(tmp_path, text)
     assert p.returncode != 0 and message in p.stderr and "results_x.json" in p.stderr
+
+
+def table11a(tmp_path, drop=(), **changes):
+    """Table 11a's Aloe-Beta-8B row as measured ROUGE-1 results (its `measure`), less drop, and reported.yaml with
+    the table's keys changed."""
+    reported = yaml.safe_load((ROOT / "results" / "reported.yaml").read_text())
+    tab = reported["tables"]["table11a"]
+    row = {
+        c: v + 30 * (c == "med_text_classification")
+        for c, v in tab["settings"]["0-shot"]["Llama3.1-Aloe-Beta-8B"].items()
+    }
+    tab.update(changes)
+    (tmp_path / "reported.yaml").write_text(yaml.safe_dump(reported))
+    res = {f"aloe_{c}": {"rouge1,none": v / 100, "rouge1_stderr,none": 0.001} for c, v in row.items() if c not in drop}
+    return verify(tmp_path, {"results": res}, "--table", "table11a", "--reported", tmp_path / "reported.yaml")
+
+
+def test_a_column_not_comparable_shows_its_reason_and_never_passes_or_fails(tmp_path):
+    why = "not comparable with Table 11 (different split and choices)"
+    p = table11a(tmp_path)  # med_text_classification measured 30 points off
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "5 of 5 within tolerance; 1 not comparable" in p.stdout
+    assert any(x.startswith("med_text_classification") and x.rstrip().endswith(why) for x in p.stdout.splitlines())
+    rows = {r["column"]: r for r in json.loads((tmp_path / "report" / "verify.json").read_text())["rows"]}
+    assert rows["med_text_classification"]["result"] == why and rows["med_text_classification"]["delta"] == 30
+    assert table11a(tmp_path, not_comparable={}).returncode == 1  # without the mark, the same number fails
+    p = table11a(tmp_path, drop=["med_text_classification"])  # and its task may be missing
+    assert p.returncode == 0 and "5 of 5 within tolerance; 1 not comparable" in p.stdout, p.stdout + p.stderr
+    p = table11a(tmp_path, not_comparable={"med_text_clasification": why})
+    assert p.returncode != 0 and "table11a not_comparable names no column of it: med_text_clasification" in p.stderr

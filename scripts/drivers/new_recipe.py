@@ -28,10 +28,11 @@ from scripts.core import table
 from scripts.lib import cli, hardware, values, yamlfiles
 from scripts.lib import recipe as rc
 
-# model_type -> (axolotl chat_template, turn terminator, pad token): the released Aloe recipes' choices per family
+# model_type -> (axolotl chat_template, turn terminator, pad token, the template's role for a tool's result): the
+# released Aloe recipes' choices per family
 FAMILIES = {
-    "llama": ("llama3", "<|eot_id|>", "<|finetune_right_pad_id|>"),
-    "qwen2": ("qwen_25", "<|im_end|>", "<|endoftext|>"),
+    "llama": ("llama3", "<|eot_id|>", "<|finetune_right_pad_id|>", "ipython"),
+    "qwen2": ("qwen_25", "<|im_end|>", "<|endoftext|>", "tool"),
 }
 PORTED = "# [C] new_recipe"
 
@@ -108,11 +109,13 @@ def port(src: rc.Recipe, out: Path, base: str, instruct: str, cfg: dict, templat
         for i, (_, new) in enumerate(ids):
             text = text.replace(f"\0{i}\0", new)
         texts[stem] = note + text
-    chat, eot, pad = template
+    chat, eot, pad, tool = template
     t, f = texts["sft"].replace(s["sft"]["eot_tokens"][0], eot), src.file("sft")  # the comments that name it too
     t = set_line(t, f, "chat_template", f"chat_template: {chat}", "the template of the base's family")
     t = set_line(t, f, "eot_tokens", f'eot_tokens: ["{eot}"]', "the turn terminator the template closes turns with")
     t = set_line(t, f, "special_tokens.pad_token", f"pad_token: {pad}", "the base family's pad token")
+    roles = f"roles: {{user: [user], assistant: [assistant], system: [system], {tool}: [tool]}}"
+    t = set_line(t, f, "datasets.0.roles", roles, "the template's role for a tool's result")
     micro = int(s["sft"].get("micro_batch_size", 1))
     ga = batch(int(s["recipe"]["sft_total_batch"]), micro, hw["sft"]["gpus"], "SFT")
     t = set_line(
@@ -156,6 +159,7 @@ def main(argv=None):
     ap.add_argument("--chat-template", help="axolotl chat_template (default: by the base's model_type)")
     ap.add_argument("--eot-token", help="the turn terminator the template ends turns with")
     ap.add_argument("--pad-token")
+    ap.add_argument("--tool-role", help="the template's role for a tool's result (Llama 3.1 ipython, Qwen2.5 tool)")
     for stage in ("sft", "dpo", "merge", "medprompt", "eval"):
         ap.add_argument(f"--{stage}-gpus", type=int, help=f"GPUs of the {stage} stage (default: the source's)")
         ap.add_argument(f"--{stage}-nodes", type=int)
@@ -165,12 +169,14 @@ def main(argv=None):
         raise SystemExit(f"new_recipe: {out} exists")
     src = rc.load(a.src)
     cfg = base_config(a.base, a.config)
-    family = FAMILIES.get(cfg.get("model_type"), (None, None, None))
-    template = (a.chat_template or family[0], a.eot_token or family[1], a.pad_token or family[2])
+    family = FAMILIES.get(cfg.get("model_type"), (None,) * 4)
+    template = tuple(
+        given or known for given, known in zip((a.chat_template, a.eot_token, a.pad_token, a.tool_role), family)
+    )
     if None in template:
         raise SystemExit(
             f"new_recipe: no chat template known for model_type {cfg.get('model_type')!r} "
-            f"(known: {sorted(FAMILIES)}): pass --chat-template, --eot-token and --pad-token"
+            f"(known: {sorted(FAMILIES)}): pass --chat-template, --eot-token, --pad-token and --tool-role"
         )
     hw = {
         stage: {
