@@ -85,6 +85,7 @@ class Data(driver.Stage):
             "blocks": reports["mix"]["blocks"],
             "layouts": reports["normalize"]["layouts"],  # of the sources whose layout is unverified
             "role_sets": reports["normalize"]["role_sets"],
+            "read_from": reports["normalize"]["read_from"],  # each source's file, or hub revision and files
             "contamination": reports["decontaminate"]["contamination"],
         }
 

@@ -3,6 +3,7 @@
 peak RSS and its growth while reading). The whole-file readers it replaces, json.load and `datasets`' json
 streaming (which loads an array whole, .venv/data), need memory several times the file size, so they are
 compared with read_jsonl on a smaller file of --compare-mb (default 257: one Aloe-Beta-DPO chunk).
+Then `make data-check` on a fixture hub mirror whose MedS-Ins.json is that file (peak RSS; goal under 1 GB).
 Goal: memory that does not grow with the file.
 
   python -m scripts.bench.json_read_bench [--size-gb 2] [--compare-mb 257] [--dir DIR]
@@ -23,6 +24,14 @@ from scripts.lib import venv
 
 WORDS = "patient fever insulin renal biopsy dose anemia stroke ulcer fièvre 肾脏 naïve cœur".split()
 READERS = {"read_jsonl": "base", "json.load": "base", "datasets streaming": "data"}
+CHECK = """
+import json, sys, time
+from data_prep import check
+t0 = time.perf_counter()
+rc = check.main(["--hub-dir", sys.argv[1]])
+peak = int(next(x for x in open("/proc/self/status") if x.startswith("VmHWM:")).split()[1]) * 1024
+print(json.dumps({"rc": rc, "s": time.perf_counter() - t0, "peak": peak}))
+"""
 CHILD = """
 import json, sys, time
 method, path = sys.argv[1:3]
@@ -52,7 +61,7 @@ def generate(path: Path, size: int, seed=0) -> int:
         f.write(b"[\n")
         while written < size:
             turns = [{"from": "human", "value": rnd.choice(pool)}, {"from": "gpt", "value": rnd.choice(pool)}]
-            row = json.dumps({"id": n, "conversations": turns}, indent=1, ensure_ascii=False)
+            row = json.dumps({"conversations": turns}, indent=1, ensure_ascii=False)
             written += f.write((",\n" if n else "").encode() + row.encode())
             n += 1
         f.write(b"\n]\n")
@@ -73,6 +82,19 @@ def measure(method: str, path: Path, rows: int) -> list:
             f"{r['peak'] / 2**20:,.0f}", f"{r['grew'] / 2**20:,.0f}", f"{r['grew'] / 2**20 / mb:.2f}"]  # fmt: skip
 
 
+def data_check(big: Path, hub: Path) -> str:
+    """`make data-check` (all sources, first rows) on a fixture mirror whose MedS-Ins.json is the big file."""
+    env = {"PYTHONPATH": str(ROOT)}
+    venv.run("data", ["python", "-m", "data_prep.fixtures", "--hub-dir", hub], extra_env=env, capture=True)
+    shutil.move(big, hub / "HPAI-BSC/MedS-Ins/MedS-Ins.json")
+    p = venv.run("data", ["python", "-c", CHECK, hub], extra_env=env, capture=True)
+    r = json.loads(p.stdout.strip().splitlines()[-1])
+    if r["rc"]:
+        raise SystemExit(f"data-check failed on the mirror {hub}:\n{p.stdout[-2000:]}")
+    mb = (hub / "HPAI-BSC/MedS-Ins/MedS-Ins.json").stat().st_size / 2**20
+    return f"make data-check on a mirror whose MedS-Ins.json is {mb:,.0f} MB: all ok in {r['s']:.1f} s, peak RSS {r['peak'] / 2**20:,.0f} MB"
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size-gb", type=float, default=2.0, help="the file read_jsonl reads (default 2)")
@@ -85,7 +107,7 @@ def main(argv=None):
     try:
         big, small = d / "big.json", d / "small.json"
         rows = [measure("read_jsonl", big, generate(big, int(a.size_gb * 2**30)))]
-        big.unlink()
+        check = data_check(big, d / "hub")
         n = generate(small, int(a.compare_mb * 2**20))
         rows += [measure(method, small, n) for method in READERS]
     finally:
@@ -94,6 +116,7 @@ def main(argv=None):
     headers = ["reader", "file MB", "rows", "s", "rows/s", "MB/s", "peak RSS MB", "RSS growth MB", "growth / file"]
     print(f"JSON-array reading, each reader in its own process (read_jsonl reads {CHUNK // 1024} KiB at a time)")
     print(table(headers, rows))
+    print(check)
 
 
 if __name__ == "__main__":
