@@ -12,7 +12,7 @@ import sys
 from functools import partial
 from pathlib import Path
 
-from data_prep import decontaminate, eval_fixtures, normalize
+from data_prep import eval_fixtures, normalize
 from scripts import core
 from scripts.core import AloeError, sha256_json, table
 from scripts.lib import driver, stages, venv
@@ -93,13 +93,9 @@ class Data(driver.Stage):
         x = m["metrics"]
         rows = [[k, v["in"], v["out"], v["dropped"]] for k, v in x["steps"].items()]
         layouts = [[src, normalize.layout_note(lay)] for src, lay in x["layouts"].items()]
-        out = [f"{p.folder}", table(["step", "in", "out", "dropped"], rows), table(["source", "layout"], layouts)]
-        if x["contamination"]["counts"]:
-            out.append(
-                "rows removed as test questions, by benchmark and source:\n"
-                + decontaminate.matrix_tables(x["contamination"])
-            )
-        return "\n".join(out)
+        return "\n".join(
+            [f"{p.folder}", table(["step", "in", "out", "dropped"], rows), table(["source", "layout"], layouts)]
+        )
 
     def figure(self, m):
         x = m["metrics"]

@@ -4,7 +4,11 @@ Reads the training data from the data stage's manifest, renders the recipe's sft
 validates it with axolotl's own validator and the batch arithmetic, then runs axolotl. Output:
 <runs>/<recipe>/sft/model (weights, config, tokenizer, generation config: the artifact only, so two identical
 runs hash the same), axolotl's prepared dataset (sft/prepared) and its manifest (loss first -> last, tool
-versions, batch numbers). Training checkpoints and logs go to sft/train/, which no hash covers
+versions, batch numbers). Resume, not restart: the trainer saves a full checkpoint (weights, optimizer, scheduler,
+RNG, data position) as sft.yaml says (`saves_per_epoch`: about every hour of the published layout); a rerun of an
+interrupted stage with the same identity resumes from its newest complete checkpoint (one being written when the
+job died has no trainer_state.json, written last, and is ignored), and the manifest records the step it resumed
+from and each attempt. When the stage finishes, its checkpoints and logs go to sft/train/, which no hash covers
 (--keep-checkpoints N keeps the last N; default none, as the paper publishes none).
 
   python -m scripts.sft --recipe recipes/aloe-beta-8b --world-size 32
@@ -32,9 +36,20 @@ def loss_curve(model_dir: Path) -> list:
     return [h["loss"] for h in json.loads(states[-1].read_text())["log_history"] if "loss" in h]
 
 
+def newest_checkpoint(model_dir: Path) -> Path | None:
+    """The trainer's newest complete checkpoint: trainer_state.json is the last file it writes, and names the step."""
+    done = [
+        d
+        for d in model_dir.glob("checkpoint-*")
+        if (d / "trainer_state.json").is_file() and d.name.split("-")[1].isdigit()
+    ]
+    return max(done, key=lambda d: int(d.name.split("-")[1]), default=None)
+
+
 def keep_artifact_only(model_dir: Path, train_dir: Path, keep: int):
-    """Move the trainer's checkpoints and logs out of the model folder (the output is weights, config, tokenizer
-    and generation config; its hash must not change with optimizer states or timestamps); keep the last `keep`."""
+    """Move the trainer's checkpoints, logs and model card out of the model folder (the output is weights, config,
+    tokenizer and generation config; its hash must not change with optimizer states, timestamps or where it was
+    built); keep the last `keep` checkpoints."""
     train_dir.mkdir(parents=True, exist_ok=True)
     ckpts = sorted(model_dir.glob("checkpoint-*"), key=lambda d: int(d.name.split("-")[1]))
     kept = ckpts[len(ckpts) - keep :] if keep else []
@@ -43,7 +58,7 @@ def keep_artifact_only(model_dir: Path, train_dir: Path, keep: int):
             os.replace(d, train_dir / d.name)
         else:
             shutil.rmtree(d)
-    for f in model_dir.glob("*.log"):
+    for f in [*model_dir.glob("*.log"), *model_dir.glob("README.md")]:  # axolotl's card holds its absolute paths
         os.replace(f, train_dir / f.name)
 
 
@@ -70,7 +85,7 @@ class Sft(driver.Stage):
         numbers = {"seed": cfg.get("seed"), **batch.numbers()}
         return driver.Prepared(
             folder, driver.recipe_info(r, "sft", cfg), inputs, "sft", numbers=numbers,
-            tools=("axolotl", "torch", "transformers", "deepspeed", "accelerate"), own={"cfg": cfg},
+            tools=("axolotl", "torch", "transformers", "deepspeed", "accelerate"), own={"cfg": cfg}, resumable=True,
         )  # fmt: skip
 
     def check(self, ctx, p):
@@ -78,6 +93,10 @@ class Sft(driver.Stage):
 
     def run(self, ctx, p, b):
         cfg, world = p.own["cfg"], p.numbers["world_size"]
+        resume = newest_checkpoint(Path(cfg["output_dir"]))
+        if resume:  # the run's settings stay those of its identity; where it starts is the attempt's
+            print(f"[sft] resuming from {resume} (step {resume.name.split('-')[1]})", flush=True)
+            cfg = {**cfg, "resume_from_checkpoint": str(resume)}
         cfg_path = b.dir / "axolotl.yaml"
         cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
         log = b.dir / "log.txt"
@@ -95,7 +114,8 @@ class Sft(driver.Stage):
         losses = loss_curve(model_dir)
         keep_artifact_only(model_dir, b.dir / "train", ctx.opts["keep_checkpoints"])
         return {"loss_first": losses[0] if losses else None, "loss_last": losses[-1] if losses else None,
-                "steps": len(losses)}  # fmt: skip
+                "steps": len(losses), "losses": losses,
+                "resumed_from_step": int(resume.name.split("-")[1]) if resume else None}  # fmt: skip
 
     def summary(self, ctx, p, m):
         x = m["metrics"]

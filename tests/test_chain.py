@@ -118,31 +118,46 @@ def test_a_second_smoke_skips_every_stage(chain):
     assert p.stdout.count("(skipped)") == 7
 
 
-def test_a_stage_killed_midway_completes_on_rerun(chain, tmp_path):
+def test_sft_killed_after_its_second_checkpoint_resumes_there_and_ends_as_if_never_killed(chain, tmp_path):
     runs, run, _ = chain
-    # a private copy of the chain up to the data stage, so the shared outputs stay intact
-    for d in ("tiny-kit",):
-        subprocess.run(["cp", "-r", runs / d, tmp_path / d], check=True)
-    subprocess.run(["mkdir", "-p", tmp_path / run.name], check=True)
-    subprocess.run(["cp", "-r", run / "data", tmp_path / run.name / "data"], check=True)
-    args = [sys.executable, "-m", "scripts.sft", "--profile", "cpu-tiny", "--runs", tmp_path]
+    name = "aloe-beta-8b-cpu-tiny-resume"  # the SFT rows in file order: see recipes/profiles/cpu-tiny-resume.yaml
+
+    def private(root):  # a copy of the chain's kit and data, so the shared outputs stay intact
+        subprocess.run(["cp", "-r", runs / "tiny-kit", root / "tiny-kit"], check=True)
+        (root / name).mkdir(parents=True)
+        subprocess.run(["cp", "-r", run / "data", root / name / "data"], check=True)
+        return ["scripts.sft", "--profile", "cpu-tiny-resume", "--runs", root]
+
+    run_py(*private(tmp_path / "whole"))
+    whole = mf.read(tmp_path / "whole" / name / "sft")
+    args = [sys.executable, "-m", *private(tmp_path / "killed")]
+    sft_dir = tmp_path / "killed" / name / "sft"
     proc = subprocess.Popen(
         args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
-    log = tmp_path / run.name / "sft" / "log.txt"
+    second = sft_dir / ".partial" / "model" / "checkpoint-4" / "trainer_state.json"
     deadline = time.time() + 600
-    while time.time() < deadline and not (log.exists() and "axolotl.train" in log.read_text(errors="ignore")):
-        time.sleep(0.5)
+    while time.time() < deadline and proc.poll() is None and not second.exists():
+        time.sleep(0.05)
     assert proc.poll() is None, "sft finished before it could be killed"
-    os.killpg(proc.pid, signal.SIGKILL)
+    os.killpg(proc.pid, signal.SIGKILL)  # as a preemption does: no handler runs
     proc.wait()
-    assert mf.read(tmp_path / run.name / "sft" / ".partial")["status"] == "running"  # the attempt's record
-    assert mf.read(tmp_path / run.name / "sft") is None  # manifest.json holds finished builds only
-    p = run_py("scripts.sft", "--profile", "cpu-tiny", "--runs", tmp_path)
-    assert "building (previous attempt running)" in p.stdout
-    m = mf.read(tmp_path / run.name / "sft")
-    assert m["status"] == "done" and (tmp_path / run.name / "sft" / "model" / "model.safetensors").exists()
-    assert not (tmp_path / run.name / "sft" / ".partial").exists()
+    assert mf.read(sft_dir / ".partial")["status"] == "running"  # the attempt's record
+    assert mf.read(sft_dir) is None  # manifest.json holds finished builds only
+    p = run_py(*args[2:])  # the same command again
+    assert "resuming the unfinished attempt (running)" in p.stdout and "(step 4)" in p.stdout
+    m = mf.read(sft_dir)
+    assert (
+        m["status"] == "done"
+        and m["metrics"]["resumed_from_step"] == 4
+        and whole["metrics"]["resumed_from_step"] is None
+    )
+    assert [a["status"] for a in m["attempts"]] == ["running"] and m["attempts"][0]["wall_s"] > 0
+    # the same six losses, step for step, and the same weights as the run that was never interrupted
+    assert m["metrics"]["losses"] == whole["metrics"]["losses"] and len(m["metrics"]["losses"]) == 6
+    assert m["outputs"]["model"]["sha256"] == whole["outputs"]["model"]["sha256"]
+    assert not list((sft_dir / "train").glob("checkpoint-*"))  # retention: none kept by default
+    assert not (sft_dir / ".partial").exists()
 
 
 def test_smoke_summary_shows_the_manifests_numbers(chain):

@@ -54,3 +54,39 @@ def test_a_second_builder_of_a_stage_folder_waits_for_the_first(tmp_path, capsys
 def _take(lock, order):
     with core.locked(lock, "waiting"):
         order.append("second")
+
+
+def test_a_resumed_build_records_each_earlier_attempt_and_a_changed_one_starts_clean(tmp_path):
+    def build(**numbers):
+        return mf.Build(tmp_path / "sft", "sft", {"sha256": "r"}, {}, resumable=True, env="sft", **numbers)
+
+    with pytest.raises(RuntimeError), build(seed=1) as b:  # a first attempt that fails...
+        (b.partial / "model").mkdir()
+        (b.partial / "model" / "checkpoint-2").mkdir()
+        raise RuntimeError
+    first = mf.read(tmp_path / "sft" / ".partial")
+    killed = build(seed=1).__enter__()  # ...a second that is killed (its record stays "running")...
+    assert killed.m["attempts"] == [{"started": first["started"], "status": "failed", "wall_s": first["wall_s"]}]
+    with build(seed=1) as b:  # ...and a third that resumes from what both left and finishes
+        assert (b.partial / "model" / "checkpoint-2").is_dir()
+    done = mf.read(tmp_path / "sft")
+    assert [a["status"] for a in done["attempts"]] == ["failed", "running"] and done["attempts"][1]["wall_s"] >= 0
+    with pytest.raises(RuntimeError), build(seed=1) as b:
+        (b.partial / "checkpoint-8").mkdir()
+        raise RuntimeError
+    with build(seed=2) as b:  # other settings: nothing of the old attempt is resumed
+        assert not (b.partial / "checkpoint-8").exists() and "attempts" not in b.m
+
+
+def test_the_newest_complete_checkpoint_is_resumed_and_one_cut_off_while_written_is_not(tmp_path):
+    from scripts import sft
+
+    assert sft.newest_checkpoint(tmp_path) is None
+    for step, complete in ((2, True), (4, True), (6, False), (10, True)):
+        (tmp_path / f"checkpoint-{step}").mkdir()
+        (tmp_path / f"checkpoint-{step}" / "model.safetensors").write_text("w")
+        if complete:  # the trainer writes trainer_state.json last
+            (tmp_path / f"checkpoint-{step}" / "trainer_state.json").write_text("{}")
+    assert sft.newest_checkpoint(tmp_path).name == "checkpoint-10"  # by step, not by name (10 < 4 as text)
+    (tmp_path / "checkpoint-10" / "trainer_state.json").unlink()
+    assert sft.newest_checkpoint(tmp_path).name == "checkpoint-4"

@@ -5,6 +5,10 @@ launcher resumes a finished chain without rerunning a stage."""
 import json
 import os
 import re
+import shlex
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -123,6 +127,33 @@ def test_cluster_settings_refuse_unknown_keys_and_take_the_environment(tmp_path,
     assert "apptainer exec --nv aloe.sif python -m scripts.sft --plan /runs/aloe-beta-8b/plan/sft.json" in text
     assert sft.rendered["hardware"]["sft"]["gpus"] == 32 and not sft.plan.exists()  # build renders, writes nothing
     assert "#SBATCH --time=1-01:43:00" in text  # 17.14 h published x 1.5
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("restarts, requeued", [(0, True), (2, True), (3, False)])
+def test_the_time_limit_warning_requeues_the_job_a_bounded_number_of_times(tmp_path, restarts, requeued):
+    s = slurm.load_settings(EXAMPLE)
+    sft = next(j for j in ch.build(rc.load(ROOT / "recipes" / "aloe-beta-8b"), "/runs") if j.name == "sft")
+    text = slurm.script(sft, s, tmp_path, "python")
+    assert "#SBATCH --requeue\n#SBATCH --signal=B:USR1@900\n" in text
+    bin_dir = tmp_path / "bin"  # a stand-in scontrol, and a stage that runs until its job is requeued
+    bin_dir.mkdir()
+    (bin_dir / "scontrol").write_text(f'#!/bin/sh\necho "$@" >> {tmp_path}/scontrol.log\n')
+    (bin_dir / "scontrol").chmod(0o755)
+    stage = "sleep 3; exit 7"
+    job = tmp_path / "job.sh"
+    job.write_text(re.sub(r"(?m)^python -m scripts\.sft .* &$", f"sh -c {shlex.quote(stage)} &", text))
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "SLURM_JOB_ID": "42", "SLURM_JOB_NAME": "aloe-sft",
+           "SLURM_RESTART_COUNT": str(restarts)}  # fmt: skip
+    proc = subprocess.Popen(["bash", job], env=env, cwd=tmp_path, stdout=subprocess.PIPE, text=True)
+    time.sleep(1)
+    proc.send_signal(signal.SIGUSR1)  # Slurm's warning, --signal=B:USR1@900
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 7  # the stage's own status, after the trap ran
+    assert ((tmp_path / "scontrol.log").read_text() if requeued else "") == ("requeue 42\n" if requeued else "")
+    assert (f"requeued (restart {restarts + 1} of 3)" if requeued else "requeued 3 times already") in out
+    s["max_requeues"] = 0
+    assert "--requeue" not in slurm.script(sft, s, tmp_path, "python")
 
 
 @pytest.mark.unit

@@ -41,7 +41,9 @@ class Manifest(TypedDict):
     wall_s: float | None  # seconds
     metrics: dict  # stage figures for the summary (loss first/last, reward margin, accuracy, ...)
     # optional: seed, world_size, micro_batch, grad_accum, total_batch (the numbers that decide the optimisation);
-    # runs (dpo: one entry per OpenRLHF run, in order: {stage, index, data, model_in, output, wall_s})
+    # runs (dpo: one entry per OpenRLHF run, in order: {stage, index, data, model_in, output, wall_s});
+    # attempts (a resumable stage resumed: the earlier attempts, {started, status, wall_s}; a killed one's wall time
+    # runs to its last write)
 
 
 class ManifestError(AloeError):
@@ -262,6 +264,7 @@ class Build:
         attempt = read(self.partial)
         if self.resumable and not self.force and attempt is not None and attempt.get("key") == self.key:
             print(f"[{self.stage}] resuming the unfinished attempt ({attempt.get('status')}) from what it wrote")
+            self.m["attempts"] = [*attempt.get("attempts", []), _ended(attempt, self.partial)]
         else:
             why = (
                 f"previous attempt {attempt.get('status')}" if attempt
@@ -307,6 +310,15 @@ class Build:
         write_json_atomic(self.dir / "manifest.json", self.m)
         shutil.rmtree(self.partial, ignore_errors=True)
         return False
+
+
+def _ended(attempt: dict, partial: Path) -> dict:
+    """An earlier attempt as it ended: {started, status, wall_s}; a killed one's wall time runs to its last write."""
+    if attempt.get("wall_s") is None:
+        last = max((f.stat().st_mtime for f in partial.rglob("*") if f.is_file()), default=None)
+        started = dt.datetime.fromisoformat(attempt["started"]).timestamp()
+        attempt = {**attempt, "wall_s": round(last - started, 1) if last else None}
+    return {k: attempt.get(k) for k in ("started", "status", "wall_s")}
 
 
 def _remove(path: Path):

@@ -34,6 +34,8 @@ SETTINGS = {  # key: (default, what it is)
     "setup": ("", "shell lines run first in every job: modules, environment"),
     "container": (None, "command prefix running the stage in an image, e.g. `apptainer exec --nv aloe.sif`"),
     "sbatch": ([], "further sbatch options, e.g. [--exclusive]"),
+    "requeue_warning_s": (900, "Slurm warns a job this many seconds before its time limit; the job requeues itself"),
+    "max_requeues": (3, "times a job requeues itself before it ends for good (0: never)"),
 }
 
 
@@ -73,7 +75,13 @@ def load_settings(path) -> dict:
     return out
 
 
-TYPED = {"gpus_per_node": int, "cpus_per_task": int, "time_factor": float}  # settings converted, or refused by key
+TYPED = {
+    "gpus_per_node": int,
+    "cpus_per_task": int,
+    "time_factor": float,
+    "requeue_warning_s": int,
+    "max_requeues": int,
+}  # settings converted, or refused by key
 LISTS = ("sbatch",)  # list-valued settings
 SBATCH_VALUE = re.compile(r"[A-Za-z0-9_.,:@%+=/{}-]+")  # what may follow `#SBATCH ` or `--key=`
 
@@ -113,6 +121,8 @@ def script(job, s: dict, log_dir: Path, python: str) -> str:
     opts += [f"--{k}={s[k]}" for k in ("partition", "account", "qos") if s[k]]
     if s["cpus_per_task"]:
         opts.append(f"--cpus-per-task={s['cpus_per_task']}")
+    if s["max_requeues"]:
+        opts += ["--requeue", f"--signal=B:USR1@{s['requeue_warning_s']}"]
     opts += list(s["sbatch"] or [])
     cmd = shlex.join(job.argv(python))
     lines = [
@@ -127,9 +137,32 @@ def script(job, s: dict, log_dir: Path, python: str) -> str:
         *(s["setup"] or "").strip().splitlines(),
         "t0=$(date +%s)",
         "trap 'echo \"[aloe] $SLURM_JOB_NAME ($SLURM_JOB_ID) exit $? after $(( $(date +%s) - t0 )) s on $SLURM_JOB_NODELIST\"' EXIT",
-        f"{s['container'] + ' ' if s['container'] else ''}{cmd}",
+        *requeue_lines(s["max_requeues"]),
+        f"{s['container'] + ' ' if s['container'] else ''}{cmd} &",
+        "pid=$!",
+        "set +e  # the stage's status is the job's, after any signal the requeue trap handled",
+        "while :; do wait $pid; rc=$?; kill -0 $pid 2>/dev/null || break; done",
+        "exit $rc",
     ]
     return "\n".join(lines) + "\n"
+
+
+def requeue_lines(most: int) -> list:
+    """Slurm's warning before the time limit (USR1 to this script) requeues the job, up to `most` times: the rerun
+    resumes its stage from what it kept (SFT's last checkpoint, DPO's finished runs, Medprompt's returned
+    completions) and the jobs after it keep waiting on the same job id."""
+    if not most:
+        return []
+    said = '"[aloe] $SLURM_JOB_NAME ($SLURM_JOB_ID): time limit near,'
+    return [
+        "requeue() {",
+        f'  if [ "${{SLURM_RESTART_COUNT:-0}}" -lt {most} ]; then',
+        f'    echo {said} requeued (restart $(( ${{SLURM_RESTART_COUNT:-0}} + 1 )) of {most})"',
+        '    scontrol requeue "$SLURM_JOB_ID"',
+        f'  else echo {said} requeued {most} times already: it ends at the limit"; fi',
+        "}",
+        "trap requeue USR1",
+    ]
 
 
 def submit(jobs: list, s: dict, log_dir: Path, python: str, dry_run=False) -> dict:
