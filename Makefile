@@ -99,7 +99,7 @@ cluster-up:    ## a real 2-node Slurm cluster on this machine, for tests (root; 
 cluster-down:  ## stop what cluster-up started
 	scripts/slurm_local.sh stop
 bench: tiny-kit ## the benchmarks under scripts/bench/ (figures are in the README)
-	PYTHONPATH=$(CURDIR) .venv/infer/bin/python -m scripts.bench.medprompt_bench --kit runs/tiny-kit && $(PY) -m scripts.bench.data_prep_bench && $(PY) -m scripts.bench.json_read_bench
+	PYTHONPATH=$(CURDIR) .venv/infer/bin/python -m scripts.bench.medprompt_bench --kit runs/tiny-kit && $(PY) -m scripts.bench.data_prep_bench && $(PY) -m scripts.bench.json_read_bench && $(PY) -m scripts.bench.dedup_bench
 test: install lint ## lint, then the test suite on both cores (GPU-only tests, *_gpu.py, are skipped without CUDA)
 	$(PY) -m pytest tests -n 2 --durations=30
 test-fast: install ## the unit tests only (-m unit; pytest.ini lists the kinds), on 2 cores (pytest-xdist): minutes, no lint
