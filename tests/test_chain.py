@@ -47,11 +47,12 @@ def test_the_data_prep_outputs_are_what_axolotl_and_openrlhf_read(chain):
     assert data["sft"]["path"].endswith("data/sft.jsonl") and (run / "data" / "work" / "report.json").exists()
 
 
-def test_sft_trains_every_assistant_turn_terminator_and_masks_the_user_turns(chain):
+def test_sft_trains_every_assistant_turn_terminator_and_masks_the_other_turns(chain):
     runs, run, _ = chain
     res = tool("sft", "sft_turns.py", outputs(run, "sft")["prepared"]["path"], runs / "tiny-kit" / "base")
     turns = res["turns"]
-    assert res["rows"] > 0 and {t["role"] for t in turns} == {"user", "assistant"}, turns[:4]
+    # the General Collection's tool results reach the Llama 3.1 template as its `ipython` turns (sft.yaml `roles`)
+    assert res["rows"] > 0 and {t["role"] for t in turns} == {"system", "user", "assistant", "ipython"}, turns[:4]
     for t in turns:
         if t["role"] == "assistant":
             assert t["eot_trained"] and t["trained_tokens"] > 1, t  # the answer and its closing <|eot_id|>
@@ -123,8 +124,8 @@ def test_sft_killed_after_its_second_checkpoint_resumes_there_and_ends_as_if_nev
     name = "aloe-beta-8b-cpu-tiny-resume"  # the SFT rows in file order: see recipes/profiles/cpu-tiny-resume.yaml
 
     def private(root):  # a copy of the chain's kit and data, so the shared outputs stay intact
-        subprocess.run(["cp", "-r", runs / "tiny-kit", root / "tiny-kit"], check=True)
         (root / name).mkdir(parents=True)
+        subprocess.run(["cp", "-r", runs / "tiny-kit", root / "tiny-kit"], check=True)
         subprocess.run(["cp", "-r", run / "data", root / name / "data"], check=True)
         return ["scripts.sft", "--profile", "cpu-tiny-resume", "--runs", root]
 
