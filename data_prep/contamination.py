@@ -206,18 +206,24 @@ def tables(report: dict) -> str:
     return out
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def arguments(doc: str) -> argparse.ArgumentParser:
+    """The options this report and `make contamination` share: the samples and the training data."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--samples", required=True, help="an lm-eval output folder holding samples_<task>_<date>.jsonl")
-    ap.add_argument("--out", required=True, help="the JSON report (written atomically)")
     ap.add_argument(
         "--sources",
         default="authors",
         help="the training data: a source set of data_prep/sources.yaml (authors | upstream; default authors), or a "
-        "JSONL `make data` wrote",
+        "JSONL `make data` wrote (normalize's row schema)",
     )
     ap.add_argument("--sources-dir", help="local <source>.jsonl files (default: the hub)")
     ap.add_argument("--hub-dir", help="a folder laid out like the hub, <owner>/<repo> (default: the hub)")
+    return ap
+
+
+def main(argv=None):
+    ap = arguments(__doc__)
+    ap.add_argument("--out", required=True, help="the JSON report (written atomically)")
     a = ap.parse_args(argv)
     try:
         report = run(a.samples, a.out, a.sources, a.sources_dir, a.hub_dir)

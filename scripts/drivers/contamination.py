@@ -8,7 +8,6 @@ n-gram rule), and the model's accuracy on them and on the others, with a 95% int
   python -m scripts.drivers.contamination --samples DIR --sources runs/<run>/data/work/normalize.jsonl
 """
 
-import argparse
 import re
 import sys
 from pathlib import Path
@@ -20,16 +19,7 @@ from scripts.lib import cli, stages, venv
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--samples", required=True, help="an lm-eval output folder (--log_samples: samples_<task>_*.jsonl)")
-    ap.add_argument(
-        "--sources",
-        default="authors",
-        help="the training data: a source set of data_prep/sources.yaml (authors | upstream; default authors), or a "
-        "JSONL `make data` wrote (normalize's row schema)",
-    )
-    ap.add_argument("--hub-dir", help="a folder laid out like the hub, <owner>/<repo> (default: the hub itself)")
-    ap.add_argument("--sources-dir", help="local <source>.jsonl files (default: the hub)")
+    ap = contamination.arguments(__doc__)
     ap.add_argument("--runs", default=str(core.ROOT / "runs"), help="root of run outputs (default runs/)")
     a = ap.parse_args(argv)
     files = contamination.samples_files(a.samples)  # a folder without samples fails before any training row is read
