@@ -64,6 +64,7 @@ class Run:
         self.db = database.load(cfg["database"])
         self._embedder, self._generator = embedder, generator
         self.done = read_done(self.out / "generations.jsonl")
+        self.sent = 0  # requests this invocation sent: a rerun after a kill sends only what had not come back
 
     @property
     def generator(self):
@@ -146,6 +147,7 @@ class Run:
         written as it returns."""
         while todo:
             reqs = [self.request(q, m) for q, m in todo]
+            self.sent += len(reqs)
             retry = []
             for i, o in self.generator.stream(reqs):
                 q, m = todo[i]
@@ -237,6 +239,7 @@ class Run:
             "generated_tokens": gen_tokens,
             "prompt_tokens": prompt_tokens,
             "failed_members": failed,
+            "requests_this_run": self.sent,
             "wall_s": round(wall, 2),
             "adaptive": self.cfg["adaptive"],
             "retry": self.cfg.get("retry", "full"),

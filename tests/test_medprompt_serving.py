@@ -367,3 +367,37 @@ def test_the_in_process_engine_yields_each_completion_as_it_finishes(tmp_path):
     assert got["eager"] is True  # no model compile per engine start on CPU
     assert [i for i, _ in got["out"][:2]] == [1, 3] and {n for _, n in got["out"][:2]} == {1}
     assert sorted(i for i, _ in got["out"]) == [0, 1, 2, 3] and all(n > 1 for _, n in got["out"][2:])
+
+
+def test_medprompt_killed_mid_round_in_process_resends_exactly_what_had_not_returned(tmp_path):
+    # vLLM-CPU in-process, one sequence at a time: the round's completions come back one by one, and a SIGKILL
+    # (the run and its engine process) lands after a few of them with the rest of the round still to come
+    run_py("scripts.make_tiny_kit")
+    n_q, n_m, before_kill = 6, 4, 3
+    over = {
+        "backend": "vllm", "model": str(ROOT / "runs" / "tiny-kit" / "instruct"), "dtype": "float32",
+        "temperature": 0.0, "max_attempts": 1, "max_tokens": 48, "limit": n_q, "ensembles": n_m, "round_size": n_m,
+        "max_num_seqs": 1,
+    }  # fmt: skip
+    cfg = config(tmp_path, None, **over)
+    argv = [venv.bin_dir("infer-vllm") / "python", "-m", "medprompt.run", "--config", cfg]
+    env = venv.env_for("infer-vllm", {"PYTHONPATH": str(ROOT)})
+    with open(tmp_path / "killed.log", "w") as log:
+        run = subprocess.Popen(list(map(str, argv)), env=env, cwd=ROOT, stdout=log, stderr=log, start_new_session=True)
+        out, t0 = tmp_path / "out" / "generations.jsonl", time.time()
+        while not out.exists() or len(out.read_text().splitlines()) < before_kill:
+            assert run.poll() is None, (tmp_path / "killed.log").read_text()[-3000:]
+            assert time.time() - t0 < 600, "no completion within 600 s"
+            time.sleep(0.02)
+        os.killpg(run.pid, signal.SIGKILL)
+        run.wait()
+    kept = records(cfg)
+    assert before_kill <= len(kept) < n_q * n_m  # killed mid-round
+    assert not (tmp_path / "out" / "evaluation.json").exists()
+    p = medprompt(cfg, env="infer-vllm")
+    assert p.returncode == 0, p.stderr[-3000:]
+    resent = records(cfg)[len(kept) :]
+    ev = evaluation(cfg)
+    assert ev["requests_this_run"] == len(resent) == n_q * n_m - len(kept)  # what had not returned, nothing else
+    assert {(r["qid"], r["member"]) for r in resent}.isdisjoint({(r["qid"], r["member"]) for r in kept})
+    assert ev["members_run"] == n_q * n_m and ev["failed_members"] == []
