@@ -3,7 +3,9 @@
 Stage 1 is one run per chunk (5 for Aloe Beta), one epoch each, every run starting from the previous
 run's output (the first from the merge output); stage 2 (red team) starts from the last stage-1 output.
 Each run has its own manifest under <runs>/<recipe>/dpo/NN-<stage>-<chunk>/, so an interrupted chain
-resumes at the first unfinished run. Several ranks start through torchrun, across the nodes of a Slurm
+resumes at the first unfinished run, and an interrupted run resumes from its newest DeepSpeed checkpoint
+(`ckpt.save_steps` in dpo.yaml; kept in the run's .partial/ckpt, deleted when the run finishes; OpenRLHF
+skips the pairs the checkpoint has consumed). Several ranks start through torchrun, across the nodes of a Slurm
 job through srun (scripts/lib/launch.py); without CUDA each rank runs scripts/tools/openrlhf_cpu.py (the
 only shim). `--upto N` stops after the N-th run: `make reproduce-8b` submits one Slurm job per run.
 
@@ -24,6 +26,9 @@ from scripts.lib import manifest as mf
 
 # DPOTrainer's progress bar, once per micro-step (3 significant digits): loss, acc, chosen_reward, reject_reward
 STEP = re.compile(r"loss=([-+\d.e]+), acc=([-+\d.e]+), chosen_reward=([-+\d.e]+), reject_reward=([-+\d.e]+)")
+MICRO = re.compile(r"Train step of epoch \d+:\s+\d+%\|[^|\n]*\|\s*(\d+)/\d+")  # micro-steps done in this attempt
+LOADED = re.compile(r"Loaded the checkpoint: .*, consumed_samples: (\d+)")  # train_dpo, on resuming
+ATTEMPT = "[aloe] dpo-run attempt: "  # the line the stage writes into the log before each attempt
 
 
 def data_files(r, runs):
@@ -58,13 +63,23 @@ def command(argv, world):
     return launch.on_ranks(torchrun, [str(venv.TOOLS / "openrlhf_cpu.py"), *argv], world), env
 
 
-def step_metrics(log: Path) -> dict:
-    """Loss, reward accuracy and reward margin at the first micro-step (before any update: policy = reference)
-    and at the last one, from OpenRLHF's own progress log."""
-    steps = [[float(x) for x in m] for m in STEP.findall(log.read_text(errors="replace"))] if log.exists() else []
+def step_metrics(log: Path, pairs_per_micro_step: int) -> dict:
+    """From OpenRLHF's own progress log, over this build's attempts (the log's part from its last fresh attempt):
+    loss, reward accuracy and margin at the first micro-step (before any update: policy = reference) and at the
+    last one, the pairs the checkpoint resumed from, and the pairs trained in all (each counted once: what the
+    checkpoint had consumed plus what the last attempt trained)."""
+    text = log.read_text(errors="replace") if log.exists() else ""
+    text = text[text.rfind(ATTEMPT + "fresh") :] if ATTEMPT + "fresh" in text else text
+    last = text[text.rfind(ATTEMPT) :] if ATTEMPT in text else text
+    first_steps, last_steps = STEP.findall(text), STEP.findall(last)
     out = {}
-    for when, s in (("first", steps[0] if steps else None), ("last", steps[-1] if steps else None)):
+    for when, s in (("first", first_steps[:1]), ("last", last_steps[-1:])):
+        s = [float(x) for x in s[0]] if s else None
         out.update({f"loss_{when}": s and s[0], f"acc_{when}": s and s[1], f"reward_margin_{when}": s and s[2] - s[3]})
+    resumed = LOADED.findall(last)
+    out["resumed_from_pairs"] = int(resumed[-1]) if resumed else None
+    micro = [int(k) for k in MICRO.findall(last)]
+    out["pairs_trained"] = (out["resumed_from_pairs"] or 0) + max(micro, default=0) * pairs_per_micro_step
     return out
 
 
@@ -73,12 +88,12 @@ def run_build(ctx, p, n: int, run: dict, model_in: dict) -> mf.Build:
     r, batch = ctx.recipe, p.own["batch"]
     folder = stages.folder("dpo-run", ctx.runs, r.name, n=n, part=run["phase"], index=run["index"])
     argv = render.render_dpo_argv({**run, "data": run["data"]["path"]}, model_in["path"], folder / ".partial" / "model")
-    argv += ["--ckpt.path", str(folder / ".partial" / "ckpt")]
+    argv += ["--ckpt.path", str(folder / ".partial" / "ckpt"), "--ckpt.load_enable"]  # resumes where one is
     info = {"path": r.rel("dpo"), "profile": r.profile, "sha256": core.sha256_json(argv), "rendered": argv}
     upto = ctx.opts["upto"]
     force = ctx.force and upto in (None, n)  # --upto N --force reruns run N; earlier ones only if their inputs changed
     return mf.Build(
-        folder, "dpo-run", info, {"model": model_in, "data": run["data"]}, force, env="dpo", code=p.code,
+        folder, "dpo-run", info, {"model": model_in, "data": run["data"]}, force, resumable=True, env="dpo", code=p.code,
         seed=run["args"].get("train.seed"), **batch.numbers(),
     )  # fmt: skip
 
@@ -88,13 +103,18 @@ def one_run(ctx, p, n: int, run: dict, model_in: dict, before_compute) -> dict:
     if not b.skip():
         before_compute()
         with b:
-            log = b.dir / "log.txt"
+            log, how = b.dir / "log.txt", "resuming" if b.m.get("attempts") else "fresh"
+            with open(log, "a") as fh:
+                fh.write(f"\n{ATTEMPT}{how} {mf.now()}\n")
             cmd, env = command(b.m["recipe"]["rendered"], p.numbers["world_size"])
             print(f"[dpo] {b.dir.name}: from {model_in['path']}", flush=True)
             if venv.run("dpo", cmd, extra_env=env, log=log).returncode:
                 raise AloeError(f"[dpo] run {b.dir.name} failed; see {log}")
             driver.publish_all(b)
-            b.m["metrics"] = step_metrics(log)
+            n = p.numbers
+            b.m["metrics"] = step_metrics(log, n["micro_batch"] * n["world_size"])
+            resumed = b.m["metrics"]["resumed_from_pairs"]
+            b.m["metrics"]["resumed_from_step"] = None if resumed is None else resumed // n["total_batch"]
     (output,) = b.m["outputs"].values()
     return {
         "run": b.dir.name,

@@ -161,6 +161,36 @@ def test_sft_killed_after_its_second_checkpoint_resumes_there_and_ends_as_if_nev
     assert not (sft_dir / ".partial").exists()
 
 
+def test_dpo_killed_inside_its_third_run_resumes_at_its_checkpoint_with_every_pair_counted_once(chain):
+    runs, run, _ = chain
+    third = run / "dpo" / "03-stage1-2"
+    whole = mf.read(third)
+    shutil.rmtree(third)  # as if the chain had been preempted inside its third run: runs 1 and 2 are done
+    args = ["scripts.dpo", "--profile", "cpu-tiny", "--runs", runs, "--upto", "3"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", *map(str, args)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )  # fmt: skip
+    latest, deadline = third / ".partial" / "ckpt" / "latest", time.time() + 600
+    while time.time() < deadline and proc.poll() is None and not latest.exists():
+        time.sleep(0.05)
+    assert proc.poll() is None, "the third run finished before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)  # after its checkpoint at step 2 of 4 (cpu-tiny: ckpt.save_steps 2)
+    proc.wait()
+    assert latest.read_text().strip() == "global_step2"
+    p = run_py(*args)
+    assert p.stdout.count("[dpo-run] skipped") == 2 and "resuming the unfinished attempt (running)" in p.stdout
+    m = mf.read(third)
+    pairs = len(Path(m["inputs"]["data"]["path"]).read_text().splitlines())
+    assert m["metrics"]["resumed_from_step"] == 2 and m["metrics"]["resumed_from_pairs"] == 8
+    assert whole["metrics"]["resumed_from_pairs"] is None
+    assert m["metrics"]["pairs_trained"] == whole["metrics"]["pairs_trained"] == pairs == 16  # none skipped or twice
+    assert "Loaded the checkpoint" in (third / "log.txt").read_text(errors="replace")
+    assert [a["status"] for a in m["attempts"]] == ["running"]
+    assert m["outputs"]["model"]["sha256"] == whole["outputs"]["model"]["sha256"]  # as if never interrupted
+    assert not (third / ".partial").exists()  # the checkpoints went with the finished run
+
+
 def test_smoke_summary_shows_the_manifests_numbers(chain):
     _, run, out = chain
     rows = {line.split("|")[0].strip(): line for line in out[out.index("smoke summary") :].splitlines() if "|" in line}
