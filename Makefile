@@ -30,12 +30,17 @@ INSTRUCT ?=
 CONFIG ?=
 ARGS_PORT ?=
 SAMPLES ?=
+A ?=
+B ?=
+RUN ?=
+TRACKER ?=
 # A value given on the command line is never code: each of these holds its literal text (a `$(shell ...)` in it is
 # not run, not even by make -n), is exported as ALOE_MAKE_<NAME> (never under its own name: WORLD_SIZE, MODEL, ...
 # mean something to the tools), and reaches a script as one quoted argument, never pasted into a shell line
 # (ARGS_PORT alone is split into words, as it lists options, but never run).
 USER_VARS := RECIPE PROFILE WORLD_SIZE FORCE MODEL SUITE BACKEND LIMIT DATASET DATABASE FIXTURES SOURCES HUB_DIR \
-	BASELINE JUDGE_URL LABELS LAUNCHER CLUSTER DRY_RUN LAYOUT WAIT FROM BASE NAME INSTRUCT CONFIG ARGS_PORT SAMPLES
+	BASELINE JUDGE_URL LABELS LAUNCHER CLUSTER DRY_RUN LAYOUT WAIT FROM BASE NAME INSTRUCT CONFIG ARGS_PORT SAMPLES \
+	A B RUN TRACKER
 $(foreach v,$(USER_VARS),$(eval override $(v) := $$(value $(v))))
 $(foreach v,$(USER_VARS),$(eval export ALOE_MAKE_$(v) := $$(value $(v))))
 opt = $(if $($(1)),$(2) "$$ALOE_MAKE_$(1)")
@@ -44,7 +49,7 @@ DATA_ARGS = $(if $(FIXTURES),--fixtures) $(call opt,SOURCES,--sources) $(call op
 EVAL_ARGS = $(call opt,MODEL,--model) --suite "$$ALOE_MAKE_SUITE" $(call opt,LIMIT,--limit) $(if $(FIXTURES),--local) $(call opt,JUDGE_URL,--judge-url) $(call opt,LABELS,--labels)
 REPRO_ARGS = $(call opt,PROFILE,--profile) --launcher "$$ALOE_MAKE_LAUNCHER" $(call opt,CLUSTER,--cluster) $(if $(DRY_RUN),--dry-run) $(call opt,LAYOUT,--layout) $(if $(FIXTURES),--fixtures) $(if $(WAIT),--wait) $(call opt,DATABASE,--database) $(if $(FORCE),--force) --suite "$$ALOE_MAKE_SUITE"
 
-.PHONY: help lock install install-base lint check-recipes tiny-kit data-check data sft merge dpo eval medprompt verify contamination reproduce reproduce-8b reproduce-70b reproduce-qwen-7b reproduce-qwen-72b reproduce-alpha new-recipe cluster-up cluster-down bench smoke test test-fast clean
+.PHONY: help lock install install-base lint check-recipes tiny-kit data-check data sft merge dpo eval medprompt verify contamination diff-eval report export reproduce reproduce-8b reproduce-70b reproduce-qwen-7b reproduce-qwen-72b reproduce-alpha new-recipe cluster-up cluster-down bench smoke test test-fast clean
 
 help:          ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' Makefile | sed 's/:.*## /\t/'
@@ -78,6 +83,8 @@ verify: install-base ## measured against reported (results/reported.yaml), with 
 	$(PY) -m scripts.verify $(call opt,RECIPE,--recipe) $(call opt,PROFILE,--profile) $(call opt,MODEL,--model) $(call opt,BASELINE,--baseline) --suite "$$ALOE_MAKE_SUITE"
 contamination: install ## Table 9 test questions in the training data, accuracy on them vs the rest: SAMPLES=<lm-eval --log_samples folder> [SOURCES=authors|upstream|<normalized.jsonl> HUB_DIR=]
 	$(PY) -m scripts.drivers.contamination --samples "$${ALOE_MAKE_SAMPLES:?SAMPLES= is required}" $(call opt,SOURCES,--sources) $(call opt,HUB_DIR,--hub-dir)
+diff-eval: install-base ## two evaluations of one suite, question by question: the settings that differ, flipped answers, McNemar per task: A= B= (runs/<run>/eval-<suite>, a run folder, or an lm-eval --output_path)
+	$(PY) -m scripts.drivers.diff_eval --a "$${ALOE_MAKE_A:?A= is required}" --b "$${ALOE_MAKE_B:?B= is required}"
 smoke: install ## the whole chain on the tiny model on CPU, ending in a summary table [RECIPE=recipes/qwen2.5-aloe-beta-7b FORCE=1]
 	$(PY) -m scripts.drivers.smoke $(call opt,RECIPE,--recipe) $(if $(FORCE),--force)
 new-recipe: install-base ## port a recipe to another base model: BASE=<hub id or dir> NAME=<folder> [FROM=recipes/aloe-beta-8b INSTRUCT= CONFIG=config.json ARGS_PORT="--sft-gpus 16 ..."]
