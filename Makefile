@@ -85,6 +85,8 @@ contamination: install ## Table 9 test questions in the training data, accuracy 
 	$(PY) -m scripts.drivers.contamination --samples "$${ALOE_MAKE_SAMPLES:?SAMPLES= is required}" $(call opt,SOURCES,--sources) $(call opt,HUB_DIR,--hub-dir)
 diff-eval: install-base ## two evaluations of one suite, question by question: the settings that differ, flipped answers, McNemar per task: A= B= (runs/<run>/eval-<suite>, a run folder, or an lm-eval --output_path)
 	$(PY) -m scripts.drivers.diff_eval --a "$${ALOE_MAKE_A:?A= is required}" --b "$${ALOE_MAKE_B:?B= is required}"
+export: install-base ## the release folder of a recipe run's final model: hard links to its files, model card README.md, hub eval metadata (model-index, .eval_results/) [RUN=runs/<run> FORCE=1]
+	$(PY) -m scripts.drivers.export --run "$${ALOE_MAKE_RUN:?RUN= is required (runs/<recipe>[-<profile>])}" $(if $(FORCE),--force)
 smoke: install ## the whole chain on the tiny model on CPU, ending in a summary table [RECIPE=recipes/qwen2.5-aloe-beta-7b FORCE=1]
 	$(PY) -m scripts.drivers.smoke $(call opt,RECIPE,--recipe) $(if $(FORCE),--force)
 new-recipe: install-base ## port a recipe to another base model: BASE=<hub id or dir> NAME=<folder> [FROM=recipes/aloe-beta-8b INSTRUCT= CONFIG=config.json ARGS_PORT="--sft-gpus 16 ..."]

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from scripts import core
 from scripts.core import AloeError
-from scripts.lib import checks, cli, driver, hardware, launch, placeholders, render, stages, venv
+from scripts.lib import checks, cli, driver, hardware, launch, placeholders, render, stages, tracking, venv
 from scripts.lib import manifest as mf
 
 # DPOTrainer's progress bar, once per micro-step (3 significant digits): loss, acc, chosen_reward, reject_reward
@@ -106,7 +106,9 @@ def one_run(ctx, p, n: int, run: dict, model_in: dict, before_compute) -> dict:
             log, how = b.dir / "log.txt", "resuming" if b.m.get("attempts") else "fresh"
             with open(log, "a") as fh:
                 fh.write(f"\n{ATTEMPT}{how} {mf.now()}\n")
-            cmd, env = command(b.m["recipe"]["rendered"], p.numbers["world_size"])
+            watch = tracking.openrlhf(f"{ctx.recipe.name}/{b.dir.name}", b.dir / "tensorboard")  # not its identity
+            cmd, env = command(b.m["recipe"]["rendered"] + watch, p.numbers["world_size"])
+            env |= tracking.env()
             print(f"[dpo] {b.dir.name}: from {model_in['path']}", flush=True)
             if venv.run("dpo", cmd, extra_env=env, log=log).returncode:
                 raise AloeError(f"[dpo] run {b.dir.name} failed; see {log}")
@@ -143,6 +145,7 @@ class Dpo(driver.Stage):
 
     def prepare(self, ctx):
         r, upto = ctx.recipe, ctx.opts["upto"]
+        tracking.tracker()  # an unknown TRACKER is refused before anything runs
         batch = hardware.dpo_batch(r)
         cli.fail_on(batch.problems)
         inputs = driver.inputs("dpo", ctx.runs, r.name)

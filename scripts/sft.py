@@ -25,7 +25,7 @@ from pathlib import Path
 import yaml
 
 from scripts.core import AloeError
-from scripts.lib import checks, cli, driver, hardware, launch, placeholders, render, stages, venv
+from scripts.lib import checks, cli, driver, hardware, launch, placeholders, render, stages, tracking, venv
 from scripts.lib import manifest as mf
 
 
@@ -58,8 +58,14 @@ def keep_artifact_only(model_dir: Path, train_dir: Path, keep: int):
             os.replace(d, train_dir / d.name)
         else:
             shutil.rmtree(d)
-    for f in [*model_dir.glob("*.log"), *model_dir.glob("README.md")]:  # axolotl's card holds its absolute paths
-        os.replace(f, train_dir / f.name)
+    for f in [*model_dir.glob("*.log"), *model_dir.glob("README.md"), *model_dir.glob("runs")]:
+        _replace(f, train_dir / f.name)  # axolotl's card holds its absolute paths; runs/: TensorBoard's event files
+
+
+def _replace(src: Path, dest: Path):
+    if dest.is_dir():
+        shutil.rmtree(dest)
+    os.replace(src, dest)
 
 
 class Sft(driver.Stage):
@@ -75,6 +81,7 @@ class Sft(driver.Stage):
 
     def prepare(self, ctx):
         r = ctx.recipe
+        tracking.tracker()  # an unknown TRACKER is refused before anything runs
         batch = hardware.sft_batch(r)
         cli.fail_on(batch.problems)
         inputs = driver.inputs("sft", ctx.runs, r.name)
@@ -97,6 +104,7 @@ class Sft(driver.Stage):
         if resume:  # the run's settings stay those of its identity; where it starts is the attempt's
             print(f"[sft] resuming from {resume} (step {resume.name.split('-')[1]})", flush=True)
             cfg = {**cfg, "resume_from_checkpoint": str(resume)}
+        cfg = {**cfg, **tracking.axolotl(f"{ctx.recipe.name}/sft")}  # how it is watched: not its identity
         cfg_path = b.dir / "axolotl.yaml"
         cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
         log = b.dir / "log.txt"
@@ -108,7 +116,7 @@ class Sft(driver.Stage):
         )
         for name, step in (("preprocess", ["axolotl", "preprocess", cfg_path]), ("train", train)):
             print(f"[sft] $ {' '.join(map(str, step))}", flush=True)
-            if venv.run("sft", step, log=log).returncode:
+            if venv.run("sft", step, log=log, extra_env=tracking.env()).returncode:
                 raise AloeError(f"[sft] {name} failed; see {log}")
         model_dir = Path(cfg["output_dir"])
         losses = loss_curve(model_dir)

@@ -36,7 +36,7 @@ KINDS = ("unit", "chain", "slurm", "gpu")
 GROUP_OF_FILE = {
     **dict.fromkeys(
         ["test_artifacts.py", "test_chain.py", "test_eval_local.py", "test_learning.py", "test_medprompt.py",
-         "test_medprompt_serving.py", "test_reproduce.py", "test_stages.py"],
+         "test_medprompt_serving.py", "test_model_card.py", "test_reproduce.py", "test_stages.py"],
         "chain",
     ),
     "test_family.py": "qwen",
