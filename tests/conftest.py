@@ -7,6 +7,7 @@ runs/test-chain). Test files import shared helpers from here, never from each ot
 """
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -73,11 +74,12 @@ def pytest_collection_modifyitems(config, items):
         )
 
 
-def run_py(module, *args, check=True, timeout=1800):
-    """Run `python -m module args` from the repository root; returns the CompletedProcess."""
+def run_py(module, *args, check=True, timeout=1800, env=None):
+    """Run `python -m module args` from the repository root (`env`: variables added); returns the CompletedProcess."""
     p = subprocess.run(
-        [sys.executable, "-m", module, *map(str, args)], cwd=ROOT, text=True, capture_output=True, timeout=timeout
-    )
+        [sys.executable, "-m", module, *map(str, args)], cwd=ROOT, text=True, capture_output=True, timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )  # fmt: skip
     if check and p.returncode:
         raise AssertionError(f"{module} {args} exited {p.returncode}\n{p.stdout[-4000:]}\n{p.stderr[-4000:]}")
     return p
@@ -96,7 +98,10 @@ def tool(stage, script, *args):
 def chain():
     """The smoke chain on the tiny model, run once per session: (runs root, run dir, smoke output)."""
     runs = ROOT / "runs" / "test-chain"
-    p = run_py("scripts.drivers.smoke", "--runs", runs, check=False, timeout=3000)
+    # TRACKER=tensorboard: the tools' own event files, which the report's curves read
+    p = run_py(
+        "scripts.drivers.smoke", "--runs", runs, check=False, timeout=3000, env={"ALOE_MAKE_TRACKER": "tensorboard"}
+    )
     print(p.stdout[-6000:])
     assert p.returncode == 0, p.stdout[-6000:] + p.stderr[-6000:]
     return runs, runs / "aloe-beta-8b-cpu-tiny", p.stdout

@@ -161,6 +161,25 @@ def test_sft_killed_after_its_second_checkpoint_resumes_there_and_ends_as_if_nev
     assert not (sft_dir / ".partial").exists()
 
 
+def test_tracker_tensorboard_logs_sft_and_every_dpo_run_in_the_tools_own_event_files(chain):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    _, run, _ = chain  # the chain fixture runs with TRACKER=tensorboard
+
+    def scalars(folder, tag):
+        (events,) = folder.glob("*/events.out.tfevents.*")
+        acc = EventAccumulator(str(events))
+        acc.Reload()
+        return [round(e.value, 4) for e in acc.Scalars(tag)]
+
+    sft = mf.read(run / "sft")
+    assert scalars(run / "sft" / "train" / "runs", "train/loss") == [round(x, 4) for x in sft["metrics"]["losses"]]
+    for d in sorted((run / "dpo").glob("0*")):
+        losses = scalars(d / "tensorboard", "train/loss_mean")
+        assert len(losses) == 4, d.name  # one point per optimiser step: 16 pairs / batch 4
+    assert sft["recipe"]["rendered"].get("use_tensorboard") is None  # how it was watched is not its identity
+
+
 def test_dpo_killed_inside_its_third_run_resumes_at_its_checkpoint_with_every_pair_counted_once(chain):
     runs, run, _ = chain
     third = run / "dpo" / "03-stage1-2"
