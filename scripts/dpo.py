@@ -13,7 +13,6 @@ only shim). `--upto N` stops after the N-th run: `make reproduce-8b` submits one
   python -m scripts.dpo --profile cpu-tiny
 """
 
-import re
 import socket
 import sys
 from functools import partial
@@ -23,12 +22,7 @@ from scripts import core
 from scripts.core import AloeError
 from scripts.lib import checks, cli, driver, hardware, launch, placeholders, render, stages, tracking, venv
 from scripts.lib import manifest as mf
-
-# DPOTrainer's progress bar, once per micro-step (3 significant digits): loss, acc, chosen_reward, reject_reward
-STEP = re.compile(r"loss=([-+\d.e]+), acc=([-+\d.e]+), chosen_reward=([-+\d.e]+), reject_reward=([-+\d.e]+)")
-MICRO = re.compile(r"Train step of epoch \d+:\s+\d+%\|[^|\n]*\|\s*(\d+)/\d+")  # micro-steps done in this attempt
-LOADED = re.compile(r"Loaded the checkpoint: .*, consumed_samples: (\d+)")  # train_dpo, on resuming
-ATTEMPT = "[aloe] dpo-run attempt: "  # the line the stage writes into the log before each attempt
+from scripts.lib.openrlhf_log import ATTEMPT, LOADED, MICRO, STEP
 
 
 def data_files(r, runs):

@@ -24,6 +24,7 @@ from scripts.lib import manifest as mf
 from scripts.lib import model_card as mc
 from scripts.lib import plan as pl
 from scripts.lib import recipe as rc
+from scripts.lib import recipe_tags
 
 HUB = {"medqa_4options": ("GBaker/MedQA-USMLE-4-options-hf", None), "careqa_en": ("HPAI-BSC/CareQA", "CareQA_en")}
 MEASURED = {"avg": 24.444, "medqa_4options": 20.0, "careqa_en": 25.0}  # and mmlu_medical: not measured
@@ -256,7 +257,7 @@ def test_comments_give_each_value_its_tag_and_note():
         "                       # continued\n"
         "g: 4\n"
     )
-    assert mc.comments(text) == {
+    assert recipe_tags.comments(text) == {
         "a": ("P", "§5.1"), "b": ("C", "a list"), "b.0": ("C", ""), "b.1": ("C", "its own note"),
         "c": ("D", "128 / 4"), "c.d": ("D", "128 / 4"), "e": ("C", "quoted hash"), "f": ("C", "first line continued"),
         "g": (None, ""),

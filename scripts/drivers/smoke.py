@@ -60,7 +60,11 @@ def main(argv=None):
     print("\nsmoke summary (tiny model on CPU: these figures show the chain works, not the paper's numbers)")
     print(table(["stage", "wall", "output", "what shows it worked"], rows))
     print("\n=== verify (the tiny model against its fixture expectation; NOT the paper's numbers) ===", flush=True)
-    return subprocess.run(jobs[-1].argv(), cwd=core.ROOT).returncode
+    code = subprocess.run(jobs[-1].argv(), cwd=core.ROOT).returncode
+    run = Path(jobs[-1].folder).parent
+    where = run.relative_to(core.ROOT) if run.is_relative_to(core.ROOT) else run
+    print(f"\nevery number down to its samples, offline: make report RUN={where}  (results/report/{run.name}.html)")
+    return code
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ from scripts.core import ROOT, AloeError, read_json, sha256_path
 
 from . import manifest as mf
 from . import recipe as rc
-from . import stages
+from . import recipe_tags, stages
 from .values import flatten
 
 RELEASE = "release"  # runs/<run>/release: the final model's files (hard links), its card and metadata
@@ -49,7 +49,6 @@ OUTPUT_TASK = {"multiple_choice": "multiple-choice", "generate_until": "text-gen
                "loglikelihood_rolling": "text-generation"}  # fmt: skip
 STAGE_TASK = {"eval": "multiple-choice", "medprompt": "multiple-choice", "fields": "multiple-choice",
               "openmedqa": "question-answering", "safety": "text-generation"}  # fmt: skip
-TAG = re.compile(r"\[([PDC])\]\s*(.*)")
 # what markdown reads inside a line: emphasis (an underscore inside a word is not), code, links, HTML, entities,
 # strikethrough, math, escapes, a table's cell separator, a line break, and spaces it would trim
 INLINE = re.compile(r"[*`\[\]<|~$\\\r\n]|&[#\w]+;|(?:^|\W)_|_(?:\W|$)|^\s|\s$")
@@ -157,60 +156,13 @@ def planned(run: Path, manifest: Path, m: dict) -> dict:
     return {"dir": r.path, "profile": r.profile, "raw": r.raw, "files": r.files, "sources": None}
 
 
-def comments(text: str) -> dict:
-    """{dotted key (values.flatten's numbering): (tag, note)} of a recipe file: the comment after each value on its
-    line, with its continuation lines (indented 20+), its [P]/[D]/[C] tag split off; a list item without a tag of its
-    own takes its list's."""
-    lines, ends, keys = text.splitlines(), {}, {}
-
-    def end(node):
-        ends[node.end_mark.line] = max(ends.get(node.end_mark.line, 0), node.end_mark.column)
-
-    def walk(node, prefix):
-        if isinstance(node, yaml.ScalarNode) or node.flow_style:
-            end(node)
-        if isinstance(node, yaml.MappingNode):
-            for k, v in node.value:
-                end(k)
-                keys[prefix + str(k.value)] = (k.start_mark.line, False)
-                walk(v, f"{prefix}{k.value}.")
-        elif isinstance(node, yaml.SequenceNode):
-            for i, v in enumerate(node.value):
-                keys[f"{prefix}{i}"] = (v.start_mark.line, True)
-                walk(v, f"{prefix}{i}.")
-
-    def note(n):
-        rest = lines[n][ends.get(n, 0) :].strip().removeprefix(":").strip()  # after a value, or a key's colon
-        if not rest.startswith("#"):
-            return None, ""
-        more = []
-        while n + 1 < len(lines) and re.match(r"\s{20,}#", lines[n + 1]):
-            n += 1
-            more.append(lines[n].strip().lstrip("#").strip())
-        said = " ".join([rest.lstrip("#").strip(), *more]).strip()
-        m = TAG.fullmatch(said)
-        return (m.group(1), m.group(2)) if m else (None, said)
-
-    root = yaml.compose(text, Loader=yaml.SafeLoader)
-    if root is not None:
-        walk(root, "")
-    out = {}
-    for key, (n, item) in keys.items():
-        tag, said = note(n)
-        up = key
-        while tag is None and item and (up := up.rpartition(".")[0]) in keys:
-            tag, item = note(keys[up][0])[0], keys[up][1]
-        out[key] = (tag, said)
-    return out
-
-
 def recipe_rows(rec: dict, stem: str, run: Path) -> tuple[list, str]:
     """([key, as written, as run (where the profile changed it), tag, note] of one recipe file, a remark on where its
     tags were read)."""
     path = Path(rec["dir"]) / f"{stem}.yaml"
     name = str(path.resolve().relative_to(ROOT)) if path.resolve().is_relative_to(ROOT) else str(path.resolve())
     try:
-        notes, remark = comments(path.read_text()), ""
+        notes, remark = recipe_tags.comments(path.read_text()), ""
     except (OSError, yaml.YAMLError) as e:
         notes, remark = {}, f"no tags: {path.name} does not read ({e.__class__.__name__})"
     if not remark and rec["sources"] is None:
