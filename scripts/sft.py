@@ -8,7 +8,9 @@ versions, batch numbers). Resume, not restart: the trainer saves a full checkpoi
 RNG, data position) as sft.yaml says (`saves_per_epoch`: about every hour of the published layout); a rerun of an
 interrupted stage with the same identity resumes from its newest complete checkpoint (one being written when the
 job died has no trainer_state.json, written last, and is ignored), and the manifest records the step it resumed
-from and each attempt. When the stage finishes, its checkpoints and logs go to sft/train/, which no hash covers
+from and each attempt. Asked to by a Slurm batch script on its time-limit warning (the file ALOE_SAVE_REQUEST
+names), the trainer saves at the end of the current step and stops (scripts/tools/axolotl_save_on_request.py),
+and the stage ends without publishing. When the stage finishes, its checkpoints and logs go to sft/train/, which no hash covers
 (--keep-checkpoints N keeps the last N; default none, as the paper publishes none).
 
   python -m scripts.sft --recipe recipes/aloe-beta-8b --world-size 32
@@ -68,6 +70,10 @@ def _replace(src: Path, dest: Path):
     os.replace(src, dest)
 
 
+SAVE_REQUEST = "ALOE_SAVE_REQUEST"  # a file whose appearance asks the trainer to save and stop (scripts/lib/slurm.py)
+SAVE_PLUGIN = "axolotl_save_on_request.SaveOnRequestPlugin"  # scripts/tools/, on the tool's path only then
+
+
 class Sft(driver.Stage):
     name = "sft"
 
@@ -105,6 +111,11 @@ class Sft(driver.Stage):
             print(f"[sft] resuming from {resume} (step {resume.name.split('-')[1]})", flush=True)
             cfg = {**cfg, "resume_from_checkpoint": str(resume)}
         cfg = {**cfg, **tracking.axolotl(f"{ctx.recipe.name}/sft")}  # how it is watched: not its identity
+        request = os.environ.get(SAVE_REQUEST)  # set by a Slurm batch script: save and stop on its warning
+        env = tracking.env()
+        if request:
+            cfg["plugins"] = [*(cfg.get("plugins") or []), SAVE_PLUGIN]
+            env["PYTHONPATH"] = str(venv.TOOLS)
         cfg_path = b.dir / "axolotl.yaml"
         cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
         log = b.dir / "log.txt"
@@ -116,9 +127,12 @@ class Sft(driver.Stage):
         )
         for name, step in (("preprocess", ["axolotl", "preprocess", cfg_path]), ("train", train)):
             print(f"[sft] $ {' '.join(map(str, step))}", flush=True)
-            if venv.run("sft", step, log=log, extra_env=tracking.env()).returncode:
+            if venv.run("sft", step, log=log, extra_env=env).returncode:
                 raise AloeError(f"[sft] {name} failed; see {log}")
         model_dir = Path(cfg["output_dir"])
+        if request and Path(request).exists():  # stopped early on purpose: the requeued job resumes from here
+            saved = newest_checkpoint(model_dir)
+            raise AloeError(f"saved {saved} on the time-limit warning and stopped; the requeued job resumes there")
         losses = loss_curve(model_dir)
         keep_artifact_only(model_dir, b.dir / "train", ctx.opts["keep_checkpoints"])
         return {"loss_first": losses[0] if losses else None, "loss_last": losses[-1] if losses else None,

@@ -136,11 +136,15 @@ def test_the_time_limit_warning_requeues_the_job_a_bounded_number_of_times(tmp_p
     sft = next(j for j in ch.build(rc.load(ROOT / "recipes" / "aloe-beta-8b"), "/runs") if j.name == "sft")
     text = slurm.script(sft, s, tmp_path, "python")
     assert "#SBATCH --requeue\n#SBATCH --signal=B:USR1@900\n" in text
-    bin_dir = tmp_path / "bin"  # a stand-in scontrol, and a stage that runs until its job is requeued
+    bin_dir = tmp_path / "bin"  # a stand-in scontrol, and a stage that saves and stops when asked (or after 3 s)
     bin_dir.mkdir()
-    (bin_dir / "scontrol").write_text(f'#!/bin/sh\necho "$@" >> {tmp_path}/scontrol.log\n')
+    (bin_dir / "scontrol").write_text(
+        f'#!/bin/sh\n[ -e {tmp_path}/save-request-42 ] && echo early; echo "$@" >> {tmp_path}/scontrol.log\n'
+    )
     (bin_dir / "scontrol").chmod(0o755)
-    stage = "sleep 3; exit 7"
+    stage = (
+        'for i in $(seq 30); do [ -e "$ALOE_SAVE_REQUEST" ] && { echo "stage saved"; exit 7; }; sleep 0.1; done; exit 7'
+    )
     job = tmp_path / "job.sh"
     job.write_text(re.sub(r"(?m)^python -m scripts\.sft .* &$", f"sh -c {shlex.quote(stage)} &", text))
     env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "SLURM_JOB_ID": "42", "SLURM_JOB_NAME": "aloe-sft",
@@ -152,6 +156,8 @@ def test_the_time_limit_warning_requeues_the_job_a_bounded_number_of_times(tmp_p
     assert proc.returncode == 7  # the stage's own status, after the trap ran
     assert ((tmp_path / "scontrol.log").read_text() if requeued else "") == ("requeue 42\n" if requeued else "")
     assert (f"requeued (restart {restarts + 1} of 3)" if requeued else "requeued 3 times already") in out
+    # asked to save first, requeued only once the stage had stopped, the request gone before the job comes back
+    assert ("stage saved" in out) == requeued and "early" not in out and not (tmp_path / "save-request-42").exists()
     s["max_requeues"] = 0
     assert "--requeue" not in slurm.script(sft, s, tmp_path, "python")
 

@@ -137,27 +137,35 @@ def script(job, s: dict, log_dir: Path, python: str) -> str:
         *(s["setup"] or "").strip().splitlines(),
         "t0=$(date +%s)",
         "trap 'echo \"[aloe] $SLURM_JOB_NAME ($SLURM_JOB_ID) exit $? after $(( $(date +%s) - t0 )) s on $SLURM_JOB_NODELIST\"' EXIT",
-        *requeue_lines(s["max_requeues"]),
+        *requeue_lines(s["max_requeues"], s["requeue_warning_s"], log_dir),
         f"{s['container'] + ' ' if s['container'] else ''}{cmd} &",
         "pid=$!",
         "set +e  # the stage's status is the job's, after any signal the requeue trap handled",
-        "while :; do wait $pid; rc=$?; kill -0 $pid 2>/dev/null || break; done",
-        "exit $rc",
+        "while kill -0 $pid 2>/dev/null; do wait $pid; done  # a handled signal ends a wait early: wait again",
+        "wait $pid; exit $?  # bash keeps the stage's status, however often it is asked",
     ]
     return "\n".join(lines) + "\n"
 
 
-def requeue_lines(most: int) -> list:
-    """Slurm's warning before the time limit (USR1 to this script) requeues the job, up to `most` times: the rerun
-    resumes its stage from what it kept (SFT's last checkpoint, DPO's finished runs, Medprompt's returned
-    completions) and the jobs after it keep waiting on the same job id."""
+def requeue_lines(most: int, warning_s: int, log_dir: Path) -> list:
+    """Slurm's warning before the time limit (USR1 to this script) asks the stage to save and stop (SFT's trainer
+    saves at the end of its current step: the file ALOE_SAVE_REQUEST names), waits for it (at most the warning
+    minus a minute), then requeues the job, up to `most` times: the rerun resumes its stage from what it kept (that
+    checkpoint, DPO's last periodic one and finished runs, Medprompt's returned completions) and the jobs after it
+    keep waiting on the same job id."""
     if not most:
         return []
     said = '"[aloe] $SLURM_JOB_NAME ($SLURM_JOB_ID): time limit near,'
+    request = shlex.quote(str(log_dir)) + '/save-request-"$SLURM_JOB_ID"'
     return [
+        f"export ALOE_SAVE_REQUEST={request}",
+        'rm -f "$ALOE_SAVE_REQUEST"',
         "requeue() {",
         f'  if [ "${{SLURM_RESTART_COUNT:-0}}" -lt {most} ]; then',
-        f'    echo {said} requeued (restart $(( ${{SLURM_RESTART_COUNT:-0}} + 1 )) of {most})"',
+        f'    echo {said} saving, then requeued (restart $(( ${{SLURM_RESTART_COUNT:-0}} + 1 )) of {most})"',
+        '    touch "$ALOE_SAVE_REQUEST"',
+        f"    for _ in $(seq {max(warning_s - 60, 1)}); do kill -0 $pid 2>/dev/null || break; sleep 1; done",
+        '    rm -f "$ALOE_SAVE_REQUEST"',
         '    scontrol requeue "$SLURM_JOB_ID"',
         f'  else echo {said} requeued {most} times already: it ends at the limit"; fi',
         "}",
