@@ -1,6 +1,8 @@
 """The tiny chain through a real 2-node Slurm cluster started on this machine (scripts/slurm_local.sh):
 every stage is a Slurm job (checked in its manifest), the DPO runs are 2-node jobs of 2 ranks per node
-(gloo), a failed stage cancels everything after it, and resubmitting resumes from that stage.
+(gloo), a failed stage cancels everything after it, and resubmitting resumes from that stage; an SFT job
+requeued with `scontrol requeue` resumes from its checkpoint, and one sent its time-limit warning saves, requeues
+itself and resumes from what it saved.
 
 Needs root (the cluster's daemons); skipped otherwise, unless ALOE_REQUIRE_SLURM=1 (CI), which makes a
 cluster that cannot start a failure."""
@@ -10,10 +12,12 @@ import os
 import re
 import shutil
 import subprocess
+import time
 
 import pytest
 from conftest import ROOT, run_py, tool
 
+from scripts.lib import chain, cli, slurm, venv
 from scripts.lib import manifest as mf
 
 pytestmark = pytest.mark.slurm
@@ -127,3 +131,58 @@ def test_a_failed_stage_cancels_its_dependants_and_a_resubmission_resumes_there(
     assert re.search(r"not resubmitted: tiny-kit, data, sft, merge, dpo-stage1-1, .*dpo-stage1-5\n", p.stdout)
     assert list(submitted()) == ["dpo-stage2-1", "medprompt-medqa_4options", "eval", "verify"]
     assert mf.read(RUN / "dpo")["status"] == "done" and len(mf.read(RUN / "dpo")["runs"]) == 6
+
+
+def one_sft_job(root):
+    """The SFT job of a private copy of the Slurm chain's kit and data (its own runs root), submitted alone:
+    (its stage folder, its job id)."""
+    (root / RUN.name).mkdir(parents=True)
+    subprocess.run(["cp", "-r", RUNS / "tiny-kit", root / "tiny-kit"], check=True)
+    subprocess.run(["cp", "-r", RUN / "data", root / RUN.name / "data"], check=True)
+    r, runs = cli.load(ROOT / "recipes" / "aloe-beta-8b", "cpu-tiny-2node", runs=root)
+    (sft,) = chain.write_plans([j for j in chain.build(r, str(runs), fixtures=True) if j.name == "sft"])
+    ids = slurm.submit([sft], slurm.load_settings(CLUSTER), root / "slurm", str(venv.VENVS / "base" / "bin" / "python"))
+    return sft.folder, ids
+
+
+def first_checkpoint(folder, job_id):
+    """Wait for the trainer's first complete checkpoint (cpu-tiny: save_steps 2, so step 2 of 6)."""
+    deadline = time.time() + 900
+    while not list((folder / ".partial" / "model").glob("checkpoint-*/trainer_state.json")):
+        assert slurm.job_state(job_id).get("JobState") in slurm.ACTIVE, slurm.job_state(job_id)
+        assert time.time() < deadline, "no checkpoint within 900 s"
+        time.sleep(0.05)
+
+
+def steps(folder):
+    return sorted(
+        int(d.parent.name.split("-")[1])
+        for d in (folder / ".partial" / "model").glob("checkpoint-*/trainer_state.json")
+    )
+
+
+def test_a_requeued_sft_job_resumes_from_its_checkpoint(slurm_chain, tmp_path):
+    folder, ids = one_sft_job(tmp_path)
+    first_checkpoint(folder, ids["sft"])
+    subprocess.run(["scontrol", "requeue", ids["sft"]], check=True)  # as a preemption does
+    newest = steps(folder)[-1]
+    states = slurm.wait(ids)
+    assert states["sft"]["JobState"] == "COMPLETED" and states["sft"]["Restarts"] == "1", states
+    m = mf.read(folder)
+    assert m["launcher"]["job_id"] == ids["sft"] and [a["status"] for a in m["attempts"]] == ["running"]
+    assert m["metrics"]["resumed_from_step"] == newest >= 2 and len(m["metrics"]["losses"]) == 6
+
+
+def test_the_time_limit_warning_makes_the_sft_job_save_then_requeue_and_resume_there(slurm_chain, tmp_path):
+    folder, ids = one_sft_job(tmp_path)
+    first_checkpoint(folder, ids["sft"])
+    subprocess.run(["scancel", "--signal=USR1", "--batch", ids["sft"]], check=True)  # --signal=B:USR1@900, early
+    states = slurm.wait(ids)
+    assert states["sft"]["JobState"] == "COMPLETED" and states["sft"]["Restarts"] == "1", states
+    log = (tmp_path / "slurm" / f"{ids['sft']}-sft.out").read_text(errors="replace")
+    asked = re.findall(r"save requested \(.*\): saving at step (\d+) and stopping", log)
+    assert "time limit near, saving, then requeued (restart 1 of 3)" in log and len(asked) == 1, log[-3000:]
+    m = mf.read(folder)
+    assert [a["status"] for a in m["attempts"]] == ["failed"]  # the stage ended on purpose, publishing nothing
+    assert m["metrics"]["resumed_from_step"] == int(asked[0]) >= 3 and len(m["metrics"]["losses"]) == 6
+    assert not list((tmp_path / "slurm").glob("save-request-*"))

@@ -122,7 +122,11 @@ def script(job, s: dict, log_dir: Path, python: str) -> str:
     if s["cpus_per_task"]:
         opts.append(f"--cpus-per-task={s['cpus_per_task']}")
     if s["max_requeues"]:
-        opts += ["--requeue", f"--signal=B:USR1@{s['requeue_warning_s']}"]
+        opts += [
+            "--requeue",
+            f"--signal=B:USR1@{s['requeue_warning_s']}",
+            "--open-mode=append",
+        ]  # keep each attempt's log
     opts += list(s["sbatch"] or [])
     cmd = shlex.join(job.argv(python))
     lines = [
