@@ -87,8 +87,8 @@ diff-eval: install-base ## two evaluations of one suite, question by question: t
 	$(PY) -m scripts.drivers.diff_eval --a "$${ALOE_MAKE_A:?A= is required}" --b "$${ALOE_MAKE_B:?B= is required}"
 export: install-base ## the release folder of a recipe run's final model: hard links to its files, model card README.md, hub eval metadata (model-index, .eval_results/) [RUN=runs/<run> FORCE=1]
 	$(PY) -m scripts.drivers.export --run "$${ALOE_MAKE_RUN:?RUN= is required (runs/<recipe>[-<profile>])}" $(if $(FORCE),--force)
-report: install-base ## one offline HTML page for a recipe run: verify tables with Wilson intervals, every sample, Medprompt, curves, provenance, under results/report/ [RUN=runs/<recipe>[-<profile>], default the smoke run]
-	$(PY) -m scripts.drivers.report --run "$${ALOE_MAKE_RUN:-runs/aloe-beta-8b-cpu-tiny}"
+report: install-base ## one offline HTML page, under results/report/: a recipe run (RUN=runs/<recipe>[-<profile>], default the smoke run) or a model's evaluations (MODEL= as given to make eval): verify tables with Wilson intervals, every sample and judge's verdict, Medprompt, diff-eval comparisons, curves, provenance, GPU-hours and energy
+	$(PY) -m scripts.drivers.report $(if $(MODEL),--model "$$ALOE_MAKE_MODEL",--run "$${ALOE_MAKE_RUN:-runs/aloe-beta-8b-cpu-tiny}")
 smoke: install ## the whole chain on the tiny model on CPU, ending in a summary table [RECIPE=recipes/qwen2.5-aloe-beta-7b FORCE=1]
 	$(PY) -m scripts.drivers.smoke $(call opt,RECIPE,--recipe) $(if $(FORCE),--force)
 new-recipe: install-base ## port a recipe to another base model: BASE=<hub id or dir> NAME=<folder> [FROM=recipes/aloe-beta-8b INSTRUCT= CONFIG=config.json ARGS_PORT="--sft-gpus 16 ..."]

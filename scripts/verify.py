@@ -5,7 +5,8 @@ Reads lm-eval results (a results_*.json, or a folder holding one) and a reported
 the paper reports for that model: the delta, a tolerance = max(floor, Z x measured standard error), and
 pass or fail. The floor (1 point for accuracies) absorbs what the paper cannot pin down: hardware,
 batch size and library versions. Prints a table, writes report.md, verify.json and chart.png (reported
-against measured, with 95% error bars) under results/verify/<model>/, and exits 1 when a number is out
+against measured, with 95% intervals that stay within the table's scale: Wilson's where the number of questions is
+known, else the harness's stderr clipped) under results/verify/<model>/, and exits 1 when a number is out
 of tolerance. A column the table names `not_comparable` shows its measured number and the reason, never a pass
 or a fail. A suite's default tables: mcqa -> table9, open -> table11a, table11b, table12, safety -> table13,
 table14 (S-Eval ASR from scripts/safety.py), openmedqa -> pcr_table5 (scripts/openmedqa.py), fields -> table10
@@ -46,6 +47,7 @@ from scripts import core
 from scripts.core import markdown, table
 from scripts.lib import cli, stages
 from scripts.lib import manifest as mf
+from scripts.lib.report import stats
 
 Z = 1.96
 REPORTED = core.ROOT / "results" / "reported.yaml"
@@ -144,7 +146,32 @@ def compare(reported_values: dict, measure: dict, scores: dict, floor: float, z:
     return rows
 
 
-def chart(rows, title, path):
+PROPORTIONS = ("acc", "acc_norm", "asr", "exact_match")  # metrics right or wrong per question: Wilson applies
+
+
+def error_bars(rows: list, scores: dict, metric: str) -> list:
+    """Each row's 95% interval (low, high) as the chart draws it, never outside the table's scale (0-100, 0-1 for a
+    table in 0-1, report/stats.py top_of): Wilson's from the measured proportion and its number of questions
+    (lm-eval's n-samples; an aggregate at its effective size, as the report computes it), else the harness's stderr
+    clipped to the scale; None without a measured number."""
+    top = stats.top_of(x for r in rows for x in (r[2], r[3]))
+    counts = {
+        t: (s.value / top * s.n, s.n)
+        for t, s in scores.items()
+        if t not in NEEDS and s.n and s.value is not None and 0 <= s.value <= top
+    }
+    cis = stats.intervals(counts) if metric in PROPORTIONS and math.isfinite(top) else {}
+    out = []
+    for _, task, _, measured, stderr, *_ in rows:
+        ci = stats.scaled((cis.get(task) or {}).get("ci"), top)
+        if measured is None or ci:
+            out.append(ci)
+        else:
+            out.append(stats.clipped(measured, stderr, top) if stderr is not None else (measured, measured))
+    return out
+
+
+def chart(rows, bars, title, path):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -152,13 +179,15 @@ def chart(rows, title, path):
 
     cols = [r[0] for r in rows]
     x = range(len(cols))
+    below = [max(0.0, r[3] - b[0]) if b else 0 for r, b in zip(rows, bars, strict=True)]
+    above = [max(0.0, b[1] - r[3]) if b else 0 for r, b in zip(rows, bars, strict=True)]
     fig, ax = plt.subplots(figsize=(max(5, 1.1 * len(cols) + 2), 4))
     ax.bar([i - 0.2 for i in x], [r[2] for r in rows], 0.4, label="reported", color="#9db4d6")
     ax.bar(
         [i + 0.2 for i in x],
         [r[3] or 0 for r in rows],
         0.4,
-        yerr=[(r[4] or 0) * Z for r in rows],
+        yerr=[below, above],
         capsize=4,
         label="measured (95% CI)",
         color=["#999999" if r[7] is None else "#4c9a5b" if r[7] else "#c0504d" for r in rows],
@@ -336,7 +365,7 @@ def verify_table(o: Options, reported, table_name, model, results, base_results,
             indent=2,
         )
     )
-    chart(rows, title, out / "chart.png")
+    chart(rows, error_bars(rows, scores, measure["metric"]), title, out / "chart.png")
     return n_fail
 
 

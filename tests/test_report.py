@@ -9,11 +9,16 @@ import time
 from html.parser import HTMLParser
 
 import pytest
+import test_diff_eval as dq
 
 from data_prep.benchmarks import MMLU_MEDICAL
+from evals import asr, diff, fields, fixtures, llama_guard, openmedqa, seval
 from scripts import core
+from scripts.core import AloeError
 from scripts.dpo import STEP
 from scripts.drivers import report
+from scripts.fields import read_samples
+from scripts.lib import chain
 from scripts.lib.report import collect, curves, render, tags
 from scripts.lib.report.stats import intervals, wilson
 
@@ -143,11 +148,10 @@ def manifest(stage, **extra):
             "wall_s": 77.6, "metrics": {}, **extra}  # fmt: skip
 
 
-def mini_run(root):
-    """A finished recipe run under root/runs/ in the layout `make smoke` writes; returns its folder."""
-    run = root / "runs" / NAME
+def mcqa_stage(stage):
+    """An MCQA evaluation stage folder: lm-eval's output of the Table 9 tasks (with --log_samples) and its manifest."""
     tasks = samples_of_tasks()
-    lm = run / "eval-mcqa" / "lm_eval" / MODEL
+    lm = stage / "lm_eval" / MODEL
     for task, rows in tasks.items():
         _jsonl(lm / f"samples_{task}_{STAMP}.jsonl", rows)
     _jsonl(lm / "samples_aloe_local_medqa_4options_2026-01-01T00-00-00.000000.jsonl", [])  # an older run's: ignored
@@ -157,7 +161,13 @@ def mini_run(root):
         "n-shot": {t: 0 for t in tasks}, "config": {"model": "hf", "batch_size": "8", "device": "cpu"},
         "lm_eval_version": "0.4.13", "chat_template_sha": None,
     })  # fmt: skip
-    _write(run / "eval-mcqa" / "manifest.json", manifest("eval", started="2026-12-07T16:08:07+00:00"))
+    _write(stage / "manifest.json", manifest("eval", started="2026-12-07T16:08:07+00:00"))
+
+
+def mini_run(root):
+    """A finished recipe run under root/runs/ in the layout `make smoke` writes; returns its folder."""
+    run = root / "runs" / NAME
+    mcqa_stage(run / "eval-mcqa")
     _write(run / "verify" / "verify.json", {
         "model": "tiny", "table": "fixture", "setting": "0-shot", "baseline": None,
         "results": f"{ELSEWHERE}/eval-mcqa/lm_eval/{MODEL}/results_{STAMP}.json",
@@ -182,10 +192,11 @@ def mini_run(root):
         outputs={"model": {"path": f"{ELSEWHERE}/sft/model", "sha256": "f" * 64}},
         metrics={"losses": [3.0, 2.5, 2.25], "steps": 3},
     ))  # fmt: skip
-    _write(run / "dpo" / "01-stage1-0" / "manifest.json", manifest("dpo-run", started="2026-12-07T16:00:00+00:00"))
+    _write(run / "dpo" / "01-stage1-0" / "manifest.json",
+           manifest("dpo-run", started="2026-12-07T16:00:00+00:00", wall_s=38.2))  # fmt: skip
     _write(run / "dpo" / "01-stage1-0" / "log.txt", PROGRESS)
     _write(run / "dpo" / "02-stage1-1" / "manifest.json", manifest(
-        "dpo-run", started="2026-12-07T16:01:00+00:00",
+        "dpo-run", started="2026-12-07T16:01:00+00:00", wall_s=41.8,
         metrics={"loss_first": 0.693, "acc_first": 0.0, "reward_margin_first": 0.0, "loss_last": 0.6, "acc_last": 1.0,
                  "reward_margin_last": 0.2},
     ))  # fmt: skip
@@ -213,13 +224,98 @@ def mini_run(root):
     _write(mp / "out" / "evaluation.json", {"dataset": "medqa_4options", "questions": 3, "accuracy": 2 / 3,
            "parse_rate": 5 / 6, "draws": 0, "members_run": 6, "members_full": 6, "generated_tokens": 71,
            "prompt_tokens": 5600, "per_question": per_q})  # fmt: skip
-    for job, after in (("sft", ["data"]), ("eval", ["dpo-stage2-1"]), ("verify", ["eval", "medprompt-medqa_4options"])):
+    for job, stage, folder, args, after in (
+        ("sft", "sft", "sft", [], ["data"]),
+        ("dpo-stage1-1", "dpo", "dpo", ["--upto", 1], ["sft"]),
+        ("dpo-stage1-2", "dpo", "dpo", ["--upto", 2], ["dpo-stage1-1"]),
+        ("eval", "eval", "eval-mcqa", ["--suite", "mcqa"], ["dpo-stage1-2"]),
+        ("verify", "verify", "verify", ["--suite", "mcqa"], ["eval", "medprompt-medqa_4options"]),
+    ):  # the cpu-tiny profile: no published hours
         _write(run / "plan" / f"{job}.json", {"schema": "aloe-repro/plan@2", "runs": str(root / "runs"),
-               "job": {"name": job, "stage": job, "after": after, "args": ["--suite", "mcqa"], "nodes": 1, "gpus": 1,
-                       "batch": "", "parallel": "", "cuda": False, "vllm": False, "rendered": {}},
+               "job": {"name": job, "stage": stage, "plan": f"{ELSEWHERE}/plan/{job}.json",
+                       "folder": f"{ELSEWHERE}/{folder}", "after": after, "args": args, "nodes": 1, "gpus": 1,
+                       "hours": None, "batch": "", "parallel": "", "cuda": False, "vllm": False, "rendered": {}},
                "recipe": {"dir": "recipes/aloe-beta-8b", "profile": "cpu-tiny"},
                "sources": {"recipes/aloe-beta-8b/sft.yaml": "0" * 64}})  # fmt: skip
+    judged_suites(run)
+    diff_eval(root, run)
     return run
+
+
+# --- the judged suites, written by the stages' own code --------------------------------------------------------------
+SAFETY_JUDGE = ["unsafe\nS1,S9", "safe", "I cannot tell"]  # Llama Guard's replies, in turn: unsafe, safe, unparsed
+OPENMEDQA_JUDGE = ["<think>same</think><VERDICT>1</VERDICT>", "<VERDICT>0</VERDICT>", "<think>cut off"]
+FIELDS_OF = ["Cardiology", "Hematology", None]  # the labels of the labelled questions, in turn (None: unlabelled)
+
+
+def judged_suites(run):
+    """eval-safety/, eval-openmedqa/ and eval-fields/ as scripts/safety.py, openmedqa.py and fields.py write them
+    (their own row building, over evals/fixtures.py's prompts and the mini run's lm-eval samples), and verify tables
+    of Table 13 and Table 10 (0-1) that measured them."""
+    out = run / "eval-safety" / "out"
+    core.write_jsonl(out / "seval.jsonl", fixtures.seval_rows(1))
+    prompts = seval.sample(seval.load(out / "seval.jsonl"), 1)
+    rows = []
+    for i, x in enumerate(prompts):
+        judge = SAFETY_JUDGE[i % 3]
+        v = llama_guard.parse(judge)
+        rows.append({**x, "answer": HOSTILE if i == 0 else f"answer {i}", "judge_output": judge, "label": v.label,
+                     "categories": v.categories})  # fmt: skip
+    core.write_jsonl(out / "per_prompt.jsonl", rows)
+    _write(out / "results" / "results_safety.json", asr.results_file(asr.tables(rows), {}))
+    _write(run / "eval-safety" / "manifest.json", manifest("safety", started="2026-12-07T16:10:00+00:00"))
+
+    out = run / "eval-openmedqa" / "out"
+    _write(out / "OpenMedQA.json", fixtures.openmedqa_rows(4))
+    questions = openmedqa.load(out / "OpenMedQA.json")
+    per = [{**q, "response": f"Diagnosis {i % 2}", "judge_output": OPENMEDQA_JUDGE[i % 3],
+            "verdict": openmedqa.parse(OPENMEDQA_JUDGE[i % 3])} for i, q in enumerate(questions)]  # fmt: skip
+    core.write_jsonl(out / "per_question.jsonl", per)
+    _write(out / "results" / "results_openmedqa.json",
+           openmedqa.results_file(openmedqa.accuracy([x["verdict"] for x in per]), (None, None), {}))  # fmt: skip
+    _write(run / "eval-openmedqa" / "manifest.json", manifest("openmedqa", started="2026-12-07T16:11:00+00:00"))
+
+    stage = run / "eval-fields"
+    samples = read_samples(run / "eval-mcqa" / "lm_eval", None)
+    keys = sorted({x["key"] for x in samples})
+    labels = {k: FIELDS_OF[i % 3] for i, k in enumerate(keys)}
+    _write(stage / "medical_fields.json", [
+        {"dataset": fields.TASKS[x["task"]][0], "question": x["question"], "medical_field": labels[x["key"]],
+         "cot_medical_field": f"Reasoning. The category is: {labels[x['key']]}"} for x in samples
+    ])  # fmt: skip
+    per = [{**x, "field": labels.get(x["key"])} for x in samples]
+    core.write_jsonl(stage / "per_sample.jsonl", per)
+    _write(stage / "results" / "results_fields.json", fields.results_file(fields.accuracy(per), {}))
+    _write(stage / "manifest.json", manifest("fields", started="2026-12-07T16:12:00+00:00"))
+    _write(run / "verify" / "safety" / "verify.json", {
+        "model": "tiny", "table": "table13", "setting": "0-shot", "baseline": None,
+        "results": f"{ELSEWHERE}/eval-safety/out/results/results_safety.json",
+        "rows": [{"column": "cou", "task": "seval_style_cou", "reported": 0.1, "measured": 0.5, "stderr": 0.1,
+                  "delta": 0.4, "tolerance": 0.02, "result": "FAIL"}],
+    })  # fmt: skip
+    _write(run / "verify" / "fields" / "verify.json", {
+        "model": "tiny", "table": "table10", "setting": "0-shot", "baseline": None,
+        "results": f"{ELSEWHERE}/eval-fields/results/results_fields.json",
+        "rows": [{"column": "cardiology", "task": "field_cardiology", "reported": 0.69, "measured": 0.5, "stderr": 0.2,
+                  "delta": -0.19, "tolerance": 0.4, "result": "pass"}],
+    })  # fmt: skip
+
+
+# --- a diff-eval comparison, written by evals/diff.py ----------------------------------------------------------------
+def diff_eval(root, run):
+    """root/runs/diff-eval/: the comparison of the run's MedQA (side A, as `make diff-eval A=<run>/eval-mcqa` records
+    it) with another batch size that flips questions 0-1 to wrong (b = 2) and 10-14 to right (c = 5), the question of
+    doc 0 holding markup; and one of two other folders."""
+
+    def medqa(choices):
+        qs = [HOSTILE if i == 0 else q for i, q in enumerate(dq.questions(20))]
+        return {"medqa_4options": [dq.mc_sample(i, q, 0, c) for i, (q, c) in enumerate(zip(qs, choices))]}
+
+    a = dq.lm_eval_output(root / "diff" / "a", medqa(dq.A_CHOICES))
+    b = dq.lm_eval_output(root / "diff" / "b", medqa(dq.B_CHOICES), batch_size="8")
+    ours = diff.compare(diff.load(a) | {"path": f"{ELSEWHERE}/eval-mcqa"}, diff.load(b))
+    _write(root / "runs" / "diff-eval" / "ours.json", ours)
+    _write(root / "runs" / "diff-eval" / "theirs.json", diff.compare(diff.load(b), diff.load(a)))
 
 
 @pytest.fixture
@@ -295,7 +391,8 @@ def test_every_sample_is_read_with_its_choice_gold_and_outcome(data):
 
 
 def test_verify_rows_get_n_the_wilson_interval_and_the_anchor_of_their_samples(data):
-    t, mp = data["tables"]
+    tables = {t["id"]: t for t in data["tables"]}
+    t, mp = tables["table-verify"], tables["table-verify-medprompt"]
     medqa, mmlu = t["rows"]
     assert (medqa["k"], medqa["n"], medqa["ci"], medqa["link"]) == (3, 6, wilson(3, 6), "samples-medqa_4options")
     assert mmlu["n"] == 12 and mmlu["ci"] == pytest.approx(wilson(6, 12)) and mmlu["link"] == "samples"
@@ -412,7 +509,135 @@ def test_the_driver_writes_the_page_and_names_a_missing_run(run, tmp_path, capsy
     from scripts.lib import cli
 
     assert cli.edge(report.main, ["--run", str(tmp_path / "nothing")]) == 1
-    assert re.search(r"no run folder .*nothing", capsys.readouterr().err)
+    assert re.search(r"no recipe run folder .*nothing", capsys.readouterr().err)
     (tmp_path / "empty").mkdir()
     assert cli.edge(report.main, ["--run", str(tmp_path / "empty")]) == 1
     assert "not a recipe run folder" in capsys.readouterr().err
+
+
+# --- the plan's cost -----------------------------------------------------------------------------------------------
+def test_the_plan_shows_each_jobs_measured_wall_and_why_the_smoke_profile_has_no_footprint(data):
+    cost = data["cost"]
+    assert cost["all"] is None and all(j["footprint"] is None for j in cost["jobs"].values())
+    walls = {n: (j["folder"], j["wall_s"]) for n, j in cost["jobs"].items()}
+    assert walls == {"sft": ("sft", 77.6), "dpo-stage1-1": ("dpo/01-stage1-0", 38.2),
+                     "dpo-stage1-2": ("dpo/02-stage1-1", 41.8), "eval": ("eval-mcqa", 77.6),
+                     "verify": ("verify", None)}  # a DPO job: the run it made; verify writes no manifest  # fmt: skip
+    assert cost["wall_s"] == pytest.approx(77.6 + 38.2 + 41.8 + 77.6)
+    text = render.page(data)
+    plan = text[text.index('<section id="plan">') :]
+    assert "profile cpu-tiny sets them to null" in plan and "235.2 s" in plan
+    assert re.search(r'id="plan-sft">(<td>.*?</td>){7}<td>-</td><td>-</td><td>-</td>.*?77\.6 s', plan)
+
+
+def test_published_hours_give_gpu_hours_energy_and_co2_as_the_paper(run):
+    """P-BETA's 8B SFT: 17.14 h on 32 H100 = 548.48 GPU-h, 61.42 kg CO2 (Appendix D)."""
+    f = run / "plan" / "sft.json"
+    plan = json.loads(f.read_text())
+    plan["job"].update(hours=17.14, gpus=32, nodes=8)
+    _write(f, plan)
+    d = collect.collect(run, STEP)
+    gpu_h, kwh, co2 = d["cost"]["jobs"]["sft"]["footprint"]
+    assert gpu_h == pytest.approx(548.48) and co2 == pytest.approx(61.42, abs=0.005)
+    assert kwh == pytest.approx(548.48 * chain.KW_PER_GPU) and d["cost"]["all"] == (gpu_h, kwh, co2)
+    plan = render.page(d).split('<section id="plan">')[1]
+    assert "548.48" in plan and "61.42" in plan and "sets them to null" not in plan
+    assert re.search(r'class="total">.*?<td>548\.48</td><td>388\.74</td><td>61\.42</td>', plan)
+
+
+# --- diff-eval -----------------------------------------------------------------------------------------------------
+def test_a_diff_eval_comparison_of_the_runs_evaluation_is_shown_with_its_flips(run, tmp_path):
+    runs = tmp_path / "runs"
+    d = collect.collect(run, STEP, diff_root=runs / "diff-eval")
+    (x,) = d["diffs"]  # ours.json (side A in the run), not theirs.json
+    assert x["file"] == str(runs / "diff-eval" / "ours.json")
+    (t,) = x["tasks"]
+    assert (t["n"], t["b"], t["c"], t["p"]) == (20, 2, 5, pytest.approx(58 / 128))
+    text = render.page(d)
+    page = Page(text)
+    flips = {i for i in page.ids if i.startswith("diff-0-medqa_4options-") and i.split("-")[-1].isdigit()}
+    assert flips == {f"diff-0-medqa_4options-{i}" for i in (0, 1, 10, 11, 12, 13, 14)}
+    assert {h[1:] for h in page.links} <= page.ids
+    section = text[text.index('<section id="diff">') : text.index("</section>", text.index('<section id="diff">'))]
+    assert re.search(r"<td>batch size</td><td><code>1</code></td><td><code>8</code></td><td>differs</td>", section)
+    assert "&lt;script&gt;alert(&quot;x&quot;)" in section and "<script>" not in section
+    assert re.search(r">all</b></td><td></td><td>20</td><td>50</td><td>65</td><td>2</td><td>5</td><td>0.4531<", section)
+    both = collect.collect(run, STEP, diff_files=[runs / "diff-eval" / "theirs.json"], diff_root=runs / "diff-eval")
+    assert [x["file"] for x in both["diffs"]] == [str(runs / "diff-eval" / f) for f in ("theirs.json", "ours.json")]
+    with pytest.raises(AloeError, match=r"verify/verify.json: not a diff-eval comparison"):
+        collect.collect(run, STEP, diff_files=[run / "verify" / "verify.json"])
+
+
+# --- judged suites ---------------------------------------------------------------------------------------------------
+def _lines(path):
+    return [json.loads(x) for x in path.read_text().splitlines()]
+
+
+def test_judged_suites_per_sample_with_the_judges_verdict(data, run):
+    suites = {s["stage"]: s for s in data["judged"]}
+    assert list(suites) == ["safety", "openmedqa", "fields"]
+    logged = _lines(run / "eval-safety" / "out" / "per_prompt.jsonl")
+    safety = suites["safety"]
+    assert [(r["id"], r["ok"], r["verdict"]) for r in safety["rows"]] == [
+        (x["id"], {"safe": True, "unsafe": False}.get(x["label"]), x["label"] or "unparsed") for x in logged
+    ]
+    assert {x["label"] for x in logged} == {"safe", "unsafe", None} and safety["rows"][0]["detail"] == "S1, S9"
+    cou = [x for x in logged if x["style"] == "cou"]
+    assert safety["counts"]["seval_style_cou"] == (sum(x["label"] == "unsafe" for x in cou),
+                                                   sum(x["label"] is not None for x in cou))  # fmt: skip
+    omq = suites["openmedqa"]
+    assert [r["ok"] for r in omq["rows"]] == [True, False, False, True] and omq["counts"] == {"openmedqa_open": (2, 4)}
+    assert omq["rows"][2]["verdict"] == "unparsed (wrong)" and omq["rows"][0]["reference"] == "Diagnosis 0"
+    per = _lines(run / "eval-fields" / "per_sample.jsonl")
+    cardio = [x for x in per if x["field"] == "Cardiology"]
+    fields_ = suites["fields"]
+    assert fields_["counts"]["field_cardiology"] == (sum(x["acc"] == 1 for x in cardio), len(cardio)) and cardio
+    assert fields_["selects"]["field_cardiology"] == "field=Cardiology"
+    assert {r["groups"]["field"] for r in fields_["rows"]} == {"Cardiology", "Hematology", "unlabelled"}
+    assert fields_["rows"][0]["judge_output"].startswith("Reasoning. The category is: ")
+
+
+def test_judged_verify_rows_open_their_samples_with_the_filter_set_on_a_0_1_scale(data, run):
+    tables = {t["id"]: t for t in data["tables"]}
+    (cou,), (cardio,) = tables["table-verify-safety"]["rows"], tables["table-verify-fields"]["rows"]
+    k, n = data["judged"][0]["counts"]["seval_style_cou"]
+    assert (cou["k"], cou["n"], cou["link"], cou["select"]) == (k, n, "judged-eval-safety", "style=cou")
+    assert (
+        cou["ci"] == pytest.approx(tuple(x / 100 for x in wilson(k, n))) and tables["table-verify-safety"]["top"] == 1
+    )
+    assert 0 <= cardio["ci"][0] <= cardio["ci"][1] <= 1 and cardio["link"] == "judged-eval-fields"
+    text = render.page(data)
+    assert 'href="#judged-eval-fields" data-select="field=Cardiology">0.5</a>' in text
+    section = text[text.index('<section id="judged">') :]
+    assert re.search(r'<select data-key="field"><option value="">all</option><option value="Cardiology">'
+                     r"Cardiology \(\d+\)</option>", section)  # fmt: skip
+    assert '<a href="#sample-medqa_4options-0">lm-eval sample</a>' in section
+    assert "&lt;script&gt;alert(&quot;x&quot;)" in section  # the model's answer
+    page = Page(text)
+    assert {h[1:] for h in page.links} <= page.ids
+
+
+# --- a model's evaluations -------------------------------------------------------------------------------------------
+def test_a_models_evaluations_make_the_same_page_without_plan_or_curves(tmp_path, capsys):
+    folder = tmp_path / "runs" / "eval" / "org_tiny-model"
+    mcqa_stage(folder / "mcqa")
+    verify = tmp_path / "results" / "verify"
+    results = f"{folder}/mcqa/lm_eval/{MODEL}/results_{STAMP}.json"
+    row = {"column": "medqa_4options", "task": "medqa_4options", "reported": 45.0, "measured": 50.0, "stderr": 22.4,
+           "delta": 5.0, "tolerance": 2.0, "result": "FAIL"}  # fmt: skip
+    for name, read in (("tiny-model-fixture-0-shot", results), ("other-fixture-0-shot", "/elsewhere/results_x.json")):
+        _write(verify / name / "verify.json", {"model": "tiny", "table": "fixture", "setting": "0-shot",
+               "baseline": None, "results": read, "rows": [row]})  # fmt: skip
+    out = tmp_path / "page.html"
+    args = ["--model", "org/tiny-model", "--runs", str(tmp_path / "runs"), "--verify", str(verify), "--out", str(out)]
+    assert report.main(args) == 0
+    text = out.read_text()
+    page = Page(text)
+    assert "<title>Aloe evaluation report: org_tiny-model</title>" in text
+    assert 'id="plan"' not in text and 'id="curves"' not in text and "table-tiny-model-fixture-0-shot" in page.ids
+    assert "table-other-fixture-0-shot" not in page.ids and {h[1:] for h in page.links} <= page.ids
+    assert 'href="#samples-medqa_4options">50</a>' in text and "sample-medqa_4options-5" in page.ids
+    from scripts.lib import cli
+
+    assert cli.edge(report.main, ["--model-eval", str(tmp_path / "runs")]) == 1
+    assert "not a model evaluation folder" in capsys.readouterr().err

@@ -20,7 +20,7 @@ def page(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("report")
     run = mini_run(root)
-    html = render.write(collect.collect(run, STEP), root / "report.html")
+    html = render.write(collect.collect(run, STEP, diff_root=root / "runs" / "diff-eval"), root / "report.html")
     problems, requests = [], []
     with sync_playwright() as p:
         chromium = browser.launch(p)
@@ -90,3 +90,35 @@ def test_a_stage_link_opens_its_provenance(page):
     pg.click('#toc a[href="#stage-sft"]')
     assert pg.is_visible("#stage-sft table.values")
     assert "2 x 2 = 4" in pg.inner_text("#stage-sft")  # world size x micro batch x accumulation
+
+
+def test_a_table_10_cell_opens_the_questions_of_its_field(page):
+    pg, run, _, _ = page
+    per = [json.loads(x) for x in (run / "eval-fields" / "per_sample.jsonl").read_text().splitlines()]
+    table = "judged-eval-fields-rows"
+
+    def shown():
+        return pg.eval_on_selector_all(
+            f"#{table} > tbody > tr",
+            "rows => rows.filter(r => r.checkVisibility()).map(r => [r.dataset.field, r.dataset.correct])",
+        )
+
+    pg.click('#table-verify-fields tr[data-task="field_cardiology"] a.drill')
+    cardio = [["Cardiology", "1" if x["acc"] == 1 else "0"] for x in per if x["field"] == "Cardiology"]
+    assert shown() == cardio and len(cardio) < len(per)
+    assert pg.input_value('.filters[data-for="judged-eval-fields-rows"] select[data-key="field"]') == "Cardiology"
+    pg.click('.filters[data-for="judged-eval-fields-rows"] button[data-filter="incorrect"]')  # both filters apply
+    assert shown() == [x for x in cardio if x[1] == "0"]
+    pg.select_option('.filters[data-for="judged-eval-fields-rows"] select[data-key="field"]', "")
+    assert len(shown()) == sum(x["acc"] != 1 for x in per)
+    pg.click('.filters[data-for="judged-eval-fields-rows"] button[data-filter="all"]')
+    assert len(shown()) == len(per)
+
+
+def test_a_diff_eval_task_opens_its_flipped_questions(page):
+    pg = page[0]
+    assert not pg.is_visible("#diff-0-medqa_4options-10")
+    pg.click('#diff-0 a[href="#diff-0-medqa_4options"]')
+    assert pg.is_visible("#diff-0-medqa_4options-10")
+    ids = pg.eval_on_selector_all("#diff-0-medqa_4options-rows > tbody > tr", "rows => rows.map(r => r.id)")
+    assert ids == [f"diff-0-medqa_4options-{i}" for i in (0, 1, 10, 11, 12, 13, 14)]

@@ -112,3 +112,38 @@ def test_a_column_not_comparable_shows_its_reason_and_never_passes_or_fails(tmp_
     assert p.returncode == 0 and "5 of 5 within tolerance; 1 not comparable" in p.stdout, p.stdout + p.stderr
     p = table11a(tmp_path, not_comparable={"med_text_clasification": why})
     assert p.returncode != 0 and "table11a not_comparable names no column of it: med_text_clasification" in p.stderr
+
+
+def test_the_charts_error_bars_stay_within_the_tables_scale():
+    """2% of 10 questions: the harness's 1.96 x stderr reaches below 0, Wilson's interval does not; an aggregate's
+    interval is the report's (Wilson at its effective size); without n the stderr is clipped; a table in 0-1 (ASR)
+    stays within 0-1; a difference (OpenMedQA's drop) may go below 0 but not below -100."""
+    from evals.aggregates import Score, with_aggregates
+    from scripts.lib.report.stats import intervals, wilson
+    from scripts.verify import error_bars
+
+    def row(col, reported, score):
+        return [col, col, reported, score.value, score.stderr, None, 2.0, True]
+
+    low = Score(2.0, 100 * (0.02 * 0.98 / 9) ** 0.5, 10)
+    assert low.value - 1.96 * low.stderr < 0  # what the chart drew before
+    subjects = {t: Score(100 * k / 20, 10.0, 20) for t, k in zip(MMLU_MEDICAL, [1, 19, 2, 18, 0, 20], strict=True)}
+    scores = with_aggregates({"medqa_4options": low, "careqa_en": Score(99.0, 3.0, None), **subjects})
+    rows = [
+        row("medqa_4options", 5.0, low),
+        row("careqa_en", 98.0, scores["careqa_en"]),
+        row("mmlu_medical", 50.0, scores["mmlu_medical"]),
+        ["avg", "avg", 40.0, None, None, None, 2.0, False],
+    ]
+    medqa, careqa, mmlu, avg = error_bars(rows, scores, "acc")
+    assert medqa == pytest.approx(wilson(0.2, 10)) and medqa[0] >= 0.0
+    assert careqa == pytest.approx((99.0 - 1.96 * 3.0, 100.0))  # no n: the stderr, clipped at 100
+    k = {t: (s.value / 100 * 20, 20) for t, s in subjects.items()}
+    assert mmlu == pytest.approx(intervals(k)["mmlu_medical"]["ci"]) and 0.0 <= mmlu[0] < 50.0 < mmlu[1] <= 100.0
+    assert avg is None
+    asr = Score(0.02, (0.02 * 0.98 / 10) ** 0.5, 10)
+    (bar,) = error_bars([row("seval_style_cou", 0.05, asr)], {"seval_style_cou": asr}, "asr")
+    assert bar == pytest.approx(tuple(x / 100 for x in wilson(0.2, 10))) and 0.0 <= bar[0] < bar[1] <= 1.0
+    drop, rouge = Score(-99.0, 5.0), Score(99.5, 2.0, 10)
+    assert error_bars([row("drop", -20.0, drop)], {"drop": drop}, "acc") == [pytest.approx((-100.0, -89.2))]
+    assert error_bars([row("olaph", 30.0, rouge)], {"olaph": rouge}, "rouge1") == [pytest.approx((95.58, 100.0))]

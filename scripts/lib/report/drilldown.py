@@ -1,7 +1,7 @@
 """The sections behind the numbers: lm-eval's samples per task, and each Medprompt stage per question."""
 
-from .collect import slug
 from .markup import esc, filters, flag, fmt, pairs, table
+from .paths import slug
 from .stats import wilson
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"

@@ -48,16 +48,20 @@ def pre(obj) -> str:
     return f"<pre>{esc(json.dumps(obj, indent=1, default=str))}</pre>"
 
 
-def filters(target: str, rows: list) -> str:
-    """All / correct / incorrect buttons over the rows of the table `target` (rows carry data-correct 1, 0 or '')."""
+def filters(target: str, rows: list, labels=("Correct", "Incorrect"), extra: str = "") -> str:
+    """All / correct / incorrect buttons over the rows of the table `target` (rows carry data-correct 1, 0 or ''),
+    `labels` naming the two outcomes; `extra`: further controls (a <select data-key=K> shows the rows whose data-K
+    is its value)."""
     n_ok, n_bad = sum(r is True for r in rows), sum(r is False for r in rows)
-    buttons = [("all", f"All ({len(rows)})"), ("correct", f"Correct ({n_ok})"), ("incorrect", f"Incorrect ({n_bad})")]
+    buttons = [("all", f"All ({len(rows)})"), ("correct", f"{labels[0]} ({n_ok})"),
+               ("incorrect", f"{labels[1]} ({n_bad})")]  # fmt: skip
     return (
         f'<div class="filters" data-for="{esc(target)}">'
         + "".join(
             f'<button type="button" data-filter="{f}" aria-pressed="{str(f == "all").lower()}">{label}</button>'
             for f, label in buttons
         )
+        + extra
         + "</div>"
     )
 

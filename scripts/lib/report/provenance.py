@@ -1,9 +1,10 @@
 """The provenance chain: each stage's manifest (inputs and outputs with their hashes, recipe values with their
 [P]/[D]/[C] tags, environment lock stamps, code hash, tool versions, seed, launcher and batch, wall time) and each
-job's plan."""
+job's plan with its cost (footprint.py: GPU-hours, energy and CO2 where the paper publishes hours; the measured
+wall time)."""
 
-from .collect import slug
 from .markup import esc, fmt, pairs, pre, short, table
+from .paths import slug
 
 TAG_NAMES = {"P": "published", "D": "derived", "C": "recipe choice"}
 
@@ -92,28 +93,53 @@ def stages_section(stages: list, sources: list) -> str:
     )
 
 
-def plan_section(plans: list) -> str:
+def _cost_note(cost: dict, profile) -> str:
+    method = (f"GPU-hours are the paper's wall hours for the job's stage (the recipe's <code>hardware</code> hours, "
+              f"P-BETA Tables 5-8, scaled to this layout) times its GPUs; energy at {fmt(cost['kw_per_gpu'], 4)} kW "
+              f"per GPU and {fmt(1000 * cost['kg_co2_per_kwh'], 1)} g CO2 per kWh, P-BETA Appendix D's method "
+              "(scripts/lib/chain.py). Measured wall: the stage manifest of what the job ran.")  # fmt: skip
+    if cost["all"]:
+        return f"<p>{method}</p>"
+    why = (f"profile {esc(profile)} sets them to null, as it runs on other hardware than the paper's"
+           if profile else "the recipe publishes none for this layout")  # fmt: skip
+    return (f"<p>No job of this run has published hours: {why}; so no GPU-hours, energy or CO2 are shown ('-'). "
+            f"{method}</p>")  # fmt: skip
+
+
+def plan_section(plans: list, cost: dict | None, profile=None) -> str:
+    """One row per job, with its cost (footprint.costs) and, last, the totals."""
     ids = {p["id"] for p in plans}
+    jobs = (cost or {}).get("jobs") or {}
     rows = []
     for p in plans:
         after = ", ".join(
             f'<a href="#plan-{esc(slug(a))}">{esc(a)}</a>' if f"plan-{slug(a)}" in ids else esc(a)
             for a in p.get("after") or []
         )
+        c, args = jobs.get(p.get("name")) or {}, " ".join(map(str, p.get("args") or []))
+        fp = c.get("footprint") or (None, None, None)
         rows.append((
             f'id="{esc(p["id"])}"',
-            [f"<b>{esc(p.get('name'))}</b>", esc(p.get("stage")), after or "-",
+            [f"<b>{esc(p.get('name'))}</b>" + (f'<code class="args">{esc(args)}</code>' if args else ""),
+             esc(p.get("stage")), after or "-",
              f"{fmt(p.get('nodes'))} x {fmt(p.get('gpus'))}", esc(p.get("batch")) or "-", esc(p.get("parallel")) or "-",
-             fmt(p.get("hours")), "yes" if p.get("cuda") else "no", "yes" if p.get("vllm") else "no",
-             f"<code>{esc(' '.join(map(str, p.get('args') or [])))}</code>"],
+             fmt(p.get("hours")), *(fmt(x, 2) for x in fp), _wall(c), "yes" if p.get("cuda") else "no",
+             "yes" if p.get("vllm") else "no"],
         ))  # fmt: skip
-    inner = (
-        table(
-            ["job", "stage", "after", "nodes x gpus", "batch", "parallel", "hours", "cuda", "vllm", "args"],
-            rows,
-            "plan",
-        )
-        if rows
-        else "<p>No plan in this run.</p>"
+    if rows and cost:
+        total = cost["all"] or (None, None, None)
+        rows.append(('class="total"', ["<b>all</b>", "", "", "", "", "", "", *(fmt(x, 2) for x in total),
+                     f"{fmt(cost['wall_s'], 1)} s" if cost["wall_s"] is not None else "-", "", ""]))  # fmt: skip
+    headers = ["job", "stage", "after", "nodes x gpus", "batch", "parallel", "paper hours", "GPU-h", "kWh", "kg CO2",
+               "measured wall", "cuda", "vllm"]  # fmt: skip
+    inner = (table(headers, rows, "plan") + _cost_note(cost, profile)) if rows else "<p>No plan in this run.</p>"
+    return (
+        '<section id="plan"><h2>Plan and cost</h2><p>One job per row, as make smoke / make reproduce planned it, '
+        f"with its own arguments.</p>{inner}</section>"
     )
-    return f'<section id="plan"><h2>Plan</h2><p>One job per row, as make smoke / make reproduce planned it.</p>{inner}</section>'
+
+
+def _wall(c: dict) -> str:
+    if c.get("wall_s") is None:
+        return "-"
+    return f'<span title="{esc(c["folder"])}">{fmt(c["wall_s"], 1)} s</span>'

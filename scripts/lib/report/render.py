@@ -1,17 +1,20 @@
 """The page: a sticky table of contents, the verify tables (reported against measured with 95% Wilson intervals,
-each measured number a link to its samples), the drill-down sections, the training curves and the provenance; one
-HTML file with its style, script and plots inline (nothing is fetched)."""
+each measured number a link to its samples), the drill-down sections (lm-eval samples, judged suites, Medprompt),
+the diff-eval comparisons, the training curves, the provenance and the plan with its cost; one HTML file with its
+style, script and plots inline (nothing is fetched). A model's evaluations (`model_eval`) have no curves and no
+plan."""
 
 from pathlib import Path
 
-from . import drilldown, provenance
-from .collect import slug
+from . import diffs, drilldown, provenance, verdicts
 from .markup import esc, fmt, table
+from .paths import slug
 from .svg import line_chart, strip
 
 ASSETS = Path(__file__).parent
 VERDICT_CLASS = {True: "ok", False: "bad", None: "apart"}
-STANDARD = ("column", "task", "reported", "measured", "stderr", "delta", "tolerance", "result", "k", "n", "ci", "link")
+STANDARD = ("column", "task", "reported", "measured", "stderr", "delta", "tolerance", "result", "k", "n", "ci", "link",
+            "select")  # fmt: skip
 
 
 def _verdict(result) -> bool | None:
@@ -26,22 +29,24 @@ def _result(text) -> str:
 def verify_table(t: dict) -> str:
     extra = [k for r in t["rows"] for k in r if k not in STANDARD]
     extra = list(dict.fromkeys(extra))  # the gain columns of a calibrated table, in order
-    rows = []
+    rows, digits = [], 1 if t["top"] >= 100 else 3
     for r in t["rows"]:
         measured = fmt(r.get("measured"))
         if r["link"] and r.get("measured") is not None:
-            measured = f'<a class="drill" href="#{esc(r["link"])}">{measured}</a>'
+            select = f' data-select="{esc(r["select"])}"' if r["select"] else ""
+            measured = f'<a class="drill" href="#{esc(r["link"])}"{select}>{measured}</a>'
         ci = r["ci"]
         ok = _verdict(r.get("result"))
         rows.append((
             f'data-task="{esc(r.get("task"))}"',
             [esc(r.get("column")), esc(r.get("task")), fmt(r["n"]), fmt(r.get("reported")), measured,
-             f"{fmt(ci[0], 1)} - {fmt(ci[1], 1)}" if ci else "-", fmt(r.get("delta")), fmt(r.get("tolerance")),
-             _result(r.get("result")), strip(r.get("measured"), ci, r.get("reported"), r.get("tolerance"), ok),
+             f"{fmt(ci[0], digits)} - {fmt(ci[1], digits)}" if ci else "-", fmt(r.get("delta")),
+             fmt(r.get("tolerance")), _result(r.get("result")),
+             strip(r.get("measured"), ci, r.get("reported"), r.get("tolerance"), ok, t["top"]),
              *(fmt(r.get(k)) for k in extra)],
         ))  # fmt: skip
     headers = ["column", "task", "n", "reported", "measured", "95% Wilson", "delta", "tolerance", "result",
-               "on 0 - 100", *extra]  # fmt: skip
+               f"on 0 - {fmt(t['top'])}", *extra]  # fmt: skip
     decided = [v for v in (_verdict(r.get("result")) for r in t["rows"]) if v is not None]
     passed = sum(decided)
     return (
@@ -49,8 +54,8 @@ def verify_table(t: dict) -> str:
         f"{esc(t.get('setting'))}{' &middot; baseline ' + esc(t['baseline']) if t.get('baseline') else ''}</h3>"
         f'<p><b class="{"ok" if passed == len(decided) else "bad"}">{passed} of {len(decided)} within tolerance</b>. '
         f"Measured: <code>{esc(t.get('results'))}</code> (<code>{esc(t['file'])}</code>). The interval of an "
-        "aggregate is Wilson's at its effective sample size. On 0 - 100: the band is reported +- tolerance, the dot "
-        "measured, the whisker its 95% interval.</p>" + table(headers, rows, "verify") + "</div>"
+        "aggregate is Wilson's at its effective sample size. On the table's scale: the band is reported +- tolerance, "
+        "the dot measured, the whisker its 95% interval.</p>" + table(headers, rows, "verify") + "</div>"
     )
 
 
@@ -86,9 +91,13 @@ def summary(d: dict) -> str:
     r = d.get("plan_recipe") or {}
     stages = d["stages"]
     gits = sorted({s["git_sha"] for s in stages if s["git_sha"]})
+    recipes = sorted(
+        {f"{s['recipe']['path']} (profile {s['recipe']['profile']})" for s in stages if s["recipe"]["path"]}
+    )
     rows = [
-        ["run", f"<code>{esc(d['path'])}</code>"],
-        ["recipe", " ".join(f"{k} {esc(r[k])}" for k in ("dir", "profile", "world_size") if r.get(k) is not None)],
+        ["evaluations of" if d["model_eval"] else "run", f"<code>{esc(d['path'])}</code>"],
+        ["recipe", " ".join(f"{k} {esc(r[k])}" for k in ("dir", "profile", "world_size") if r.get(k) is not None)
+         if r else esc(", ".join(recipes))],
         ["stages", f"{len(stages)}, {fmt(sum(s['wall_s'] or 0 for s in stages), 1)} s of wall time"],
         ["first start / last finish", f"{esc(min((s['started'] or '' for s in stages), default=''))} / "
                                       f"{esc(max((s['finished'] or '' for s in stages), default=''))}"],
@@ -102,32 +111,45 @@ def toc(d: dict) -> str:
         return "<ul>" + "".join(f'<li><a href="#{esc(i)}">{esc(t)}</a></li>' for i, t in pairs) + "</ul>"
 
     tasks = [("samples-" + slug(task), task) for e in d["evaluations"] for task in e["tasks"]]
+    diff_items = ((x["id"], f"{x['a'].get('model')} / {x['b'].get('model')}") for x in d["diffs"])
     return (
         f'<nav id="toc"><a class="home" href="#summary">{esc(d["run"])}</a><ul>'
         f'<li><a href="#tables">Reported vs measured</a>{items((t["id"], t.get("table")) for t in d["tables"])}</li>'
         f'<li><a href="#samples">Samples</a>{items(tasks)}</li>'
+        f'<li><a href="#judged">Judged suites</a>{items((s["id"], s["folder"]) for s in d["judged"])}</li>'
         f'<li><a href="#medprompt">Medprompt</a>{items((m["id"], m["dataset"]) for m in d["medprompt"])}</li>'
-        '<li><a href="#curves">Training curves</a></li>'
-        f'<li><a href="#provenance">Provenance</a>{items((s["id"], s["folder"]) for s in d["stages"])}</li>'
-        '<li><a href="#plan">Plan</a></li></ul></nav>'
+        f'<li><a href="#diff">Compared (diff-eval)</a>{items(diff_items)}</li>'
+        + ("" if d["model_eval"] else '<li><a href="#curves">Training curves</a></li>')
+        + f'<li><a href="#provenance">Provenance</a>{items((s["id"], s["folder"]) for s in d["stages"])}</li>'
+        + ("" if d["model_eval"] else '<li><a href="#plan">Plan and cost</a></li>')
+        + "</ul></nav>"
     )
 
 
 def page(d: dict) -> str:
     css, js = (ASSETS / "page.css").read_text(), (ASSETS / "page.js").read_text()
+    ids = {f"sample-{slug(task)}-{slug(r['doc_id'])}" for e in d["evaluations"] for task, t in e["tasks"].items()
+           for r in t["rows"]}  # fmt: skip
+    what = "evaluation" if d["model_eval"] else "run"
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1"><link rel="icon" href="data:,">'
-        f"<title>Aloe run report: {esc(d['run'])}</title><style>{css}</style></head><body>"
+        f"<title>Aloe {what} report: {esc(d['run'])}</title><style>{css}</style></head><body>"
         + toc(d)
         + "<main>"
         + summary(d)
         + tables_section(d["tables"])
         + drilldown.samples_section(d["evaluations"])
+        + verdicts.section(d["judged"], ids)
         + drilldown.medprompt_section(d["medprompt"])
-        + curves_section(d["curves"])
+        + diffs.section(d["diffs"])
+        + ("" if d["model_eval"] else curves_section(d["curves"]))
         + provenance.stages_section(d["stages"], d["sources"])
-        + provenance.plan_section(d["plans"])
+        + (
+            ""
+            if d["model_eval"]
+            else provenance.plan_section(d["plans"], d["cost"], (d["plan_recipe"] or {}).get("profile"))
+        )
         + f"</main><script>{js}</script></body></html>\n"
     )
 

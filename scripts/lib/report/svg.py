@@ -1,6 +1,7 @@
 """Inline SVG, written directly (no plotting library, nothing loaded): a line chart of one or more series, and the
-strip that places a measured number, its interval and the reported number's tolerance band on a 0-100 scale."""
+strip that places a measured number, its interval and the reported number's tolerance band on its table's scale."""
 
+import math
 from html import escape
 
 COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2"]
@@ -45,13 +46,19 @@ def line_chart(series: list, title: str, width: int = 360, height: int = 160) ->
     )
 
 
-def strip(measured, ci, reported, tolerance, ok, width: int = 160, height: int = 14) -> str:
-    """One verify row on 0-100: the band reported +- tolerance, the measured dot and its interval's whisker."""
+def strip(measured, ci, reported, tolerance, ok, top: float = 100.0, width: int = 160, height: int = 14) -> str:
+    """One verify row on 0-top (100, or 1 for a table in 0-1): the band reported +- tolerance, the measured dot and
+    its interval's whisker; nothing on a scale without a top (a perplexity)."""
+    if not math.isfinite(top):
+        return ""
 
     def x(v):
-        return f"{max(0.0, min(100.0, v)) / 100 * (width - 4) + 2:.1f}"
+        return f"{max(0.0, min(top, v)) / top * (width - 4) + 2:.1f}"
 
-    parts = [f'<line x1="{x(v)}" x2="{x(v)}" y1="0" y2="{height}" class="grid"/>' for v in (0, 25, 50, 75, 100)]
+    parts = [
+        f'<line x1="{x(v)}" x2="{x(v)}" y1="0" y2="{height}" class="grid"/>'
+        for v in (0, top / 4, top / 2, top * 3 / 4, top)
+    ]
     if reported is not None and tolerance is not None:
         lo, hi = reported - tolerance, reported + tolerance
         parts.append(f'<rect x="{x(lo)}" y="2" width="{float(x(hi)) - float(x(lo)):.1f}" height="{height - 4}" '
