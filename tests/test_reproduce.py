@@ -69,7 +69,14 @@ def graph_rows(out):
 def test_dry_run_prints_the_papers_layout_and_submits_nothing(recipe, sft, dpo, sft_batch, dpo_batch):
     out = dry_run(recipe).stdout
     rows = graph_rows(out)
-    assert list(rows)[:3] == ["data", "sft", "merge"]
+    assert list(rows)[:4] == ["preflight", "data", "sft", "merge"]
+    # the preflight first, on the largest job's nodes and ranks; the job that would start first waits for it
+    ranks = lambda shape: int(shape.split(" x ")[0]) * int(shape.split(" x ")[1])  # noqa: E731
+    assert rows["preflight"][0] == max(sft, dpo, key=ranks) and rows["preflight"][2] == "-"
+    assert rows["data"][2] == "preflight"
+    pre = out[out.index("01-preflight.sbatch") : out.index("02-data.sbatch")]
+    assert "#SBATCH --time=00:20:00" in pre and "--requeue" not in pre and "trap requeue" not in pre
+    assert f"scripts.drivers.preflight --world {ranks(max(sft, dpo, key=ranks))} --plans" in pre
     assert [j for j in rows if j.startswith("dpo")] == [f"dpo-stage1-{i}" for i in range(1, 6)] + ["dpo-stage2-1"]
     assert rows["sft"][:2] == (sft, sft_batch) and rows["sft"][2] == "data"
     for i in range(1, 6):
@@ -201,6 +208,11 @@ def test_the_local_launcher_resumes_a_finished_chain_without_rerunning_a_stage(c
         "eval",
     ]
     assert "=== verify ===" in p.stdout and "=== sft ===" not in p.stdout
+    # the preflight ran first, on this machine: plans, the verify job's inputs, every environment, a 1-rank gloo
+    assert p.stdout.index("=== preflight ===") < p.stdout.index("=== verify ===") and '"preflight": "ok"' in p.stdout
+    assert (
+        "[preflight] verify: inputs as recorded" in p.stdout and "[preflight] .venv/dpo: matches dpo.lock" in p.stdout
+    )
 
 
 @pytest.mark.unit

@@ -83,7 +83,7 @@ def slurm_chain(cluster):
 
 def test_every_stage_ran_as_a_slurm_job(slurm_chain):
     ids = submitted()
-    assert len(ids) == 13  # tiny-kit data sft merge dpo x6 medprompt eval verify
+    assert len(ids) == 14 and list(ids)[0] == "preflight"  # then tiny-kit data sft merge dpo x6 medprompt eval verify
     ms = manifests()
     assert {"tiny-kit", "data", "sft", "merge", "dpo", "eval-mcqa", "medprompt-medqa_4options"} <= set(ms)
     assert len([k for k in ms if k.startswith("dpo/")]) == 6
@@ -119,9 +119,9 @@ def test_a_failed_stage_cancels_its_dependants_and_a_resubmission_resumes_there(
     p = reproduce(check=False)
     assert p.returncode == 1
     ids = submitted()
-    assert list(ids) == ["dpo-stage2-1", "medprompt-medqa_4options", "eval", "verify"]
+    assert list(ids) == ["preflight", "dpo-stage2-1", "medprompt-medqa_4options", "eval", "verify"]
     states = dict(re.findall(r"^(\S+)\s+\|\s+\d+\s+\|\s+([A-Z_]+)", p.stdout, re.M))
-    assert states["dpo-stage2-1"] == "FAILED"
+    assert states["preflight"] == "COMPLETED" and states["dpo-stage2-1"] == "FAILED"
     assert all(states[j] == "CANCELLED" for j in ("medprompt-medqa_4options", "eval", "verify")), states
     assert "DependencyNeverSatisfied" in p.stdout
     assert subprocess.run(["squeue", "-h"], capture_output=True, text=True).stdout.strip() == ""  # nothing pending
@@ -129,8 +129,29 @@ def test_a_failed_stage_cancels_its_dependants_and_a_resubmission_resumes_there(
     (RUN / "dpo" / "06-stage2-0").unlink()
     p = reproduce()
     assert re.search(r"not resubmitted: tiny-kit, data, sft, merge, dpo-stage1-1, .*dpo-stage1-5\n", p.stdout)
-    assert list(submitted()) == ["dpo-stage2-1", "medprompt-medqa_4options", "eval", "verify"]
+    assert list(submitted()) == ["preflight", "dpo-stage2-1", "medprompt-medqa_4options", "eval", "verify"]
     assert mf.read(RUN / "dpo")["status"] == "done" and len(mf.read(RUN / "dpo")["runs"]) == 6
+
+
+def test_the_preflight_job_runs_first_and_a_planted_bad_input_stops_the_chain_before_any_training(slurm_chain):
+    sft_manifest, train = RUN / "sft" / "manifest.json", RUN / "data" / "sft.jsonl"
+    manifest_bytes, train_bytes = sft_manifest.read_bytes(), train.read_bytes()
+    sft_manifest.unlink()  # SFT and everything after it to run again ...
+    train.write_bytes(train_bytes + b'{"planted": true}\n')  # ... on data that is not what the data stage recorded
+    try:
+        p = reproduce(check=False)
+    finally:
+        sft_manifest.write_bytes(manifest_bytes)
+        train.write_bytes(train_bytes)
+    assert p.returncode == 1
+    ids = submitted()
+    assert list(ids)[:2] == ["preflight", "sft"]
+    states = dict(re.findall(r"^(\S+)\s+\|\s+\d+\s+\|\s+([A-Z_]+)", p.stdout, re.M))
+    assert states["preflight"] == "FAILED" and all(states[j] == "CANCELLED" for j in list(ids)[1:]), states
+    log = (RUN / "slurm" / f"{ids['preflight']}-preflight.out").read_text(errors="replace")
+    assert f"{train} changed since its stage recorded it" in log and "preflight failed" in log
+    assert '"backend": "gloo", "world_size": 4' in log  # every rank of the largest job (DPO: 2 nodes x 2) met
+    assert not (RUN / "sft" / ".partial").exists()  # no training job started
 
 
 def one_sft_job(root):

@@ -89,6 +89,7 @@ def main(argv=None):
     if not todo:
         print("nothing to do: every stage is done")
         return 0
+    todo = chain.with_preflight(todo)  # plans, inputs, environments and ranks checked before hours are spent
     if a.launcher == "local" and not a.dry_run:
         return run_local(todo)
     log_dir = Path(runs) / stages.SLURM_FOLDER.format(run=r.name)

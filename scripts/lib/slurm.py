@@ -36,6 +36,10 @@ SETTINGS = {  # key: (default, what it is)
     "sbatch": ([], "further sbatch options, e.g. [--exclusive]"),
     "requeue_warning_s": (900, "Slurm warns a job this many seconds before its time limit; the job requeues itself"),
     "max_requeues": (3, "times a job requeues itself before it ends for good (0: never)"),
+    "env": (
+        {},
+        "variables every job exports (this cluster's NCCL settings); the preflight's all-reduce runs with them",
+    ),
 }
 
 
@@ -63,6 +67,11 @@ def load_settings(path) -> dict:
             out[k] = None if out[k] is None else kind(out[k])
         except (TypeError, ValueError):
             raise AloeError(f"{out[k]!r}: expected {kind.__name__}", file=path, key=k)
+    if isinstance(out["env"], str):  # ALOE_SLURM_ENV="NCCL_IB_DISABLE=0 NCCL_SOCKET_IFNAME=ib0"
+        out["env"] = dict(x.partition("=")[::2] for x in shlex.split(out["env"]))
+    if not isinstance(out["env"] or {}, dict) or not all(ENV_NAME.fullmatch(str(k)) for k in out["env"] or {}):
+        raise AloeError(f"{out['env']!r}: expected a mapping of variable names to values", file=path, key="env")
+    out["env"] = {k: str(v) for k, v in (out["env"] or {}).items()}
     for k in LISTS:
         if not isinstance(out[k], list) or not all(isinstance(x, str) for x in out[k]):
             raise AloeError(f"{out[k]!r}: expected a list of options", file=path, key=k)
@@ -84,6 +93,7 @@ TYPED = {
 }  # settings converted, or refused by key
 LISTS = ("sbatch",)  # list-valued settings
 SBATCH_VALUE = re.compile(r"[A-Za-z0-9_.,:@%+=/{}-]+")  # what may follow `#SBATCH ` or `--key=`
+ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")  # a variable `env:` may set
 
 
 def time_limit(hours, s: dict) -> str:
@@ -113,7 +123,7 @@ def script(job, s: dict, log_dir: Path, python: str) -> str:
         f"--job-name=aloe-{job.name}",
         f"--nodes={job.nodes}",
         "--ntasks-per-node=1",
-        f"--time={time_limit(job.hours, s)}",
+        f"--time={job.time or time_limit(job.hours, s)}",
         f"--output={log_dir}/%j-{job.name}.out",
     ]
     if per_node and s["gpu_request"]:
@@ -121,7 +131,7 @@ def script(job, s: dict, log_dir: Path, python: str) -> str:
     opts += [f"--{k}={s[k]}" for k in ("partition", "account", "qos") if s[k]]
     if s["cpus_per_task"]:
         opts.append(f"--cpus-per-task={s['cpus_per_task']}")
-    if s["max_requeues"]:
+    if s["max_requeues"] and job.requeue:
         opts += [
             "--requeue",
             f"--signal=B:USR1@{s['requeue_warning_s']}",
@@ -137,11 +147,12 @@ def script(job, s: dict, log_dir: Path, python: str) -> str:
         "set -euo pipefail",
         "export TORCH_NCCL_ASYNC_ERROR_HANDLING=1 NCCL_ASYNC_ERROR_HANDLING=1  # a dead rank ends the job",
         f"export PYTHONPATH={shlex.quote(str(core.ROOT))}",
+        *(f"export {k}={shlex.quote(v)}" for k, v in s["env"].items()),
         f"cd {shlex.quote(str(core.ROOT))}",
         *(s["setup"] or "").strip().splitlines(),
         "t0=$(date +%s)",
         "trap 'echo \"[aloe] $SLURM_JOB_NAME ($SLURM_JOB_ID) exit $? after $(( $(date +%s) - t0 )) s on $SLURM_JOB_NODELIST\"' EXIT",
-        *requeue_lines(s["max_requeues"], s["requeue_warning_s"], log_dir),
+        *requeue_lines(s["max_requeues"] if job.requeue else 0, s["requeue_warning_s"], log_dir),
         f"{s['container'] + ' ' if s['container'] else ''}{cmd} &",
         "pid=$!",
         "set +e  # the stage's status is the job's, after any signal the requeue trap handled",
@@ -229,7 +240,7 @@ def graph(jobs: list, ids: dict, s: dict, done: list = ()) -> str:
             ids.get(j.name, "-"),
             f"{j.nodes} x {j.gpus // j.nodes}",
             j.batch or j.parallel or "-",
-            time_limit(j.hours, s),
+            j.time or time_limit(j.hours, s),
             ", ".join(j.after) or "-",
             *cost(j.name),
         ]
