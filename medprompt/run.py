@@ -3,6 +3,7 @@
   python -m medprompt.run --config run.json        (written by scripts/medprompt.py; keys below)
 
 Config keys: dataset, split, data_path (local JSONL or null for the hub), database (JSONL), embedding_model,
+cache_dir (where the database's vectors are kept, by embedder and content; default: out),
 k, ensembles, choice_shuffle, adaptive, round_size, seed, max_tokens, max_attempts, retry_extra_tokens,
 retry_extra_temperature, retry (full|answer), temperature, top_p, backend, model, dtype, batch_size, base_url,
 max_num_seqs, request_seed (null: where the engine supports it), http_retries, http_backoff_s, limit, out.
@@ -21,6 +22,7 @@ error is recorded with the error, and tried again by the rerun). Outputs: genera
 import argparse
 import hashlib
 import json
+import os
 import time
 import zlib
 from pathlib import Path
@@ -94,12 +96,17 @@ class Run:
         )
         questions = [r["question"] for r in self.db]
         key = hashlib.sha256(json.dumps([self.cfg["embedding_model"], questions]).encode()).hexdigest()[:16]
-        cache = self.out / f"database-vectors-{key}.npy"  # a resumed run does not embed the database again
+        # one embedding of a database per embedder, shared by every benchmark and rerun (cache_dir: the runs root's)
+        cache = Path(self.cfg.get("cache_dir") or self.out) / f"database-vectors-{key}.npy"
         if cache.exists():
             vectors = np.load(cache)
         else:
             vectors = emb.encode(questions)
-            np.save(cache, vectors)
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache.with_suffix(f".{os.getpid()}.tmp")
+            with open(tmp, "wb") as f:
+                np.save(f, vectors)
+            tmp.replace(cache)  # whole or absent: two jobs may embed the same database at once
         retriever = Retriever(vectors, questions)
         nn = retriever.neighbours(
             emb.encode([q.question for q in self.questions]), [q.question for q in self.questions], self.cfg["k"]

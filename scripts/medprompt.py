@@ -86,6 +86,7 @@ class Medprompt(driver.Stage):
             base_url=o["base_url"],
             limit=o["limit"],
             out=str(folder / ".partial" / "out"),  # the build's (scripts/lib/manifest.py Build): published on success
+            cache_dir=str(ctx.runs / stages.VECTORS_FOLDER),  # not an output: the database embedded once for all
             adaptive=o["adaptive"] or cfg["adaptive"],
             dtype=r.files["eval"]["dtype"],
             batch_size=16,

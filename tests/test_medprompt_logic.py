@@ -79,3 +79,46 @@ def test_stopping_when_settled_never_changes_the_full_vote(seed):
     for m in range(n + 1):
         if settled(votes[:m], n - m):
             assert majority(votes[:m]).answer == majority(votes).answer
+
+
+class CountingEmbedder:
+    """Deterministic unit vectors per text; counts the texts it was asked to embed."""
+
+    def __init__(self):
+        self.embedded = []
+
+    def encode(self, texts):
+        import numpy as np
+
+        self.embedded.append(len(texts))
+        v = np.array([[(hash(t) >> s) % 97 + 1 for s in range(0, 32, 4)] for t in texts], dtype=np.float32)
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def test_a_database_is_embedded_once_for_every_run_that_shares_the_cache(tmp_path):
+    import json
+
+    from data_prep import eval_fixtures
+    from medprompt.run import Run
+
+    db = eval_fixtures.cot_database()
+    for name, rows in (("q.jsonl", eval_fixtures.rows("medqa_4options")), ("db.jsonl", db), ("db2.jsonl", db[:-1])):
+        (tmp_path / name).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    emb = CountingEmbedder()
+
+    def prepare(out, database="db.jsonl"):
+        cfg = {"dataset": "medqa_4options", "data_path": str(tmp_path / "q.jsonl"), "limit": 3, "k": 2, "seed": 0,
+               "database": str(tmp_path / database), "embedding_model": "counting", "ensembles": 2,
+               "choice_shuffle": True, "out": str(tmp_path / out), "cache_dir": str(tmp_path / "cache")}  # fmt: skip
+        run = Run(cfg, embedder=emb)
+        run.prepare()
+        return run
+
+    first = prepare("a")
+    prepare("b")  # another benchmark or a rerun over the same database: its vectors are read, not made again
+    assert emb.embedded == [len(db), 3, 3]  # the database once, each run's 3 questions
+    prepare("c", "db2.jsonl")  # another database content: embedded
+    assert emb.embedded[3:] == [len(db) - 1, 3]
+    assert len(list((tmp_path / "cache").glob("database-vectors-*.npy"))) == 2
+    assert not list((tmp_path / "a").glob("*.npy"))  # the vectors are no output of a run
+    assert all(len(ex) == 2 for ex in first.examples.values())

@@ -44,6 +44,7 @@ PLAN_FOLDER = "{run}/plan"  # the rendered plan of every job (scripts/lib/plan.p
 DRY_RUN_PLAN_FOLDER = "{run}/plan/dry-run"  # a dry run's: never read by a submitted job
 SLURM_FOLDER = "{run}/slurm"  # batch scripts, job logs and submission records of make reproduce
 LABELS_FOLDER = "fields-labels"  # the field labeller's per-question cache, shared by every model it labels
+VECTORS_FOLDER = "medprompt-vectors"  # Medprompt's database embeddings, by embedder and content, shared by every run
 SUITE_JOB = "eval"  # the name of the job that runs a recipe run's evaluation suite, whichever stage runs it
 FINAL_MODEL = ("dpo", "model")  # what the evaluations read by default: the recipe run's final model
 
