@@ -97,3 +97,39 @@ def test_verify_fails_on_a_results_file_with_a_task_missing(chain, tmp_path):
     (tmp_path / "results_x.json").write_text(json.dumps(results))
     p = verify_tiny(run.parent, tmp_path / "report", "--results", tmp_path / "results_x.json")
     assert p.returncode != 0 and "mmlu_anatomy" in p.stderr and "mmlu_medical" in p.stderr, p.stderr
+
+
+def test_diff_eval_names_a_planted_chat_template_and_counts_the_flipped_questions_exactly(chain, tmp_path):
+    # the smoke model evaluated again, as the eval stage ran it but with its chat template applied
+    _, run, _ = chain
+    m = mf.read(run / "eval-mcqa")
+    s, model = m["recipe"]["rendered"], mf.read(run / "dpo")["outputs"]["model"]["path"]
+    cmd = ["lm-eval", "run", "--model", "hf", "--model_args", f"pretrained={model},dtype=float32", "--device", "cpu",
+           "--batch_size", s["batch_size"], "--tasks", ",".join(m["metrics"]), *s["args"], "--seed", s["seed"],
+           "--output_path", tmp_path / "templated", "--log_samples", "--include_path", run / "eval-mcqa" / "tasks",
+           "--apply_chat_template"]  # fmt: skip
+    assert venv.run("eval", cmd, log=tmp_path / "lm_eval.log").returncode == 0, (tmp_path / "lm_eval.log").read_text()[
+        -3000:
+    ]
+    run_py(
+        "scripts.drivers.diff_eval", "--a", run / "eval-mcqa", "--b", tmp_path / "templated", "--out", tmp_path / "d"
+    )
+    d = json.loads((tmp_path / "d.json").read_text())
+    chat = next(x for x in d["settings"] if "chat template" in x["setting"])
+    assert chat["status"] == "differs" and chat["a"] in ("off", None) and chat["b"].startswith("sha256")
+
+    # the flips, counted here from the two samples files directly
+    def correct(folder):
+        out = {}
+        for f in Path(folder).rglob("samples_*.jsonl"):
+            task = f.name.split("_20")[0].removeprefix("samples_")
+            for line in f.read_text().splitlines():
+                row = json.loads(line)
+                out[(task, row["doc_id"])] = row["acc"]
+        return out
+
+    a, b = correct(run / "eval-mcqa" / "lm_eval"), correct(tmp_path / "templated")
+    assert a.keys() == b.keys() and len(a) == 112
+    assert sum(t["b"] for t in d["tasks"]) == sum(a[k] > b[k] for k in a) == d["pooled"]["b"]
+    assert sum(t["c"] for t in d["tasks"]) == sum(a[k] < b[k] for k in a) == d["pooled"]["c"]
+    assert sum(len(t["flips"]) for t in d["tasks"]) == sum(a[k] != b[k] for k in a) > 0
