@@ -178,6 +178,14 @@ def test_tracker_tensorboard_logs_sft_and_every_dpo_run_in_the_tools_own_event_f
         losses = scalars(d / "tensorboard", "train/loss_mean")
         assert len(losses) == 4, d.name  # one point per optimiser step: 16 pairs / batch 4
     assert sft["recipe"]["rendered"].get("use_tensorboard") is None  # how it was watched is not its identity
+    # the report's curves come from those event files
+    from scripts.lib.openrlhf_log import STEP
+    from scripts.lib.report import collect
+
+    curves = collect.curve_data(run, collect.manifests(run), STEP)
+    assert curves["sft"]["source"] == "TensorBoard event files"
+    assert [round(v, 4) for _, v in curves["sft"]["loss"]] == [round(x, 4) for x in sft["metrics"]["losses"]]
+    assert [c["source"] for _, c in curves["dpo"]] == ["TensorBoard event files"] * 6
 
 
 def test_dpo_killed_inside_its_third_run_resumes_at_its_checkpoint_with_every_pair_counted_once(chain):
@@ -186,9 +194,10 @@ def test_dpo_killed_inside_its_third_run_resumes_at_its_checkpoint_with_every_pa
     whole = mf.read(third)
     shutil.rmtree(third)  # as if the chain had been preempted inside its third run: runs 1 and 2 are done
     args = ["scripts.dpo", "--profile", "cpu-tiny", "--runs", runs, "--upto", "3"]
+    tracked = {"ALOE_MAKE_TRACKER": "tensorboard"}  # as the chain ran it: the run's curves stay event files
     proc = subprocess.Popen(
         [sys.executable, "-m", *map(str, args)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True,
+        start_new_session=True, env={**os.environ, **tracked},
     )  # fmt: skip
     latest, deadline = third / ".partial" / "ckpt" / "latest", time.time() + 600
     while time.time() < deadline and proc.poll() is None and not latest.exists():
@@ -197,7 +206,7 @@ def test_dpo_killed_inside_its_third_run_resumes_at_its_checkpoint_with_every_pa
     os.killpg(proc.pid, signal.SIGKILL)  # after its checkpoint at step 2 of 4 (cpu-tiny: ckpt.save_steps 2)
     proc.wait()
     assert latest.read_text().strip() == "global_step2"
-    p = run_py(*args)
+    p = run_py(*args, env=tracked)
     assert p.stdout.count("[dpo-run] skipped") == 2 and "resuming the unfinished attempt (running)" in p.stdout
     m = mf.read(third)
     pairs = len(Path(m["inputs"]["data"]["path"]).read_text().splitlines())
