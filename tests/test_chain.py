@@ -2,6 +2,7 @@
 different from its input; DPO ran 6 times in order, each from the previous output; the merge is
 reproducible; the merged and final models stop at <|eot_id|>; a rerun skips everything."""
 
+import json
 import math
 import os
 import shutil
@@ -159,6 +160,37 @@ def test_sft_killed_after_its_second_checkpoint_resumes_there_and_ends_as_if_nev
     assert m["outputs"]["model"]["sha256"] == whole["outputs"]["model"]["sha256"]
     assert not list((sft_dir / "train").glob("checkpoint-*"))  # retention: none kept by default
     assert not (sft_dir / ".partial").exists()
+
+
+def test_make_report_on_the_smoke_run_opens_offline_and_its_medqa_cell_shows_the_logged_samples(chain, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    from scripts.lib.report import browser
+
+    _, run, _ = chain
+    run_py("scripts.drivers.report", "--run", run, "--out", tmp_path / "report.html")  # what `make report` runs
+    (samples,) = (run / "eval-mcqa" / "lm_eval").rglob("samples_aloe_local_medqa_4options_*.jsonl")
+    logged = [
+        [str(s["doc_id"]), "1" if s["acc"] == 1.0 else "0"] for s in map(json.loads, samples.read_text().splitlines())
+    ]
+    problems = []
+    with sync_playwright() as p:
+        chromium = browser.launch(p)
+        pg = chromium.new_page()
+        pg.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+        pg.on("pageerror", lambda e: problems.append(str(e)))
+        browser.offline(pg)
+        pg.goto((tmp_path / "report.html").as_uri())
+        hrefs = pg.eval_on_selector_all('a[href^="#"]', "links => links.map(a => a.getAttribute('href'))")
+        missing = pg.evaluate("hrefs => hrefs.filter(h => !document.getElementById(h.slice(1)))", hrefs)
+        pg.click('#table-verify tr[data-task="medqa_4options"] a.drill')
+        shown = pg.eval_on_selector_all(
+            "#samples-medqa_4options-rows > tbody > tr",
+            "rows => rows.filter(r => r.checkVisibility()).map(r => [r.dataset.docId, r.dataset.correct])",
+        )
+        chromium.close()
+    assert problems == [] and len(hrefs) > 50 and missing == []
+    assert shown == logged and len(logged) == 40  # the smoke run's 40 MedQA fixture questions, as lm-eval logged them
 
 
 def test_tracker_tensorboard_logs_sft_and_every_dpo_run_in_the_tools_own_event_files(chain):

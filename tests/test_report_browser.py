@@ -8,7 +8,7 @@ import json
 import pytest
 from test_report import STAMP, mini_run
 
-from scripts.dpo import STEP
+from scripts.lib.openrlhf_log import STEP
 from scripts.lib.report import browser, collect, render
 
 pytestmark = pytest.mark.unit
