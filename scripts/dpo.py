@@ -13,6 +13,7 @@ only shim). `--upto N` stops after the N-th run: `make reproduce-8b` submits one
   python -m scripts.dpo --profile cpu-tiny
 """
 
+import shutil
 import socket
 import sys
 from functools import partial
@@ -77,6 +78,28 @@ def step_metrics(log: Path, pairs_per_micro_step: int) -> dict:
     return out
 
 
+def universal(ckpt: Path, world: int, log: Path) -> int | None:
+    """A checkpoint written on another number of ranks (a run preempted on 16 GPUs, resumed on 8 with the same total
+    batch) is converted once to DeepSpeed's universal checkpoint (`latest_universal` names it), which OpenRLHF
+    loads with --ds.use_universal_ckpt. Returns the ranks it was written on, or None: the same, or no checkpoint."""
+    if not (ckpt / "latest").is_file():
+        return None
+    tag = (ckpt / "latest").read_text().strip()
+    ranks = len(list((ckpt / tag).glob("zero_pp_rank_*_mp_rank_*_model_states.pt")))
+    if ranks in (0, world):
+        return None
+    out, named = ckpt / f"{tag}_universal", ckpt / "latest_universal"
+    if not (out.is_dir() and named.is_file() and named.read_text().strip() == out.name):
+        print(f"[dpo] {tag} was written on {ranks} ranks, this run has {world}: converting it to a universal "
+              "checkpoint", flush=True)  # fmt: skip
+        shutil.rmtree(out, ignore_errors=True)
+        convert = ["python", "-m", "deepspeed.checkpoint.ds_to_universal", "--input_folder", ckpt / tag,
+                   "--output_folder", out]  # fmt: skip
+        if venv.run("dpo", convert, log=log).returncode:
+            raise AloeError(f"[dpo] converting {ckpt / tag} to a universal checkpoint failed; see {log}")
+    return ranks
+
+
 def run_build(ctx, p, n: int, run: dict, model_in: dict) -> mf.Build:
     """The Build of the n-th OpenRLHF run (its own manifest under dpo/NN-<phase>-<chunk>/)."""
     r, batch = ctx.recipe, p.own["batch"]
@@ -88,7 +111,7 @@ def run_build(ctx, p, n: int, run: dict, model_in: dict) -> mf.Build:
     force = ctx.force and upto in (None, n)  # --upto N --force reruns run N; earlier ones only if their inputs changed
     return mf.Build(
         folder, "dpo-run", info, {"model": model_in, "data": run["data"]}, force, resumable=True, env="dpo", code=p.code,
-        seed=run["args"].get("train.seed"), **batch.numbers(),
+        relayout=True, seed=run["args"].get("train.seed"), **batch.numbers(),
     )  # fmt: skip
 
 
@@ -101,6 +124,8 @@ def one_run(ctx, p, n: int, run: dict, model_in: dict, before_compute) -> dict:
             with open(log, "a") as fh:
                 fh.write(f"\n{ATTEMPT}{how} {mf.now()}\n")
             watch = tracking.openrlhf(f"{ctx.recipe.name}/{b.dir.name}", b.dir / "tensorboard")  # not its identity
+            ranks = universal(b.partial / "ckpt", p.numbers["world_size"], log)
+            watch += ["--ds.use_universal_ckpt"] if ranks else []
             cmd, env = command(b.m["recipe"]["rendered"] + watch, p.numbers["world_size"])
             env |= tracking.env()
             print(f"[dpo] {b.dir.name}: from {model_in['path']}", flush=True)
@@ -111,6 +136,7 @@ def one_run(ctx, p, n: int, run: dict, model_in: dict, before_compute) -> dict:
             b.m["metrics"] = step_metrics(log, n["micro_batch"] * n["world_size"])
             resumed = b.m["metrics"]["resumed_from_pairs"]
             b.m["metrics"]["resumed_from_step"] = None if resumed is None else resumed // n["total_batch"]
+            b.m["metrics"]["resumed_from_world_size"] = ranks  # None: not resumed on another number of ranks
     (output,) = b.m["outputs"].values()
     return {
         "run": b.dir.name,

@@ -251,6 +251,35 @@ def test_dpo_killed_inside_its_third_run_resumes_at_its_checkpoint_with_every_pa
     assert not (third / ".partial").exists()  # the checkpoints went with the finished run
 
 
+def test_a_dpo_run_preempted_on_two_ranks_resumes_on_one_through_a_universal_checkpoint(chain, tmp_path):
+    runs, run, _ = chain
+    name = run.name
+    (tmp_path / name).mkdir()  # a private copy of the chain's kit, data and merge: the shared outputs stay intact
+    for src, dest in ((runs / "tiny-kit", tmp_path / "tiny-kit"), (run / "data", tmp_path / name / "data"),
+                      (run / "merge", tmp_path / name / "merge")):  # fmt: skip
+        subprocess.run(["cp", "-r", src, dest], check=True)
+    args = ["scripts.dpo", "--profile", "cpu-tiny", "--runs", tmp_path, "--upto", "1", "--world-size"]
+    first = tmp_path / name / "dpo" / "01-stage1-0"
+    proc = subprocess.Popen([sys.executable, "-m", *map(str, args), "2"], cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    latest, deadline = first / ".partial" / "ckpt" / "latest", time.time() + 600
+    while time.time() < deadline and proc.poll() is None and not latest.exists():
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run finished before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)  # preempted on 2 ranks after its step-2 checkpoint (ZeRO-3: a file per rank)
+    proc.wait()
+    p = run_py(*args, "1")  # the same total batch of 4 on one rank: micro 1 x accumulation 4
+    assert "made on another layout (1 x 2 x 2 -> 1 x 4 x 1)" in p.stdout and "universal checkpoint" in p.stdout
+    m = mf.read(first)
+    assert (m["world_size"], m["grad_accum"]) == (1, 4) and [
+        (a["world_size"], a["grad_accum"]) for a in m["attempts"]
+    ] == [(2, 2)]
+    assert m["metrics"]["resumed_from_world_size"] == 2 and m["metrics"]["resumed_from_pairs"] == 8
+    assert m["metrics"]["pairs_trained"] == 16  # 8 consumed on two ranks, the other 8 on one: each pair once
+    p = run_py(*args, "2")  # the finished run is kept on the old layout: not trained again
+    assert "[dpo-run] skipped: finished with the same inputs, on another layout (1 x 4 x 1)" in p.stdout
+
+
 def test_smoke_summary_shows_the_manifests_numbers(chain):
     _, run, out = chain
     rows = {line.split("|")[0].strip(): line for line in out[out.index("smoke summary") :].splitlines() if "|" in line}

@@ -78,6 +78,26 @@ def test_a_resumed_build_records_each_earlier_attempt_and_a_changed_one_starts_c
         assert not (b.partial / "checkpoint-8").exists() and "attempts" not in b.m
 
 
+@pytest.mark.parametrize("relayout", [True, False])
+def test_only_a_relayout_stage_takes_what_another_layout_of_the_same_total_batch_made(tmp_path, relayout):
+    def build(world, total=4, **kw):
+        numbers = {"world_size": world, "micro_batch": 1, "grad_accum": total // world, "total_batch": total}
+        return mf.Build(tmp_path / "dpo-run", "dpo-run", {"sha256": "r"}, {}, resumable=True, env="dpo",
+                        relayout=relayout, **numbers, **kw)  # fmt: skip
+
+    with pytest.raises(RuntimeError), build(2) as b:  # preempted on 2 ranks
+        (b.partial / "ckpt").mkdir()
+        raise RuntimeError
+    with build(1) as b:  # resumed on 1 (DPO) or started clean (any other stage)
+        assert (b.partial / "ckpt").is_dir() == relayout
+        assert [a.get("world_size") for a in b.m.get("attempts", [])] == ([2] if relayout else [])
+        (b.partial / "model").mkdir()
+        b.publish("model", b.partial / "model")
+    assert build(2).done == relayout  # finished on 1 rank: kept on 2 only where the stage can relayout
+    assert not build(2, total=8).done  # another total batch is another run
+    assert not build(1, seed=5).done  # as is any other setting
+
+
 def test_the_newest_complete_checkpoint_is_resumed_and_one_cut_off_while_written_is_not(tmp_path):
     from scripts import sft
 

@@ -15,10 +15,10 @@ from data_prep.benchmarks import MMLU_MEDICAL
 from evals import asr, diff, fields, fixtures, llama_guard, openmedqa, seval
 from scripts import core
 from scripts.core import AloeError
-from scripts.lib.openrlhf_log import STEP
 from scripts.drivers import report
 from scripts.fields import read_samples
 from scripts.lib import chain
+from scripts.lib.openrlhf_log import STEP
 from scripts.lib.report import collect, curves, render, tags
 from scripts.lib.report.stats import intervals, wilson
 

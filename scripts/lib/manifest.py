@@ -42,8 +42,9 @@ class Manifest(TypedDict):
     metrics: dict  # stage figures for the summary (loss first/last, reward margin, accuracy, ...)
     # optional: seed, world_size, micro_batch, grad_accum, total_batch (the numbers that decide the optimisation);
     # runs (dpo: one entry per OpenRLHF run, in order: {stage, index, data, model_in, output, wall_s});
-    # attempts (a resumable stage resumed: the earlier attempts, {started, status, wall_s}; a killed one's wall time
-    # runs to its last write)
+    # attempts (a resumable stage resumed: the earlier attempts, {started, status, wall_s, world_size, micro_batch,
+    # grad_accum}; a killed one's wall time runs to its last write); resume_key (a stage that may change its layout:
+    # the key without world size, micro batch and accumulation)
 
 
 class ManifestError(AloeError):
@@ -208,19 +209,22 @@ class Build:
         *,
         env: str,
         code=(),
+        relayout=False,
         **numbers,
     ):
+        """`relayout`: the stage can take what another layout of the same total batch made (DPO's runs through
+        DeepSpeed's universal checkpoint): a finished build on another layout is kept, an unfinished one resumed."""
         self.dir, self.stage, self.resumable = Path(folder), stage, resumable
         environment, code = {env: venv.stamp(env)}, code_identity(stages.spec(stage).module, code)
-        self.key = sha256_json(
-            {
-                "recipe": recipe.get("sha256"),
-                "inputs": inputs,
-                "numbers": numbers,
-                "environment": environment,
-                "code": code["sha256"],
-            }
-        )
+        identity = {
+            "recipe": recipe.get("sha256"),
+            "inputs": inputs,
+            "environment": environment,
+            "code": code["sha256"],
+        }
+        self.key = sha256_json({**identity, "numbers": numbers})
+        free = {k: v for k, v in numbers.items() if k not in LAYOUT}
+        self.resume_key = sha256_json({**identity, "numbers": free}) if relayout else None
         self.m = {
             "schema": SCHEMA,
             "stage": stage,
@@ -239,21 +243,31 @@ class Build:
             "finished": None,
             "wall_s": None,
             "metrics": {},
+            **({"resume_key": self.resume_key} if relayout else {}),
         }
         old = read(self.dir)
         self.done = (
             old is not None
             and old.get("status") == "done"
-            and old.get("key") == self.key
+            and self.same(old)
             and all(Path(o["path"]).exists() for o in old.get("outputs", {}).values())
         )
         self.skipped, self.force = self.done and not force, force
         self.previous = old
         self.partial = self.dir / ".partial"
 
+    def same(self, other: dict) -> bool:
+        """Made with this identity: the same key, or for a relayout stage the same but for the layout."""
+        return other.get("key") == self.key or (
+            self.resume_key is not None and other.get("resume_key") == self.resume_key
+        )
+
     def skip(self) -> bool:
         if self.skipped:
-            print(f"[{self.stage}] skipped: finished with the same inputs ({self.dir / 'manifest.json'})", flush=True)
+            how = "" if self.previous["key"] == self.key else f", on another layout ({layout(self.previous)})"
+            print(
+                f"[{self.stage}] skipped: finished with the same inputs{how} ({self.dir / 'manifest.json'})", flush=True
+            )
             self.m = self.previous
         return self.skipped
 
@@ -262,8 +276,13 @@ class Build:
         outputs it names stay as they are until the build succeeds (a refused or failed rerun leaves them intact).
         A resumable stage's unfinished attempt with the same key is resumed from what it wrote."""
         attempt = read(self.partial)
-        if self.resumable and not self.force and attempt is not None and attempt.get("key") == self.key:
-            print(f"[{self.stage}] resuming the unfinished attempt ({attempt.get('status')}) from what it wrote")
+        if self.resumable and not self.force and attempt is not None and self.same(attempt):
+            how = (
+                ""
+                if attempt["key"] == self.key
+                else f", made on another layout ({layout(attempt)} -> {layout(self.m)})"
+            )
+            print(f"[{self.stage}] resuming the unfinished attempt ({attempt.get('status')}) from what it wrote{how}")
             self.m["attempts"] = [*attempt.get("attempts", []), _ended(attempt, self.partial)]
         else:
             why = (
@@ -318,7 +337,17 @@ def _ended(attempt: dict, partial: Path) -> dict:
         last = max((f.stat().st_mtime for f in partial.rglob("*") if f.is_file()), default=None)
         started = dt.datetime.fromisoformat(attempt["started"]).timestamp()
         attempt = {**attempt, "wall_s": round(last - started, 1) if last else None}
-    return {k: attempt.get(k) for k in ("started", "status", "wall_s")}
+    return {k: attempt.get(k) for k in ("started", "status", "wall_s")} | {
+        k: attempt[k] for k in LAYOUT if k in attempt
+    }
+
+
+LAYOUT = ("world_size", "micro_batch", "grad_accum")  # how a total batch is laid out over the ranks
+
+
+def layout(m: dict) -> str:
+    """micro x accum x ranks, as the plan tables show a batch."""
+    return f"{m.get('micro_batch')} x {m.get('grad_accum')} x {m.get('world_size')}"
 
 
 def _remove(path: Path):
