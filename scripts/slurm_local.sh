@@ -40,12 +40,14 @@ install() {
   [ "$missing" = 0 ] && return
   say "installing slurmctld slurmd slurm-client munge from Debian"
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
+  exec 9>/var/lock/aloe-apt.lock && flock 9  # one apt at a time: the report's test may be installing Chromium
+  apt-get -o DPkg::Lock::Timeout=600 update -qq
   # no init system here: keep postinst from trying to start services
   local policy=0
   [ -e /usr/sbin/policy-rc.d ] || { printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; policy=1; }
-  apt-get install -y -qq --no-install-recommends slurmctld slurmd slurm-client munge >/dev/null
+  apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends slurmctld slurmd slurm-client munge >/dev/null
   [ "$policy" = 1 ] && rm -f /usr/sbin/policy-rc.d
+  exec 9>&-  # released before any daemon starts (they would inherit it)
   return 0
 }
 
