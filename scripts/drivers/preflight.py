@@ -21,37 +21,41 @@ from pathlib import Path
 
 from scripts.core import AloeError
 from scripts.drivers import install
-from scripts.lib import cli, driver, launch, uv, venv
+from scripts.lib import cli, driver, launch, stages, uv, venv
 from scripts.lib import plan as pl
 
 
 def plans(paths: list) -> tuple[list, list]:
-    """([(plan file, its job)], problems): each plan loaded as its job will load it."""
+    """([(plan file, its job, its runs root)], problems): each plan loaded as its job will load it."""
     out, problems = [], []
     for path in paths:
         try:
-            out.append((path, pl.load(path)[1]["job"]))
+            p = pl.load(path)[1]
+            out.append((path, p["job"], Path(p["runs"])))
         except AloeError as e:
             problems.append(str(e))
     return out, problems
 
 
 def given_files(jobs: list) -> list:
-    """A job argument naming a file or folder (not an option) that is not there."""
+    """A job argument naming a file or folder outside the runs root (given, not made by the chain) that is not
+    there."""
     return [
         f"{job['name']}: {arg} does not exist"
-        for _, job in jobs
-        for arg in job["args"]
-        if "/" in str(arg) and not str(arg).startswith("-") and not Path(arg).exists()
-    ]
+        for _, job, runs in jobs
+        for arg in map(str, job["args"])
+        if "/" in arg and not arg.startswith("-") and not Path(arg).resolve().is_relative_to(runs.resolve())
+        and not Path(arg).exists()
+    ]  # fmt: skip
 
 
 def inputs(jobs: list) -> list:
-    """The jobs whose upstream jobs are not in this submission start first: their stage prepares as it will."""
-    names = {job["name"] for _, job in jobs}
+    """The jobs whose upstream jobs are not in this submission start first: their stage prepares as it will (a
+    report job, verify, reads only what the chain's results jobs write)."""
+    names = {job["name"] for _, job, _ in jobs}
     problems = []
-    for path, job in jobs:
-        if set(job["after"]) & names:
+    for path, job, _ in jobs:
+        if set(job["after"]) & names or stages.spec(job["stage"]).jobs == "report":
             continue
         try:
             driver.prepared(job["stage"], ["--plan", str(path), *map(str, job["args"])])
