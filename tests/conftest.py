@@ -36,11 +36,13 @@ KINDS = ("unit", "chain", "slurm", "gpu")
 # test is a unit of its own. (xdist's own --dist loadgroup does not group under pytest 9: it renames node ids.)
 GROUP_OF_FILE = {
     **dict.fromkeys(
-        ["test_artifacts.py", "test_chain.py", "test_eval_local.py", "test_learning.py", "test_medprompt.py",
-         "test_medprompt_serving.py", "test_model_card.py", "test_reproduce.py", "test_stages.py"],
+        ["test_artifacts.py", "test_chain.py", "test_eval_local.py", "test_medprompt.py", "test_model_card.py",
+         "test_reproduce.py", "test_stages.py"],
         "chain",
     ),
     "test_family.py": "qwen",
+    "test_learning.py": "learning",  # its own kit's chain: beside the tiny chain, not after it
+    "test_medprompt_serving.py": "serving",  # one vLLM server per module: its tests on one worker
     "test_slurm.py": "slurm",
 }  # fmt: skip
 GROUP_OF_FIXTURE = {"chain": "chain", "qwen_chain": "qwen", "slurm_chain": "slurm", "cluster": "slurm"}

