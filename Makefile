@@ -49,7 +49,7 @@ DATA_ARGS = $(if $(FIXTURES),--fixtures) $(call opt,SOURCES,--sources) $(call op
 EVAL_ARGS = $(call opt,MODEL,--model) --suite "$$ALOE_MAKE_SUITE" $(call opt,LIMIT,--limit) $(if $(FIXTURES),--local) $(call opt,JUDGE_URL,--judge-url) $(call opt,LABELS,--labels)
 REPRO_ARGS = $(call opt,PROFILE,--profile) --launcher "$$ALOE_MAKE_LAUNCHER" $(call opt,CLUSTER,--cluster) $(if $(DRY_RUN),--dry-run) $(call opt,LAYOUT,--layout) $(if $(FIXTURES),--fixtures) $(if $(WAIT),--wait) $(call opt,DATABASE,--database) $(if $(FORCE),--force) --suite "$$ALOE_MAKE_SUITE"
 
-.PHONY: help lock install install-base lint check-recipes tiny-kit data-check data sft merge dpo eval medprompt verify contamination diff-eval report export reproduce reproduce-8b reproduce-70b reproduce-qwen-7b reproduce-qwen-72b reproduce-alpha new-recipe cluster-up cluster-down bench smoke test test-fast clean
+.PHONY: help lock install install-base lint check-recipes tiny-kit data-check data sft merge dpo eval medprompt verify contamination diff-eval report export reproduce reproduce-8b reproduce-70b reproduce-qwen-7b reproduce-qwen-72b reproduce-alpha new-recipe cluster-up cluster-down bench bench-chain smoke test test-fast clean
 
 help:          ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' Makefile | sed 's/:.*## /\t/'
@@ -111,6 +111,8 @@ cluster-down:  ## stop what cluster-up started
 	scripts/slurm_local.sh stop
 bench: tiny-kit ## the benchmarks under scripts/bench/ (figures are in the README)
 	PYTHONPATH=$(CURDIR) .venv/infer/bin/python -m scripts.bench.medprompt_bench --kit runs/tiny-kit && $(PY) -m scripts.bench.data_prep_bench && $(PY) -m scripts.bench.json_read_bench && $(PY) -m scripts.bench.dedup_bench
+bench-chain: install ## the smoke chain's wall and CPU use, cold and warm, byte-code on and off (about 40 min)
+	$(PY) -m scripts.bench.chain_bench
 test: install lint ## lint, then the test suite on both cores (GPU-only tests, *_gpu.py, are skipped without CUDA)
 	$(PY) -m pytest tests -n 2 --durations=30
 test-fast: install ## the unit tests only (-m unit; pytest.ini lists the kinds), on 2 cores (pytest-xdist): minutes, no lint
