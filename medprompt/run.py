@@ -67,11 +67,14 @@ class Run:
         self._embedder, self._generator = embedder, generator
         self.done = read_done(self.out / "generations.jsonl")
         self.sent = 0  # requests this invocation sent: a rerun after a kill sends only what had not come back
+        # this invocation's wall by phase: embedding (database and questions, retrieval), engine start, generation
+        # (the rounds, engine start excluded), vote (tallies and evaluation.json)
+        self.phases = dict.fromkeys(("embedding_s", "engine_start_s", "generation_s", "vote_s"), 0.0)
 
     @property
     def generator(self):
         if self._generator is None:
-            c = self.cfg
+            c, t0 = self.cfg, time.perf_counter()
             self._generator = generate.make(
                 c["backend"],
                 c["model"],
@@ -86,6 +89,7 @@ class Run:
                 http_retries=c.get("http_retries"),
                 http_backoff_s=c.get("http_backoff_s"),
             )
+            self.phases["engine_start_s"] = time.perf_counter() - t0
         return self._generator
 
     def prepare(self):
@@ -185,8 +189,9 @@ class Run:
             todo = [todo[i] for i in sorted(retry)]
 
     def __call__(self):
-        c, t0 = self.cfg, time.time()
+        c, t0 = self.cfg, time.perf_counter()
         self.prepare()
+        self.phases["embedding_s"] = time.perf_counter() - t0
         n, size = c["ensembles"], (c["round_size"] if c["adaptive"] else c["ensembles"])
         active = list(self.questions)
         with open(self.out / "generations.jsonl", "a") as log, tqdm(total=len(active) * n, desc="members") as bar:
@@ -201,9 +206,12 @@ class Run:
                     still = [q for q in active if not settled([self.final(q.id, m) for m in range(used)], n - used)]
                     bar.update((len(active) - len(still)) * (n - used))
                     active = still
-        return self.evaluate(time.time() - t0)
+        wall = time.perf_counter() - t0
+        self.phases["generation_s"] = wall - self.phases["embedding_s"] - self.phases["engine_start_s"]
+        return self.evaluate(wall)
 
     def evaluate(self, wall):
+        t0 = time.perf_counter()
         per_q, correct, draws, members, parsed, failed = [], 0, 0, 0, 0, []
         gen_tokens = prompt_tokens = 0
         for q in self.questions:
@@ -255,6 +263,8 @@ class Run:
             **getattr(self._generator, "info", {}),
             "per_question": per_q,
         }
+        self.phases["vote_s"] = time.perf_counter() - t0
+        ev["phases_s"] = {k: round(v, 3) for k, v in self.phases.items()}
         tmp = self.out / "evaluation.json.tmp"
         tmp.write_text(json.dumps(ev, indent=2))
         tmp.replace(self.out / "evaluation.json")

@@ -29,7 +29,7 @@ KEYS = sorted(rc.SCHEMA["medprompt"] - {"reranker", "database"})
 
 # the evaluation figures the manifest keeps
 METRICS = ("accuracy", "parse_rate", "draws", "generated_tokens", "members_run", "members_full", "wall_s", "backend",
-           "engine", "request_seed", "enforce_eager")  # fmt: skip
+           "engine", "request_seed", "enforce_eager", "phases_s")  # fmt: skip
 
 
 class Medprompt(driver.Stage):

@@ -122,3 +122,37 @@ def test_a_database_is_embedded_once_for_every_run_that_shares_the_cache(tmp_pat
     assert len(list((tmp_path / "cache").glob("database-vectors-*.npy"))) == 2
     assert not list((tmp_path / "a").glob("*.npy"))  # the vectors are no output of a run
     assert all(len(ex) == 2 for ex in first.examples.values())
+
+
+def test_the_run_times_its_phases_engine_start_apart_from_generation(tmp_path, monkeypatch):
+    import json
+    import time
+
+    from data_prep import eval_fixtures
+    from medprompt import generate
+    from medprompt.run import Run
+
+    class Slow:  # starts in 0.3 s, then answers every member "Answer: [A]" in 0.02 s per request
+        info = {}
+
+        def stream(self, requests):
+            for i, _ in enumerate(requests):
+                time.sleep(0.02)
+                yield i, generate.Completion("Answer: [A]", 10, 3)
+
+    def make(*args, **kwargs):
+        time.sleep(0.3)
+        return Slow()
+
+    monkeypatch.setattr(generate, "make", make)
+    for name, rows in (("q.jsonl", eval_fixtures.rows("medqa_4options")), ("db.jsonl", eval_fixtures.cot_database())):
+        (tmp_path / name).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cfg = {"dataset": "medqa_4options", "data_path": str(tmp_path / "q.jsonl"), "limit": 4, "k": 2, "seed": 0,
+           "database": str(tmp_path / "db.jsonl"), "embedding_model": "counting", "ensembles": 5, "adaptive": False,
+           "choice_shuffle": True, "out": str(tmp_path / "out"), "max_tokens": 8, "max_attempts": 2,
+           "retry_extra_tokens": 0, "retry_extra_temperature": 0.0, "temperature": 0.0, "backend": "hf",
+           "model": "m"}  # fmt: skip
+    ph = Run(cfg, embedder=CountingEmbedder())()["phases_s"]
+    assert 0.3 <= ph["engine_start_s"] < 0.3 + 0.2  # the start alone, not the 20 requests after it
+    assert 20 * 0.02 <= ph["generation_s"] < ph["engine_start_s"] + 20 * 0.02  # the requests, not the start
+    assert 0 <= ph["embedding_s"] < 0.3 and 0 <= ph["vote_s"] < 0.3

@@ -413,6 +413,16 @@ def test_medprompt_members_attempts_votes_and_cost(data):
     assert mp["cost"]["by_attempts"] == [(2, 2, 100.0), (3, 1, 0.0)]
 
 
+def test_medprompt_wall_is_shown_by_phase_where_the_run_timed_them():
+    from scripts.lib.report import drilldown
+
+    ph = {"embedding_s": 1.25, "engine_start_s": 30.0, "generation_s": 12.04, "vote_s": 0.01}
+    assert (
+        drilldown._phases({"phases_s": ph}) == " (embedding 1.2 s, engine start 30.0 s, generation 12.0 s, vote 0.0 s)"
+    )
+    assert drilldown._phases({}) == ""  # an evaluation.json from before the phases were timed
+
+
 def test_dpo_curves_from_the_progress_log_else_the_manifest(data):
     runs = dict(data["curves"]["dpo"])
     logged = runs["01-stage1-0"]

@@ -133,6 +133,10 @@ def main(argv=None):
             ],
         )
     )
+    ph = ev["phases_s"]  # the engine was started once above, for every run of the bench
+    print("\n(a) the pipeline's wall by phase")
+    print(table(["engine start", "embedding + retrieval", "generation", "vote"],
+                [[f"{load:.2f} s", *(f"{ph[k]:.2f} s" for k in ("embedding_s", "generation_s", "vote_s"))]]))  # fmt: skip
     for suffix in ("", " (no shuffle)"):
         full, adaptive = results["full" + suffix][0], results["adaptive" + suffix][0]
         agree = sum(

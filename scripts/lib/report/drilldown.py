@@ -29,6 +29,12 @@ def _question(text, context, options, choice, gold) -> str:
     return f'<div class="q">{esc(text)}</div>{ctx}{_options(options, choice, gold)}'
 
 
+def _phases(ev) -> str:
+    """The run's wall by phase (engine start, embedding, generation, vote), where evaluation.json has it."""
+    parts = [f"{k.removesuffix('_s').replace('_', ' ')} {v:.1f} s" for k, v in (ev.get("phases_s") or {}).items()]
+    return f" ({esc(', '.join(parts))})" if parts else ""
+
+
 def _interval(k, n) -> str:
     """Accuracy in percent and its 95% Wilson interval ('-' without questions)."""
     ci = wilson(k, n)
@@ -127,7 +133,7 @@ def medprompt_stage(m: dict) -> str:
         ("tokens per question", fmt(cost["tokens_per_question"], 1)),
         ("attempts per question", fmt(cost["attempts_per_question"], 2)),
         ("attempts per member", fmt(cost["attempts_per_member"], 2)),
-        ("engine", esc(ev.get("engine"))), ("retry", esc(ev.get("retry"))), ("wall", f"{fmt(ev.get('wall_s'), 1)} s"),
+        ("engine", esc(ev.get("engine"))), ("retry", esc(ev.get("retry"))), ("wall", f"{fmt(ev.get('wall_s'), 1)} s" + _phases(ev)),
     ])  # fmt: skip
     by_cost = table(["attempts on the question", "questions", "accuracy %"],
                     [[str(a), str(n), fmt(acc, 1)] for a, n, acc in cost["by_attempts"]])  # fmt: skip
