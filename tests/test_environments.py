@@ -147,3 +147,22 @@ def test_requirements_txt_lists_exactly_the_base_lock():
         '`python -c "from scripts.drivers import lock; lock.write_requirements()"` (make lock does it too)'
     )
     assert "make install" in (ROOT / "requirements.txt").read_text()  # the header names where the stages come from
+
+
+@pytest.mark.unit
+def test_deepspeeds_cpu_ops_are_built_once_at_install_with_the_stages_environment(tmp_path):
+    """A stand-in .venv/dpo python records what the build is given; a finished build is not started again."""
+    python = tmp_path / "dpo" / "bin" / "python"
+    python.parent.mkdir(parents=True)
+    python.write_text('#!/bin/sh\necho "$TORCH_EXTENSIONS_DIR" > "$2"\n')
+    python.chmod(0o755)
+    build = install.ops_build(tmp_path)
+    install.ops_wait(build)
+    cache = tmp_path / "dpo" / "torch_extensions"
+    assert (cache / "prebuilt.txt").read_text().strip() == str(cache)  # where the stages' DPO runs look
+    assert install.ops_build(tmp_path) is None  # built: not again
+    (cache / "prebuilt.txt").unlink()
+    python.write_text("#!/bin/sh\necho no compiler >&2\nexit 1\n")
+    with pytest.raises(SystemExit, match="prebuild.log"):
+        install.ops_wait(install.ops_build(tmp_path))
+    assert "no compiler" in (cache / "prebuild.log").read_text()

@@ -17,6 +17,7 @@ import hashlib
 import json
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -26,7 +27,7 @@ from scripts import core
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from scripts.lib import uv  # noqa: E402 - runs before any environment exists, from the system python
-from scripts.lib.venv import STAMP, VENVS  # noqa: E402
+from scripts.lib.venv import STAMP, TOOLS, VENVS, env_for  # noqa: E402
 
 ROOT = core.ROOT
 TORCH = "2.13.0"
@@ -44,7 +45,7 @@ LATE = {
         }
     }
 }
-BUILD_ENV = {"dpo": {"DS_BUILD_OPS": "0"}}  # deepspeed ops are JIT-built on first use
+BUILD_ENV = {"dpo": {"DS_BUILD_OPS": "0"}}  # deepspeed ops are JIT-built on first use: by ops_build() below
 
 
 def norm(name: str) -> str:
@@ -185,6 +186,29 @@ def build(stage, cuda: bool, check_only=False, venvs: Path = VENVS, envs: Path =
     return dt
 
 
+def ops_build(venvs: Path):
+    """Start building DeepSpeed's CPU ops for .venv/dpo (scripts/tools/deepspeed_ops.py) unless a build finished:
+    (process, marker, log, start), to wait for once the other environments are installed; else None."""
+    cache = venvs / "dpo" / "torch_extensions"
+    marker, log = cache / "prebuilt.txt", cache / "prebuild.log"
+    if marker.exists():
+        return None
+    cache.mkdir(parents=True, exist_ok=True)
+    print("[install] building DeepSpeed's CPU ops for .venv/dpo, beside the next installs", flush=True)
+    cmd = [venvs / "dpo" / "bin" / "python", TOOLS / "deepspeed_ops.py", marker]
+    with open(log, "w") as fh:  # the environment a stage gets: torch rebuilds an op whose compile command changed
+        env = env_for("dpo", {"TORCH_EXTENSIONS_DIR": str(cache)})
+        proc = subprocess.Popen(cmd, env=env, stdout=fh, stderr=subprocess.STDOUT, cwd=ROOT)
+    return proc, marker, log, time.time()
+
+
+def ops_wait(build):
+    proc, marker, log, t0 = build
+    if proc.wait() or not marker.exists():
+        raise SystemExit(f"[install] building DeepSpeed's CPU ops failed; see {log}")
+    print(f"[install] DeepSpeed's CPU ops: built in {time.time() - t0:.0f} s ({marker.parent})", flush=True)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("stages", nargs="*", default=STAGES, help=f"any of {STAGES + GPU_ONLY} (default: {STAGES})")
@@ -197,8 +221,13 @@ def main(argv=None):
         ap.error(f"unknown stage(s) {bad}; choose from {STAGES + GPU_ONLY}")
     cuda = shutil.which("nvidia-smi") is not None
     uv.bootstrap()
+    venvs, ops = a.venvs.resolve(), None
     for s in a.stages:
-        build(s, cuda, a.check, a.venvs.resolve(), a.envs.resolve())
+        build(s, cuda, a.check, venvs, a.envs.resolve())
+        if s == "dpo" and not (cuda or a.check):  # on CUDA the ops are the GPU's, built where they run
+            ops = ops_build(venvs)
+    if ops:
+        ops_wait(ops)
 
 
 if __name__ == "__main__":

