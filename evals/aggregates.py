@@ -84,14 +84,21 @@ def load_results(path: Path) -> dict:
     return data
 
 
-def measured_scores(results: dict, metric: str, scale: float) -> dict:
+def task_metrics(measure: dict) -> dict:
+    """The tasks a table reads with a metric of their own (`measure.metrics`, by column: Table 11's accuracy
+    columns among its ROUGE-1 ones); every other task is read with `measure.metric`."""
+    return {measure["task"].format(col=c): m for c, m in (measure.get("metrics") or {}).items()}
+
+
+def measured_scores(results: dict, metric: str, scale: float, metrics: dict | None = None) -> dict:
     n = {column_task(t): v.get("effective") for t, v in (results.get("n-samples") or {}).items()}
     out = {}
     for task, vals in results["results"].items():
         task = column_task(task)
-        key = f"{metric},none"
+        own = (metrics or {}).get(task, metric)
+        key = f"{own},none"
         if key in vals and (vals[key] is None or isinstance(vals[key], (int, float))):  # None: nothing to score
-            se = vals.get(f"{metric}_stderr,none")
+            se = vals.get(f"{own}_stderr,none")
             out[task] = Score(
                 None if vals[key] is None else vals[key] * scale,
                 se * scale if isinstance(se, (int, float)) else None,

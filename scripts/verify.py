@@ -41,6 +41,7 @@ from evals.aggregates import (
     VerifyError,
     load_results,
     measured_scores,
+    task_metrics,
     with_aggregates,
 )
 from scripts import core
@@ -149,7 +150,7 @@ def compare(reported_values: dict, measure: dict, scores: dict, floor: float, z:
 PROPORTIONS = ("acc", "acc_norm", "asr", "exact_match")  # metrics right or wrong per question: Wilson applies
 
 
-def error_bars(rows: list, scores: dict, metric: str) -> list:
+def error_bars(rows: list, scores: dict, metric: str, metrics: dict | None = None) -> list:
     """Each row's 95% interval (low, high) as the chart draws it, never outside the table's scale (0-100, 0-1 for a
     table in 0-1, report/stats.py top_of): Wilson's from the measured proportion and its number of questions
     (lm-eval's n-samples; an aggregate at its effective size, as the report computes it), else the harness's stderr
@@ -158,9 +159,13 @@ def error_bars(rows: list, scores: dict, metric: str) -> list:
     counts = {
         t: (s.value / top * s.n, s.n)
         for t, s in scores.items()
-        if t not in NEEDS and s.n and s.value is not None and 0 <= s.value <= top
+        if t not in NEEDS
+        and s.n
+        and s.value is not None
+        and 0 <= s.value <= top
+        and (metrics or {}).get(t, metric) in PROPORTIONS
     }
-    cis = stats.intervals(counts) if metric in PROPORTIONS and math.isfinite(top) else {}
+    cis = stats.intervals(counts) if math.isfinite(top) else {}
     out = []
     for _, task, _, measured, stderr, *_ in rows:
         ci = stats.scaled((cis.get(task) or {}).get("ci"), top)
@@ -300,7 +305,7 @@ def main(argv=None):
 def scores_of(results: dict, measure: dict, medprompt=None) -> dict:
     if medprompt:
         return with_aggregates(medprompt_scores(medprompt))
-    return with_aggregates(measured_scores(results, measure["metric"], measure["scale"]))
+    return with_aggregates(measured_scores(results, measure["metric"], measure["scale"], task_metrics(measure)))
 
 
 def verify_table(o: Options, reported, table_name, model, results, base_results, out) -> int:
@@ -365,7 +370,7 @@ def verify_table(o: Options, reported, table_name, model, results, base_results,
             indent=2,
         )
     )
-    chart(rows, error_bars(rows, scores, measure["metric"]), title, out / "chart.png")
+    chart(rows, error_bars(rows, scores, measure["metric"], task_metrics(measure)), title, out / "chart.png")
     return n_fail
 
 

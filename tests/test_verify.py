@@ -84,9 +84,10 @@ def test_a_broken_results_file_is_named(tmp_path, text, message):
     assert p.returncode != 0 and message in p.stderr and "results_x.json" in p.stderr
 
 
-def table11a(tmp_path, drop=(), **changes):
-    """Table 11a's Aloe-Beta-8B row as measured ROUGE-1 results (its `measure`), less drop, and reported.yaml with
-    the table's keys changed."""
+def table11a(tmp_path, drop=(), metric=None, **changes):
+    """Table 11a's Aloe-Beta-8B row as measured results, each column under its metric (`measure`: ROUGE-1, and
+    accuracy for its two classification columns; `metric` for all), less drop, and reported.yaml with the
+    table's keys changed."""
     reported = yaml.safe_load((ROOT / "results" / "reported.yaml").read_text())
     tab = reported["tables"]["table11a"]
     row = {
@@ -95,8 +96,22 @@ def table11a(tmp_path, drop=(), **changes):
     }
     tab.update(changes)
     (tmp_path / "reported.yaml").write_text(yaml.safe_dump(reported))
-    res = {f"aloe_{c}": {"rouge1,none": v / 100, "rouge1_stderr,none": 0.001} for c, v in row.items() if c not in drop}
+    own = tab["measure"]["metrics"]
+    res = {
+        f"aloe_{c}": {f"{m},none": v / 100, f"{m}_stderr,none": 0.001}
+        for c, v in row.items()
+        if c not in drop and (m := metric or own.get(c, "rouge1"))
+    }
     return verify(tmp_path, {"results": res}, "--table", "table11a", "--reported", tmp_path / "reported.yaml")
+
+
+def test_table_11s_accuracy_columns_are_read_as_accuracy_and_its_rouge_columns_as_rouge(tmp_path):
+    p = table11a(tmp_path)
+    assert p.returncode == 0 and "5 of 5 within tolerance" in p.stdout, p.stdout + p.stderr
+    rows = {r["column"]: r for r in json.loads((tmp_path / "report" / "verify.json").read_text())["rows"]}
+    assert rows["med_transcriptions"]["measured"] == pytest.approx(33.03) and rows["olaph"]["result"] == "pass"
+    p = table11a(tmp_path, metric="rouge1")  # an accuracy under ROUGE-1's name is not the column's number
+    assert p.returncode == 1 and "aloe_med_transcriptions" in p.stdout + p.stderr, p.stdout + p.stderr
 
 
 def test_a_column_not_comparable_shows_its_reason_and_never_passes_or_fails(tmp_path):

@@ -32,6 +32,7 @@ from huggingface_hub.repocard import metadata_load
 from huggingface_hub.repocard_data import model_index_to_eval_results
 
 from data_prep.benchmarks import SOURCES, column_task
+from evals.aggregates import task_metrics
 from scripts.core import ROOT, AloeError, read_json, sha256_path
 
 from . import manifest as mf
@@ -260,7 +261,7 @@ def measured(run: Path, model: dict, reported: Path) -> tuple[list, list]:
         if v.get("table") not in tables or "measure" not in tables[v["table"]]:
             raise AloeError(f"table {v.get('table')!r} is not a measured table of {reported}", file=f)
         tab = tables[v["table"]]
-        metric, metric_name = METRICS.get(tab["measure"]["metric"], (tab["measure"]["metric"],) * 2)
+        own = task_metrics(tab["measure"])  # a column's own metric (Table 11's accuracies), else the table's
         by_task = {}  # column task -> (its stage's manifest, lm-eval's config of it or None, the results read)
         for results in str(v.get("results")).split("; baseline ")[0].split(", "):
             m = measuring_stage(run, results, model, f)[1]
@@ -273,7 +274,8 @@ def measured(run: Path, model: dict, reported: Path) -> tuple[list, list]:
             if row.get("measured") is None:
                 continue
             m, cfg, results = by_task.get(row["task"], by_task[""])
-            x = _measured(row, tab, v["setting"], m, cfg, (metric, metric_name), rel(results, run))
+            metric = own.get(row["task"], tab["measure"]["metric"])
+            x = _measured(row, tab, v["setting"], m, cfg, METRICS.get(metric, (metric, metric)), rel(results, run))
             key = (x.column, x.setting, x.metric)
             if key in found and found[key].value != x.value:
                 raise AloeError(f"{x.column} ({x.setting}) measured twice with different values: "
