@@ -192,6 +192,10 @@ def test_the_release_holds_the_final_models_own_files_and_writes_nothing_into_it
 def test_an_unchanged_run_keeps_its_release_and_a_new_final_model_rebuilds_it(tmp_path, capsys):
     run, reported = mini_run(tmp_path)
     args = ["--run", str(run), "--reported", str(reported)]
+    with pytest.raises(AloeError, match="outside the runs root"):  # the default root, runs/: nothing written
+        export.main(args)
+    assert not (run / "release").exists()
+    args += ["--runs", str(tmp_path)]
     assert export.main(args) == 0 and ": written" in capsys.readouterr().out
     readme = (run / "release/README.md").stat().st_ino
     assert export.main(args) == 0 and ": up to date" in capsys.readouterr().out

@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 from scripts import core, verify
-from scripts.lib import cli
+from scripts.lib import cli, stages
 from scripts.lib import manifest as mf
 from scripts.lib import model_card as mc
 
@@ -96,6 +96,7 @@ def export(run, reported: Path = verify.REPORTED, force=False) -> tuple[Path, bo
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run", required=True, help="the recipe run's folder, runs/<recipe>[-<profile>]")
+    ap.add_argument("--runs", default=str(core.ROOT / "runs"), help="the runs root the run must lie in (default runs/)")
     ap.add_argument(
         "--reported",
         default=str(verify.REPORTED),
@@ -104,7 +105,7 @@ def main(argv=None):
     )
     ap.add_argument("--force", action="store_true", help="rebuild the release even if it is up to date")
     a = ap.parse_args(argv)
-    release, built = export(a.run, Path(a.reported), a.force)
+    release, built = export(stages.inside(a.runs, Path(a.run)), Path(a.reported), a.force)  # it writes <run>/release
     card = core.read_json(release / "release.json")
     state = "written" if built else "up to date (the same final model, manifest and card)"
     print(f"[export] {release}: {state}\n  model card {release / 'README.md'}\n  final model {card['model']['path']} "
