@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a file: the repository on the path
 from scripts.core import ROOT, table  # noqa: E402
-from scripts.lib import cli  # noqa: E402
+from scripts.lib import cli, stages  # noqa: E402
 from scripts.lib import manifest as mf  # noqa: E402
 
 ROW = re.compile(r"^(\S+)\s*\|\s*(\d+) s")  # a row of the smoke summary: stage | N s | ...
@@ -48,9 +48,9 @@ def smoke(recipe: str, runs: Path, force: bool, bytecode: str) -> dict:
 def tool_walls(run: Path) -> dict:
     """Each stage's build wall from its manifest (the DPO runs summed into `dpo`)."""
     out = {}
-    for m in filter(None, (mf.read(d) for d in [run.parent / "tiny-kit", *sorted(run.iterdir())])):
+    for m in filter(None, (mf.read(d) for d in [stages.folder("tiny-kit", run.parent, ""), *sorted(run.iterdir())])):
         out[m["stage"]] = m.get("wall_s") or 0.0
-    out["dpo"] = sum(mf.read(d)["wall_s"] for d in sorted((run / "dpo").glob("0*")))
+    out["dpo"] = sum(mf.read(d)["wall_s"] for d in sorted(stages.folder("dpo", run.parent, run.name).glob("0*")))
     return out
 
 

@@ -189,13 +189,13 @@ def build(stage, cuda: bool, check_only=False, venvs: Path = VENVS, envs: Path =
 def ops_build(venvs: Path):
     """Start building DeepSpeed's CPU ops for .venv/dpo (scripts/tools/deepspeed_ops.py) unless a build finished:
     (process, marker, log, start), to wait for once the other environments are installed; else None."""
-    cache = venvs / "dpo" / "torch_extensions"
+    cache = venvs.joinpath("dpo", "torch_extensions")  # the environment's, as venv.ENV_VARS sets it
     marker, log = cache / "prebuilt.txt", cache / "prebuild.log"
     if marker.exists():
         return None
     cache.mkdir(parents=True, exist_ok=True)
     print("[install] building DeepSpeed's CPU ops for .venv/dpo, beside the next installs", flush=True)
-    cmd = [venvs / "dpo" / "bin" / "python", TOOLS / "deepspeed_ops.py", marker]
+    cmd = [venvs.joinpath("dpo", "bin", "python"), TOOLS / "deepspeed_ops.py", marker]
     with open(log, "w") as fh:  # the environment a stage gets: torch rebuilds an op whose compile command changed
         env = env_for("dpo", {"TORCH_EXTENSIONS_DIR": str(cache)})
         proc = subprocess.Popen(cmd, env=env, stdout=fh, stderr=subprocess.STDOUT, cwd=ROOT)
