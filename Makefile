@@ -34,20 +34,23 @@ A ?=
 B ?=
 RUN ?=
 TRACKER ?=
+JOBS ?=
+VERBOSE ?=
 # A value given on the command line is never code: each of these holds its literal text (a `$(shell ...)` in it is
 # not run, not even by make -n), is exported as ALOE_MAKE_<NAME> (never under its own name: WORLD_SIZE, MODEL, ...
 # mean something to the tools), and reaches a script as one quoted argument, never pasted into a shell line
 # (ARGS_PORT alone is split into words, as it lists options, but never run).
 USER_VARS := RECIPE PROFILE WORLD_SIZE FORCE MODEL SUITE BACKEND LIMIT DATASET DATABASE FIXTURES SOURCES HUB_DIR \
 	BASELINE JUDGE_URL LABELS LAUNCHER CLUSTER DRY_RUN LAYOUT WAIT FROM BASE NAME INSTRUCT CONFIG ARGS_PORT SAMPLES \
-	A B RUN TRACKER
+	A B RUN TRACKER JOBS VERBOSE
 $(foreach v,$(USER_VARS),$(eval override $(v) := $$(value $(v))))
 $(foreach v,$(USER_VARS),$(eval export ALOE_MAKE_$(v) := $$(value $(v))))
 opt = $(if $($(1)),$(2) "$$ALOE_MAKE_$(1)")
 ARGS = $(call opt,RECIPE,--recipe) $(call opt,PROFILE,--profile) $(call opt,WORLD_SIZE,--world-size) $(if $(FORCE),--force)
 DATA_ARGS = $(if $(FIXTURES),--fixtures) $(call opt,SOURCES,--sources) $(call opt,HUB_DIR,--hub-dir)
 EVAL_ARGS = $(call opt,MODEL,--model) --suite "$$ALOE_MAKE_SUITE" $(call opt,LIMIT,--limit) $(if $(FIXTURES),--local) $(call opt,JUDGE_URL,--judge-url) $(call opt,LABELS,--labels)
-REPRO_ARGS = $(call opt,PROFILE,--profile) --launcher "$$ALOE_MAKE_LAUNCHER" $(call opt,CLUSTER,--cluster) $(if $(DRY_RUN),--dry-run) $(call opt,LAYOUT,--layout) $(if $(FIXTURES),--fixtures) $(if $(WAIT),--wait) $(call opt,DATABASE,--database) $(if $(FORCE),--force) --suite "$$ALOE_MAKE_SUITE"
+LOCAL_ARGS = $(call opt,JOBS,--jobs) $(if $(VERBOSE),--verbose)
+REPRO_ARGS = $(call opt,PROFILE,--profile) --launcher "$$ALOE_MAKE_LAUNCHER" $(call opt,CLUSTER,--cluster) $(if $(DRY_RUN),--dry-run) $(call opt,LAYOUT,--layout) $(if $(FIXTURES),--fixtures) $(if $(WAIT),--wait) $(call opt,DATABASE,--database) $(if $(FORCE),--force) --suite "$$ALOE_MAKE_SUITE" $(LOCAL_ARGS)
 
 .PHONY: help lock install install-base lint check-recipes tiny-kit data-check data sft merge dpo eval medprompt verify contamination diff-eval report export reproduce reproduce-8b reproduce-70b reproduce-qwen-7b reproduce-qwen-72b reproduce-alpha new-recipe cluster-up cluster-down bench bench-chain smoke test test-fast clean
 
@@ -89,11 +92,11 @@ export: install-base ## the release folder of a recipe run's final model: hard l
 	$(PY) -m scripts.drivers.export --run "$${ALOE_MAKE_RUN:?RUN= is required (runs/<recipe>[-<profile>])}" $(if $(FORCE),--force)
 report: install-base ## one offline HTML page, under results/report/: a recipe run (RUN=runs/<recipe>[-<profile>], default the smoke run) or a model's evaluations (MODEL= as given to make eval): verify tables with Wilson intervals, every sample and judge's verdict, Medprompt, diff-eval comparisons, curves, provenance, GPU-hours and energy
 	$(PY) -m scripts.drivers.report $(if $(MODEL),--model "$$ALOE_MAKE_MODEL",--run "$${ALOE_MAKE_RUN:-runs/aloe-beta-8b-cpu-tiny}")
-smoke: install ## the whole chain on the tiny model on CPU, ending in a summary table [RECIPE=recipes/qwen2.5-aloe-beta-7b FORCE=1]
-	$(PY) -m scripts.drivers.smoke $(call opt,RECIPE,--recipe) $(if $(FORCE),--force)
+smoke: install ## the whole chain on the tiny model on CPU, ending in a summary table [RECIPE=recipes/qwen2.5-aloe-beta-7b FORCE=1 JOBS=2 VERBOSE=1]
+	$(PY) -m scripts.drivers.smoke $(call opt,RECIPE,--recipe) $(if $(FORCE),--force) $(LOCAL_ARGS)
 new-recipe: install-base ## port a recipe to another base model: BASE=<hub id or dir> NAME=<folder> [FROM=recipes/aloe-beta-8b INSTRUCT= CONFIG=config.json ARGS_PORT="--sft-gpus 16 ..."]
 	$(PY) -m scripts.drivers.new_recipe --from "$$ALOE_MAKE_FROM" --base "$$ALOE_MAKE_BASE" --name "$$ALOE_MAKE_NAME" $(call opt,INSTRUCT,--instruct) $(call opt,CONFIG,--config) $$ALOE_MAKE_ARGS_PORT
-reproduce-8b: $(if $(DRY_RUN),install-base,install) ## the published 8B chain as a Slurm job graph [LAUNCHER=slurm|local CLUSTER= DRY_RUN=1 LAYOUT=sft=4x4 WAIT=1 DATABASE=]
+reproduce-8b: $(if $(DRY_RUN),install-base,install) ## the published 8B chain as a Slurm job graph [LAUNCHER=slurm|local CLUSTER= DRY_RUN=1 LAYOUT=sft=4x4 WAIT=1 DATABASE= JOBS= VERBOSE=1]
 	$(PY) -m scripts.drivers.reproduce --recipe recipes/aloe-beta-8b $(REPRO_ARGS)
 reproduce-70b: $(if $(DRY_RUN),install-base,install) ## the same for 70B
 	$(PY) -m scripts.drivers.reproduce --recipe recipes/aloe-beta-70b $(REPRO_ARGS)

@@ -36,8 +36,8 @@ KINDS = ("unit", "chain", "slurm", "gpu")
 # test is a unit of its own. (xdist's own --dist loadgroup does not group under pytest 9: it renames node ids.)
 GROUP_OF_FILE = {
     **dict.fromkeys(
-        ["test_artifacts.py", "test_chain.py", "test_eval_local.py", "test_medprompt.py", "test_model_card.py",
-         "test_reproduce.py", "test_stages.py"],
+        ["test_artifacts.py", "test_chain.py", "test_dpo_worker.py", "test_eval_local.py", "test_medprompt.py",
+         "test_model_card.py", "test_reproduce.py", "test_stages.py"],
         "chain",
     ),
     "test_family.py": "qwen",

@@ -111,13 +111,18 @@ def test_merged_and_final_models_stop_at_eot_but_the_base_does_not(chain):
 
 
 def test_a_second_smoke_skips_every_stage(chain):
-    runs, _, _ = chain
+    runs, run, _ = chain
     p = run_py("scripts.drivers.smoke", "--runs", runs)
-    for stage in ("tiny-kit", "data", "sft", "merge", "dpo", "eval", "medprompt"):
-        assert f"[{stage}] skipped" in p.stdout, stage
+    jobs = ["tiny-kit", "data", "sft", "merge", "dpo", "medprompt-medqa_4options", "eval"]  # the DPO runs: one job
+    logs = {job: (run / "logs" / f"{job}.log").read_text() for job in jobs}  # each job's output (local_jobs.py)
+    for stage, job in zip(("tiny-kit", "data", "sft", "merge", "dpo", "medprompt", "eval"), jobs):
+        assert f"[{stage}] skipped" in logs[job], stage
+    assert logs["dpo"].count("[dpo-run] skipped") == 6  # every run, in the one job
     for started in ("$ axolotl", "$ mergekit-yaml", "openrlhf", "$ lm-eval", "members:"):
-        assert started not in p.stdout
-    assert p.stdout.count("(skipped)") == 7
+        assert started not in p.stdout and not any(started in log for log in logs.values()), started
+    ended = [line for line in p.stdout.splitlines() if "] end " in line]  # one line per job, each skipped
+    assert len(ended) == len(jobs) and all(line.endswith("exit 0, skipped") for line in ended), ended
+    assert p.stdout.count("(skipped)") == 7  # the summary's rows
 
 
 def test_sft_killed_after_its_second_checkpoint_resumes_there_and_ends_as_if_never_killed(chain, tmp_path):

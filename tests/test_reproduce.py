@@ -207,10 +207,12 @@ def test_the_local_launcher_resumes_a_finished_chain_without_rerunning_a_stage(c
         "medprompt-medqa_4options",
         "eval",
     ]
-    assert "=== verify ===" in p.stdout and "=== sft ===" not in p.stdout
+    started = re.findall(r"^\[ *\d+:\d\d\] start +(\S+)$", p.stdout, re.M)  # scripts/lib/local_jobs.py
+    assert started == ["preflight", "verify"] and "=== verify ===" in p.stdout  # verify's report on the console
     # the preflight ran first, on this machine: the plans, every environment against its lock, a 1-rank all-reduce
-    assert p.stdout.index("=== preflight ===") < p.stdout.index("=== verify ===") and '"preflight": "ok"' in p.stdout
-    assert "[preflight] .venv/dpo: matches dpo.lock" in p.stdout and '"backend": "gloo", "world_size": 1' in p.stdout
+    log = (runs / "aloe-beta-8b-cpu-tiny" / "logs" / "preflight.log").read_text()
+    assert '"preflight": "ok"' in log and "[preflight] .venv/dpo: matches dpo.lock" in log
+    assert '"backend": "gloo", "world_size": 1' in log
 
 
 @pytest.mark.unit

@@ -333,6 +333,20 @@ def test_the_chain_is_derived_from_the_registry_in_its_published_order(tmp_path,
     assert "tiny-kit" not in seen["data"] and ("tiny-kit" in seen["sft"]) == fixtures  # the kit feeds models only
 
 
+@pytest.mark.parametrize("force", [False, True])
+def test_on_this_machine_the_dpo_runs_are_one_job_of_the_whole_stage(tmp_path, force):
+    r = rc.load(ROOT / "recipes" / "aloe-beta-8b", profile="cpu-tiny", kit=tmp_path / "kit")
+    jobs = chain.build(r, str(tmp_path), fixtures=True, force=force, cuda=False)
+    here = {j.name: j for j in chain.one_dpo_job(jobs)}
+    assert list(here) == ["tiny-kit", "data", "sft", "merge", "dpo", "medprompt-medqa_4options", "eval", "verify"]
+    dpo = here["dpo"]  # the last run's plan without --upto: every run, and FORCE=1 reruns every run
+    assert dpo.plan == jobs[9].plan and dpo.args == [] and dpo.after == ["merge"] and dpo.force == force
+    assert here["eval"].after == ["dpo"] and here["medprompt-medqa_4options"].after == ["dpo"]
+    assert [j.name for j in jobs][4:10] == [*(f"dpo-stage1-{i}" for i in range(1, 6)), "dpo-stage2-1"]  # untouched
+    rest = chain.one_dpo_job(jobs[6:])  # a chain resumed at its third run: the other runs as one job, after the second
+    assert rest[0].name == "dpo" and rest[0].after == ["dpo-stage1-2"] and len(rest) == 4
+
+
 def test_the_chain_names_no_stage_and_tests_no_argument():
     """chain.build and its expansion read stage names and job kinds from the registry only."""
     import ast

@@ -5,7 +5,8 @@ eval -> verify. With --launcher slurm every stage is one batch job, chained with
 and laid out as the recipe's `hardware` says (SFT 8 nodes x 4 GPUs and DPO 4 x 4 for 8B; 16 x 4 and
 25 x 4 for 70B); gradient accumulation is derived so the effective batch stays the published one, and a
 layout that cannot reach it is refused before anything is submitted. With --launcher local the same
-jobs run one after the other here. Either way the stages write the same manifests, and a resubmission
+jobs run here, independent ones side by side (scripts/lib/local_jobs.py: --jobs, --verbose; each job's output in
+runs/<run>/logs/<job>.log). Either way the stages write the same manifests, and a resubmission
 starts at the first stage that is not done (finished stages with the same inputs are not resubmitted).
 
   python -m scripts.drivers.reproduce --recipe recipes/aloe-beta-8b --cluster recipes/clusters/example.yaml --dry-run
@@ -21,16 +22,20 @@ from pathlib import Path
 from medprompt import database
 from scripts import core
 from scripts.core import AloeError, table
-from scripts.lib import chain, cli, slurm, stages, venv
+from scripts.lib import chain, cli, local_jobs, slurm, stages, venv
 from scripts.lib import manifest as mf
 
 
-def run_local(jobs: list) -> int:
-    rows = [[job.name, f"{dt:.0f} s", code] for job, dt, code in chain.run_here(jobs)]
-    print("\n" + table(["job", "elapsed", "exit"], rows))
-    if rows[-1][2]:
-        print(f"stopped at {rows[-1][0]}; the same command again resumes from it", file=sys.stderr)
-    return rows[-1][2]
+def run_local(jobs: list, logs: Path, slots: int | None, verbose: bool) -> int:
+    ran = local_jobs.run(chain.one_dpo_job(jobs), logs, slots, verbose)
+    for job, _, _ in ran:  # verify's report on the console, as a Slurm job's log shows it (preflight: no stage)
+        if job.stage in stages.SPECS and stages.spec(job.stage).jobs == "report" and not verbose:
+            print(f"\n=== {job.name} ===\n" + local_jobs.output(logs, job), end="", flush=True)
+    print("\n" + table(["job", "elapsed", "exit"], [[job.name, f"{dt:.0f} s", code] for job, dt, code in ran]))
+    failed = [job.name for job, _, code in ran if code]
+    if failed:
+        print(f"stopped at {', '.join(failed)}; the same command again resumes from there", file=sys.stderr)
+    return next((code for _, _, code in ran if code), 0)
 
 
 def main(argv=None):
@@ -54,6 +59,7 @@ def main(argv=None):
         help="eval suite (openmedqa and fields: an mcqa eval job first)",
     )
     ap.add_argument("--database", help="Medprompt CoT database JSONL; without it the chain has no Medprompt jobs")
+    local_jobs.options(ap)  # --launcher local
     a = ap.parse_args(argv)
     if a.world_size:
         raise AloeError("--world-size: give a per-stage --layout instead (e.g. sft=4x4)")
@@ -91,7 +97,7 @@ def main(argv=None):
         return 0
     todo = chain.with_preflight(todo)  # plans, inputs, environments and ranks checked before hours are spent
     if a.launcher == "local" and not a.dry_run:
-        return run_local(todo)
+        return run_local(todo, Path(runs) / local_jobs.LOG_FOLDER.format(run=r.name), a.jobs, a.verbose)
     log_dir = Path(runs) / stages.SLURM_FOLDER.format(run=r.name)
     python = str(venv.VENVS / "base" / "bin" / "python")
     ids = slurm.submit(todo, settings, log_dir, python, dry_run=a.dry_run)

@@ -4,11 +4,13 @@
 tiny-kit -> data (data_prep on fixture corpora) -> sft (axolotl) -> merge (mergekit) -> dpo (OpenRLHF, 5 + 1 runs)
 -> medprompt (kNN few-shot, shuffled ensembles, vote) -> eval (lm-eval on local fixtures of the Table 9 tasks)
 -> verify: the jobs of `make reproduce-8b` (scripts/lib/chain.py), each run here on its plan
-(runs/<run>/plan/<job>.json), one after the other. Each stage is its own process reading the previous stage's
-manifest; a finished stage with the same inputs is skipped. Ends with a summary table read from the manifests.
-Tiny-model numbers show the machinery works; they are not the paper's numbers.
+(runs/<run>/plan/<job>.json), independent ones side by side (scripts/lib/local_jobs.py: tiny-kit beside data,
+medprompt beside eval), the six DPO runs as one job (chain.one_dpo_job: one OpenRLHF worker process for all). Each stage is its own process reading the previous stage's manifest; a finished stage with
+the same inputs is skipped. Each job's output goes to runs/<run>/logs/<job>.log, a line per job start and end to the
+console. Ends with a summary table read from the manifests, then verify's report. Tiny-model numbers show the
+machinery works; they are not the paper's numbers.
 
-  python -m scripts.drivers.smoke [--recipe recipes/qwen2.5-aloe-beta-7b] [--force] [--runs DIR]
+  python -m scripts.drivers.smoke [--recipe recipes/qwen2.5-aloe-beta-7b] [--force] [--runs DIR] [--jobs N] [--verbose]
 """
 
 import argparse
@@ -18,7 +20,7 @@ from pathlib import Path
 
 from scripts import core
 from scripts.core import table
-from scripts.lib import chain, cli, driver, stages
+from scripts.lib import chain, cli, driver, local_jobs, stages
 from scripts.lib import manifest as mf
 from scripts.lib import recipe as rc
 
@@ -30,22 +32,20 @@ def main(argv=None):
     ap.add_argument("--runs", default=str(core.ROOT / "runs"), help="root of run outputs (default runs/)")
     ap.add_argument("--recipe", default=cli.DEFAULT_RECIPE, help=f"recipe folder (default {cli.DEFAULT_RECIPE})")
     ap.add_argument("--force", action="store_true", help="rerun every stage")
+    local_jobs.options(ap)
     a = ap.parse_args(argv)
     runs = Path(a.runs).resolve()
     r = rc.load(a.recipe, profile=PROFILE, kit=stages.folder("tiny-kit", runs, ""))
     jobs = chain.write_plans(
         chain.build(r, str(runs), fixtures=True, force=a.force)
     )  # the chain `make reproduce-8b` runs
-    rows, dpo_wall, started = [], 0.0, mf.now()
-    runs = [j for j in jobs if stages.spec(j.stage).jobs == "runs"]  # the DPO runs: one summary row
-    for job, dt, code in chain.run_here(jobs[:-1]):  # verify last, after the summary
+    rows, started = [], mf.now()
+    logs = runs / local_jobs.LOG_FOLDER.format(run=r.name)
+    here = chain.one_dpo_job(jobs[:-1])  # the DPO runs in one job; verify last, after the summary
+    for job, dt, code in local_jobs.run(here, logs, a.jobs, a.verbose):
         if code:
             print(f"\nsmoke: {job.name} failed (exit {code})", file=sys.stderr)
             return code
-        if job in runs[:-1]:
-            dpo_wall += dt  # one summary row for the whole DPO chain
-            continue
-        dt, dpo_wall = dt + dpo_wall, 0.0
         m = mf.read(job.folder)
         skipped = m["finished"] < started  # finished before this smoke started: skipped
         out = next(iter(m["outputs"].values()))["path"] if m["outputs"] else "-"

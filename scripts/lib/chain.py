@@ -1,4 +1,4 @@
-"""The recipe's chain as jobs, for both launchers (local: one after the other; Slurm: a job graph).
+"""The recipe's chain as jobs, for both launchers (local: scripts/lib/local_jobs.py; Slurm: a job graph).
 
 tiny-kit (profiles that use it) -> data -> sft -> merge -> DPO runs 1 .. N (one job per OpenRLHF run: the
 5 stage-1 chunks, then the red-team stage) -> medprompt (one job per benchmark) and eval -> verify.
@@ -8,9 +8,7 @@ published effective batch is refused before anything is submitted.
 """
 
 import dataclasses
-import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -289,17 +287,21 @@ def pending(jobs: list) -> list:
     return []
 
 
+def one_dpo_job(jobs: list) -> list:
+    """For this machine: the DPO runs' jobs as one job, named after the stage, that runs them all in one invocation
+    (the last run's plan without --upto: the whole stage; scripts/dpo.py then trains every run in one worker process,
+    and FORCE=1 reruns every run, as the run jobs would). Waits for what the first run waited for. On Slurm each run
+    stays a job of its own (its own nodes, time limit and requeue)."""
+    runs = [j for j in jobs if j.stage in stages.SPECS and stages.spec(j.stage).jobs == "runs"]  # not the preflight
+    if len(runs) < 2:
+        return jobs
+    args, last = list(runs[-1].args), runs[-1].name
+    del args[args.index("--upto") : args.index("--upto") + 2]
+    whole = dataclasses.replace(runs[-1], name=runs[-1].stage, args=args, after=runs[0].after)
+    named = [dataclasses.replace(j, after=[whole.name if a == last else a for a in j.after]) for j in jobs]
+    return [whole if j.name == last else j for j in named if j.name not in {r.name for r in runs[:-1]}]
+
+
 def vllm_jobs(jobs: list) -> list:
     """The jobs that run vLLM."""
     return [j for j in jobs if j.vllm]
-
-
-def run_here(jobs: list):
-    """Run the jobs one after the other on this machine: yields (job, seconds, exit code); stops at a failure."""
-    for job in jobs:
-        print(f"\n=== {job.name} ===", flush=True)
-        t0 = time.time()
-        code = subprocess.run(job.argv(), cwd=core.ROOT).returncode
-        yield job, time.time() - t0, code
-        if code:
-            return
