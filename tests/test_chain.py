@@ -117,7 +117,7 @@ def test_a_second_smoke_skips_every_stage(chain):
     logs = {job: (run / "logs" / f"{job}.log").read_text() for job in jobs}  # each job's output (local_jobs.py)
     for stage, job in zip(("tiny-kit", "data", "sft", "merge", "dpo", "medprompt", "eval"), jobs):
         assert f"[{stage}] skipped" in logs[job], stage
-    assert logs["dpo"].count("[dpo-run] skipped") == 6  # every run, in the one job
+    assert "[dpo-run]" not in logs["dpo"]  # the stage is done: its runs are not even looked at
     for started in ("$ axolotl", "$ mergekit-yaml", "openrlhf", "$ lm-eval", "members:"):
         assert started not in p.stdout and not any(started in log for log in logs.values()), started
     ended = [line for line in p.stdout.splitlines() if "] end " in line]  # one line per job, each skipped
