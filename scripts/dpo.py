@@ -7,14 +7,20 @@ resumes at the first unfinished run, and an interrupted run resumes from its new
 (`ckpt.save_steps` in dpo.yaml; kept in the run's .partial/ckpt, deleted when the run finishes; OpenRLHF
 skips the pairs the checkpoint has consumed). Several ranks start through torchrun, across the nodes of a Slurm
 job through srun (scripts/lib/launch.py); without CUDA each rank runs scripts/tools/openrlhf_cpu.py (the
-only shim). `--upto N` stops after the N-th run: `make reproduce-8b` submits one Slurm job per run.
+only shim), and one rank without CUDA runs every run of the invocation in one worker process of that shim (the
+imports and DeepSpeed's start-up paid once; `--separate-processes`: one process per run). `--upto N` stops after
+the N-th run: `make reproduce-8b` submits one Slurm job per run.
 
   python -m scripts.dpo --recipe recipes/aloe-beta-8b --world-size 16
   python -m scripts.dpo --profile cpu-tiny
 """
 
+import contextlib
+import json
+import os
 import shutil
 import socket
+import subprocess
 import sys
 from functools import partial
 from pathlib import Path
@@ -56,6 +62,53 @@ def command(argv, world):
     if world == 1:  # one rank needs no launcher, only the variables it would set
         env.update(RANK="0", WORLD_SIZE="1", LOCAL_RANK="-1", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()))
     return launch.on_ranks(torchrun, [str(venv.TOOLS / "openrlhf_cpu.py"), *argv], world), env
+
+
+def separate(cmd, env, log: Path) -> int:
+    """A run in processes of its own (command()'s); its exit status."""
+    return venv.run("dpo", cmd, extra_env=env, log=log).returncode
+
+
+class Worker:
+    """The runs of one invocation on one CPU rank (command()'s `world == 1` branch without CUDA), each sent in turn to
+    one .venv/dpo process (openrlhf_cpu.py --serve, started by the first run that trains) that runs it in-process with
+    the same arguments, environment and log as `separate` (the worker writes the log and echoes it to the console, as
+    venv.run does). It is in this process's group, and ends with its stdin, even inside a run."""
+
+    proc = answers = None
+
+    def __call__(self, cmd, env, log: Path) -> int:
+        if self.proc is None:
+            r, w = os.pipe()
+            tool = [venv.bin_dir("dpo") / "python", cmd[0], "--serve", str(w)]
+            self.proc = subprocess.Popen(tool, stdin=subprocess.PIPE, env=venv.env_for("dpo"), cwd=core.ROOT,
+                                         pass_fds=(w,))  # fmt: skip
+            os.close(w)
+            self.answers = os.fdopen(r)
+        request = {"argv": [str(a) for a in cmd[1:]], "env": env, "log": str(log)}
+        try:
+            self.proc.stdin.write(json.dumps(request).encode() + b"\n")
+            self.proc.stdin.flush()
+        except BrokenPipeError:
+            pass  # the worker is gone: no answer comes
+        answer = self.answers.readline()
+        rc = json.loads(answer)["rc"] if answer else (self.proc.wait() or 1)
+        if rc:  # the worker ends after a failed run
+            self.close()
+        return rc
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        if self.proc is not None:
+            self.proc.stdin.close()
+            self.proc.wait()
+            self.answers.close()
+            self.proc = self.answers = None
 
 
 def step_metrics(log: Path, pairs_per_micro_step: int) -> dict:
@@ -115,7 +168,7 @@ def run_build(ctx, p, n: int, run: dict, model_in: dict) -> mf.Build:
     )  # fmt: skip
 
 
-def one_run(ctx, p, n: int, run: dict, model_in: dict, before_compute) -> dict:
+def one_run(ctx, p, n: int, run: dict, model_in: dict, before_compute, start) -> dict:
     b = run_build(ctx, p, n, run, model_in)
     if not b.skip():
         before_compute()
@@ -129,7 +182,7 @@ def one_run(ctx, p, n: int, run: dict, model_in: dict, before_compute) -> dict:
             cmd, env = command(b.m["recipe"]["rendered"] + watch, p.numbers["world_size"])
             env |= tracking.env()
             print(f"[dpo] {b.dir.name}: from {model_in['path']}", flush=True)
-            if venv.run("dpo", cmd, extra_env=env, log=log).returncode:
+            if start(cmd, env, log):
                 raise AloeError(f"[dpo] run {b.dir.name} failed; see {log}")
             driver.publish_all(b)
             n = p.numbers
@@ -161,6 +214,12 @@ class Dpo(driver.Stage):
             metavar="N",
             help="run the plan up to its N-th run (1-based) and stop; "
             "the stage manifest is written once the last run is done",
+        )
+        ap.add_argument(
+            "--separate-processes",
+            action="store_true",
+            help="start every run in processes of its own; by default one rank without CUDA runs them all in one "
+            "worker process (the same weights, start-up paid once)",
         )
 
     def prepare(self, ctx):
@@ -213,11 +272,13 @@ class Dpo(driver.Stage):
                 cli.fail_on(checks.validate([ctx.recipe], ("dpo",))[0])
                 validated.append(True)
 
-        for n, run in enumerate(p.own["runs"][:upto], 1):
-            done.append(one_run(ctx, p, n, run, model, before_compute))
-            model = done[-1]["output"]
-            if on_done:
-                on_done(done)
+        one_rank = p.numbers["world_size"] == 1 and not venv.has_cuda() and not ctx.opts["separate_processes"]
+        with Worker() if one_rank else contextlib.nullcontext(separate) as start:
+            for n, run in enumerate(p.own["runs"][:upto], 1):
+                done.append(one_run(ctx, p, n, run, model, before_compute, start))
+                model = done[-1]["output"]
+                if on_done:
+                    on_done(done)
         return done
 
     def run(self, ctx, p, b):
