@@ -209,7 +209,6 @@ def test_the_time_limit_warning_makes_the_sft_job_save_then_requeue_and_resume_t
     folder, ids = one_sft_job(tmp_path)
     first_checkpoint(folder, ids["sft"])
     subprocess.run(["scancel", "--signal=USR1", "--batch", ids["sft"]], check=True)  # --signal=B:USR1@900, early
-    released_when_requeued(ids["sft"])
     states = slurm.wait(ids)
     assert states["sft"]["JobState"] == "COMPLETED" and states["sft"]["Restarts"] == "1", states
     log = (tmp_path / "slurm" / f"{ids['sft']}-sft.out").read_text(errors="replace")
